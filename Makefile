@@ -1,0 +1,58 @@
+# The whole setup is two commands: `make run` and `make test` (README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+EVENTS_PORT ?= 8001
+WEB_WORKERS ?= 2
+
+.PHONY: run test lint services stop bench venv env migrate format clean-var
+
+$(STAMP): requirements/base.txt requirements/production.txt requirements/local.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required ($(PYTHON))"; exit 1; }
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements/local.txt
+	$(BIN)/pip check
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+env: venv
+	@$(BIN)/python scripts/ensure_env.py
+
+services:
+	@scripts/services.sh start postgres redis
+
+stop:
+	@scripts/services.sh stop
+
+migrate: env services
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate
+	@$(BIN)/python manage.py ensure_operator --url http://127.0.0.1:$(PORT)/admin/
+	@echo "API http://127.0.0.1:$(PORT)/api/health   SSE http://127.0.0.1:$(EVENTS_PORT)   Ctrl-C stops everything"
+	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) WEB_WORKERS=$(WEB_WORKERS) \
+		$(BIN)/honcho start -f Procfile
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	DJANGO_SETTINGS_MODULE=nija.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
+
+test: env
+	@scripts/services.sh start postgres test-redis
+	$(MAKE) --no-print-directory lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: env
+	@scripts/services.sh start postgres test-redis
+	$(BIN)/pytest tests/bench -p no:randomly -s -q -o addopts="" $(PYTEST_ARGS)
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .

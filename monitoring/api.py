@@ -1,0 +1,30 @@
+"""Monitoring endpoints (thin: parse, authorize, call a selector, render)."""
+
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from monitoring import selectors
+
+
+class HealthApi(APIView):
+    """Liveness and dependencies: 200 when PostgreSQL, Redis and the Celery broker answer, else 503."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    @extend_schema(responses={200: dict, 503: dict})
+    def get(self, request: Request) -> Response:
+        components = selectors.component_health()
+        healthy = all(result.ok for result in components.values())
+        body = {
+            "status": "ok" if healthy else "unavailable",
+            "checked_at": timezone.now().isoformat(),
+            **{name: result.as_dict() for name, result in components.items()},
+            **selectors.host_resources(),
+        }
+        return Response(body, status=200 if healthy else 503)

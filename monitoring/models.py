@@ -1,0 +1,1 @@
+"""Models of the monitoring app (added by later issues)."""

@@ -1,0 +1,1 @@
+"""API conventions shared by every app: JSON in and out with Decimal money, one error shape, capped pages."""

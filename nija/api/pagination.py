@@ -1,0 +1,9 @@
+"""The one list shape: `{count, next, previous, results}` with a capped page size."""
+
+from rest_framework.pagination import PageNumberPagination
+
+
+class CappedPageNumberPagination(PageNumberPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500

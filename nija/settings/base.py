@@ -1,0 +1,213 @@
+"""Settings shared by every environment, read from environment variables (12-factor).
+
+Local runs also read `var/.env` (written by `make run` / `make test` with a development credentials key),
+so a fresh clone works without exporting anything.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+if (VAR_DIR / ".env").exists():
+    # Values already in the environment win over the file.
+    env.read_env(str(VAR_DIR / ".env"), overwrite=False)
+
+# ------------------------------------------------------------------------------------------------
+# Core
+# ------------------------------------------------------------------------------------------------
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+ROOT_URLCONF = "nija.urls"
+WSGI_APPLICATION = "nija.wsgi.application"
+ASGI_APPLICATION = "nija.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+# Paths have no trailing slash (DESIGN.md section 6): never redirect to add one.
+APPEND_SLASH = False
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# ------------------------------------------------------------------------------------------------
+# Applications
+# ------------------------------------------------------------------------------------------------
+DJANGO_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+THIRD_PARTY_APPS = [
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "django_celery_beat",
+]
+LOCAL_APPS = [
+    "accounts",
+    "trading",
+    "risk",
+    "monitoring",
+    "logs",
+]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+MIDDLEWARE = [
+    "nija.middleware.ApiErrorMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# ------------------------------------------------------------------------------------------------
+# Local services (DESIGN.md section 9): used only when DATABASE_URL / REDIS_URL are not set.
+# ------------------------------------------------------------------------------------------------
+PG_PORT = env.int("PG_PORT", default=54329)
+REDIS_PORT = env.int("REDIS_PORT", default=63799)
+
+# ------------------------------------------------------------------------------------------------
+# Database: PostgreSQL is the only system of record (no SQLite, tests included).
+# ------------------------------------------------------------------------------------------------
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"postgres://nija@127.0.0.1:{PG_PORT}/nija"),
+}
+DATABASES["default"].setdefault("OPTIONS", {})
+# A dead server must fail fast (the health probe and the fail-closed risk gate depend on it).
+DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
+# psycopg2 has no pool in Django: keep connections, and check them before reuse.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+
+# ------------------------------------------------------------------------------------------------
+# Redis: cache (db 0 by default) and Celery broker (db 1 by default), separate database numbers.
+# ------------------------------------------------------------------------------------------------
+REDIS_URL = env("REDIS_URL", default=f"redis://127.0.0.1:{REDIS_PORT}/0")
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
+REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=50)
+
+
+def _redis_db_url(url: str, db: int) -> str:
+    """The same Redis server as `url`, another database number."""
+    base = url.rsplit("/", 1)[0] if url.count("/") > 2 else url
+    return f"{base}/{db}"
+
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "nija",
+        "OPTIONS": {
+            "CLIENT_CLASS": "django_redis.client.DefaultClient",
+            "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+            "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS},
+            # JSON only: pickle is never read back from Redis (DESIGN.md section 7).
+            "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
+        },
+    }
+}
+
+# ------------------------------------------------------------------------------------------------
+# Celery (broker on its own Redis database; results are not stored: tasks write to PostgreSQL)
+# ------------------------------------------------------------------------------------------------
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_redis_db_url(REDIS_URL, 1))
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_SOFT_TIME_LIMIT = 60
+CELERY_TASK_TIME_LIMIT = 90
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout": 5}
+# The schedule lives in django-celery-beat's tables (editable in admin), never in a static setting,
+# which beat would copy over admin edits at every start.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# ------------------------------------------------------------------------------------------------
+# API conventions (DESIGN.md section 6)
+# ------------------------------------------------------------------------------------------------
+API_MAX_BODY_BYTES = 64 * 1024
+# Django's own check applies to form posts (admin); the API middleware answers 413 before it.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["nija.api.renderers.DecimalJSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["nija.api.parsers.DecimalJSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "nija.api.pagination.CappedPageNumberPagination",
+    "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "nija.api.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # Money travels as strings both ways.
+    "COERCE_DECIMAL_TO_STRING": True,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "NIJA control plane API",
+    "DESCRIPTION": "Risk, monitoring, persistence and logging backbone of the NIJA trading platform.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# ------------------------------------------------------------------------------------------------
+# Health probes
+# ------------------------------------------------------------------------------------------------
+HEALTH_PROBE_TIMEOUT = env.float("HEALTH_PROBE_TIMEOUT", default=1.0)
+
+# ------------------------------------------------------------------------------------------------
+# Logging (the logs/ app owns the full structured configuration)
+# ------------------------------------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOG_DIR = env("LOG_DIR", default="")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+}

@@ -1,0 +1,7 @@
+"""Local development: `make run`. Debug on, everything bound to 127.0.0.1."""
+
+from .base import *  # noqa: F403
+from .base import env
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-development-only-not-secret")

@@ -1,0 +1,23 @@
+"""Test suite: real PostgreSQL and a Redis server of its own (never the one `make run` uses).
+
+The suite's Redis runs on TEST_REDIS_PORT (default 63800) so pub/sub channels never mix with a dev server.
+NIJA_TEST_DB_SUFFIX lets two checkouts run their suites against one PostgreSQL cluster side by side.
+"""
+
+from .base import *  # noqa: F403
+from .base import CACHES, DATABASES, _redis_db_url, env
+
+DEBUG = False
+SECRET_KEY = "test-only-not-secret"  # noqa: S105 - test settings only
+ALLOWED_HOSTS = ["*"]
+
+TEST_REDIS_URL = env("TEST_REDIS_URL", default=f"redis://127.0.0.1:{env.int('TEST_REDIS_PORT', default=63800)}/0")
+REDIS_URL = TEST_REDIS_URL
+CACHES["default"]["LOCATION"] = TEST_REDIS_URL
+CELERY_BROKER_URL = _redis_db_url(TEST_REDIS_URL, 1)
+
+DATABASES["default"]["TEST"] = {"NAME": "test_nija" + env("NIJA_TEST_DB_SUFFIX", default="")}
+DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+# The default hasher costs ~0.5 s a hash here; tests hash many passwords.
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

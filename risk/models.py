@@ -1,0 +1,1 @@
+"""Models of the risk app (added by later issues)."""

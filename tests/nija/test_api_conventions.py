@@ -1,0 +1,85 @@
+import io
+import json
+from decimal import Decimal
+
+import pytest
+from rest_framework.exceptions import ParseError
+
+from nija.api.parsers import DecimalJSONParser
+from nija.api.renderers import DecimalJSONRenderer
+
+
+def _assert_error_shape(response, status: int, code: str) -> dict:
+    assert response.status_code == status
+    assert response["Content-Type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}
+    assert body["error"]["code"] == code
+    assert body["error"]["message"]
+    return body["error"]
+
+
+@pytest.mark.parametrize("path", ["/api/nope", "/api/health/", "/api/risk/check-position/", "/api/"])
+def test_unknown_api_paths_answer_json_404(client, path):
+    _assert_error_shape(client.get(path), 404, "not_found")
+
+
+def test_unknown_api_path_is_json_404_with_debug_on(client, settings):
+    settings.DEBUG = True
+    _assert_error_shape(
+        client.post("/api/does-not-exist", data="{}", content_type="application/json"), 404, "not_found"
+    )
+
+
+def test_paths_outside_the_api_keep_djangos_html_404(client):
+    response = client.get("/no-such-page")
+    assert response.status_code == 404
+    assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.django_db
+def test_wrong_method_answers_json_405(client):
+    _assert_error_shape(
+        client.post("/api/health", data="{}", content_type="application/json"), 405, "method_not_allowed"
+    )
+
+
+def test_body_over_64_kib_answers_json_413_before_any_view(client):
+    body = json.dumps({"pad": "x" * (64 * 1024)})
+    error = _assert_error_shape(
+        client.post("/api/health", data=body, content_type="application/json"), 413, "payload_too_large"
+    )
+    assert "65536" in error["message"]
+
+
+def test_a_body_just_under_the_limit_is_not_413(client):
+    body = json.dumps({"pad": "x" * (60 * 1024)})
+    assert client.post("/api/nope", data=body, content_type="application/json").status_code == 404
+
+
+def _parse(text: str):
+    return DecimalJSONParser().parse(io.BytesIO(text.encode()), parser_context={})
+
+
+def test_json_numbers_parse_to_exact_decimals():
+    data = _parse('{"price": 1234567890.12345678, "qty": 0.1, "n": 3}')
+    assert data["price"] == Decimal("1234567890.12345678")
+    assert isinstance(data["qty"], Decimal)
+    assert data["qty"] == Decimal("0.1")
+    assert data["n"] == 3
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_literals_are_a_parse_error(literal):
+    with pytest.raises(ParseError, match="not a valid number"):
+        _parse(f'{{"price": {literal}}}')
+
+
+def test_malformed_json_is_a_parse_error():
+    with pytest.raises(ParseError, match="Malformed JSON"):
+        _parse('{"price": ')
+
+
+def test_decimals_render_as_exact_strings():
+    rendered = DecimalJSONRenderer().render({"equity": Decimal("100000.12345678"), "pct": Decimal("0.80")})
+    assert json.loads(rendered) == {"equity": "100000.12345678", "pct": "0.80"}
