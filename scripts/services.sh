@@ -134,7 +134,7 @@ start_redis() {
 
 start_test_redis() {
   if [ -n "${TEST_REDIS_URL:-}" ]; then log "TEST_REDIS_URL is set: not starting the test Redis"; return; fi
-  start_redis_on "$TEST_REDIS_PORT" "$VAR/redis-test" no
+  start_redis_on "$TEST_REDIS_PORT" "$VAR/redis-test-$TEST_REDIS_PORT" no
 }
 
 stop_redis_on() {
