@@ -58,6 +58,8 @@ pg_home() {
 as_pg() { if is_root; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
 pg_running() { local bin; bin=$(pg_bindir) && as_pg "$bin/pg_ctl" status -D "$(pg_home)/data" >/dev/null 2>&1; }
+# Something already serving the port (this checkout's cluster, or another checkout's) is used as it is.
+pg_answering() { local bin; bin=$(pg_bindir) && "$bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -t 2; }
 
 pg_init() {
   local bin="$1" home="$2"
@@ -88,8 +90,8 @@ start_postgres() {
   bin=$(pg_bindir) || { apt_install PostgreSQL postgresql; bin=$(pg_bindir) || die "pg_ctl not found after install"; }
   home=$(pg_home)
   mkdir -p "$VAR"
-  [ -f "$home/data/PG_VERSION" ] || pg_init "$bin" "$home"
-  if pg_running; then log "PostgreSQL already running on 127.0.0.1:$PG_PORT"; else
+  if pg_answering; then log "PostgreSQL already running on 127.0.0.1:$PG_PORT"; else
+    [ -f "$home/data/PG_VERSION" ] || pg_init "$bin" "$home"
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     # pg_ctl checks a leftover postmaster.pid itself: a pid that is no longer a postmaster does not block.
     as_pg "$bin/pg_ctl" start -D "$home/data" -l "$home/postgres.log" -w -t 60 -o "-p $PG_PORT" >/dev/null \
