@@ -1,7 +1,22 @@
-"""Users, and (with the data-model issue) credentials, permissions, trading instances and API tokens."""
+"""Accounts data: users, broker credentials (encrypted), trading permissions, trading instances (the risk
+accounts), API tokens (hashed) and the append-only operator audit record.
 
+Models are declarative: no logic in save(), no signals. Writes go through accounts/services.py; the risk
+counters on TradingInstance (`exposure`, `position_count`) are moved only by the risk services, with F().
+"""
+
+from decimal import Decimal
+
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
+from django.db.models.lookups import Exact
+
+from accounts.crypto import EncryptedTextField
+from nija.models import TimeStampedModel
+
+MONEY = {"max_digits": 18, "decimal_places": 8}
+ZERO = Decimal("0")
 
 
 class SubscriptionTier(models.TextChoices):
@@ -33,3 +48,174 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+
+class BrokerCredential(TimeStampedModel):
+    """API credentials of one broker account, encrypted at rest. Only `api_key_last4` is ever displayed."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="broker_credentials")
+    broker = models.CharField(max_length=64)
+    label = models.CharField(max_length=100)
+    api_key = EncryptedTextField()
+    api_secret = EncryptedTextField()
+    passphrase = EncryptedTextField(null=True, blank=True)
+    api_key_last4 = models.CharField(max_length=4, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "label"], name="brokercredential_label_unique_per_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.broker}:{self.label} (****{self.api_key_last4})"
+
+    def __repr__(self) -> str:
+        return (
+            f"<BrokerCredential id={self.pk} broker={self.broker!r} label={self.label!r} key=****{self.api_key_last4}>"
+        )
+
+
+class UserPermission(TimeStampedModel):
+    """A user's trading limits (absolute amounts, per instance). One row per user; the tier seeds the defaults."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trading_permission")
+    can_trade = models.BooleanField(default=True)
+    max_position_size = models.DecimalField(**MONEY)
+    max_daily_loss = models.DecimalField(**MONEY)
+    max_open_positions = models.PositiveIntegerField()
+    # Canonical BASE-QUOTE symbols in upper case (BTC-USD); an empty list allows every symbol.
+    allowed_symbols = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(max_position_size__gt=0), name="userpermission_max_position_size_gt_0"
+            ),
+            models.CheckConstraint(condition=models.Q(max_daily_loss__gt=0), name="userpermission_max_daily_loss_gt_0"),
+            models.CheckConstraint(
+                condition=models.Q(max_open_positions__gt=0), name="userpermission_max_open_positions_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Exact(
+                    models.Func(models.F("allowed_symbols"), function="jsonb_typeof", output_field=models.TextField()),
+                    models.Value("array"),
+                ),
+                name="userpermission_allowed_symbols_is_array",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"permissions of user {self.user_id}"
+
+
+class InstanceStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    STOPPED = "stopped", "Stopped"
+    ERROR = "error", "Error"
+
+
+class TradingInstance(TimeStampedModel):
+    """A bot on one broker account: the risk account. Deactivated (is_active=False), never deleted, once it has
+    history. `exposure` and `position_count` are risk counters moved only by risk services with F()."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trading_instances")
+    broker_credential = models.ForeignKey(
+        BrokerCredential, on_delete=models.PROTECT, null=True, blank=True, related_name="trading_instances"
+    )
+    name = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=InstanceStatus.choices, default=InstanceStatus.STOPPED)
+    is_active = models.BooleanField(default=True)
+    starting_balance = models.DecimalField(**MONEY, default=ZERO)
+    equity = models.DecimalField(**MONEY, default=ZERO)
+    cash_balance = models.DecimalField(**MONEY, null=True, blank=True)
+    peak_equity = models.DecimalField(**MONEY, default=ZERO)
+    day_start_equity = models.DecimalField(**MONEY, default=ZERO)
+    day_start_date = models.DateField(null=True, blank=True)
+    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    equity_reported_at = models.DateTimeField(null=True, blank=True)
+    # Risk counters: Σ notional and count of this instance's pending, approved and open positions.
+    exposure = models.DecimalField(**MONEY, default=ZERO)
+    position_count = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["status"], name="tradinginstance_status_idx")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(equity__gte=0), name="tradinginstance_equity_gte_0"),
+            models.CheckConstraint(condition=models.Q(peak_equity__gte=0), name="tradinginstance_peak_equity_gte_0"),
+            models.CheckConstraint(condition=models.Q(exposure__gte=0), name="tradinginstance_exposure_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(position_count__gte=0), name="tradinginstance_position_count_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=InstanceStatus.values), name="tradinginstance_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class TokenKind(models.TextChoices):
+    BOT = "bot", "Bot"
+    OPERATOR = "operator", "Operator"
+    FEED = "feed", "Price feed"
+
+
+class ApiToken(TimeStampedModel):
+    """A bearer token, stored only as the SHA-256 hex digest of the raw token (shown once at creation).
+
+    Bot tokens are bound to one instance (DB-enforced); operator and feed tokens to none."""
+
+    kind = models.CharField(max_length=16, choices=TokenKind.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    instance = models.ForeignKey(
+        TradingInstance, on_delete=models.CASCADE, null=True, blank=True, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=8)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(kind__in=TokenKind.values), name="apitoken_kind_valid"),
+            models.CheckConstraint(
+                condition=models.Q(kind=TokenKind.BOT, instance__isnull=False)
+                | (~models.Q(kind=TokenKind.BOT) & models.Q(instance__isnull=True)),
+                name="apitoken_instance_iff_bot",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} token {self.prefix}… ({self.name})"
+
+    def __repr__(self) -> str:
+        return f"<ApiToken id={self.pk} kind={self.kind} prefix={self.prefix}>"
+
+
+class AuditEntry(models.Model):
+    """Append-only record of an operator (or system) action: who, what, before, after, why.
+
+    A PostgreSQL trigger (migration 0003) rejects every UPDATE and DELETE of this table."""
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="audit_entries"
+    )
+    actor_username = models.CharField(max_length=150, blank=True, default="")
+    action = models.CharField(max_length=64)
+    target_type = models.CharField(max_length=64)
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+    reason = models.TextField(blank=True, default="")
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["target_type", "target_id"], name="auditentry_target_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.actor_username or 'system'} {self.action}"
