@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "accounts"
+
+    def ready(self) -> None:
+        """Stop start-up when CREDENTIALS_KEYS is missing or malformed (the message never holds a key)."""
+        from accounts.crypto import validate_keys
+
+        validate_keys()

@@ -165,6 +165,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2, "socket_timeout"
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # ------------------------------------------------------------------------------------------------
+# Broker credentials encryption (accounts/crypto.py): Fernet keys, comma-separated, newest first.
+# The first encrypts, every key decrypts. Missing or malformed: start-up stops (accounts.apps).
+# ------------------------------------------------------------------------------------------------
+CREDENTIALS_KEYS = env.list("CREDENTIALS_KEYS", default=[])
+
+# ------------------------------------------------------------------------------------------------
 # API conventions (DESIGN.md section 6)
 # ------------------------------------------------------------------------------------------------
 API_MAX_BODY_BYTES = 64 * 1024
@@ -175,6 +181,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["nija.api.renderers.DecimalJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["nija.api.parsers.DecimalJSONParser"],
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "accounts.authentication.BearerTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -19,5 +19,8 @@ CELERY_BROKER_URL = _redis_db_url(TEST_REDIS_URL, 1)
 DATABASES["default"]["TEST"] = {"NAME": "test_nija" + env("NIJA_TEST_DB_SUFFIX", default="")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
 
+# Fixed, test-only Fernet key (never used outside the test suite).
+CREDENTIALS_KEYS = ["dGVzdC1vbmx5LWNyZWRlbnRpYWxzLWtleS0wMDAwMDA="]
+
 # The default hasher costs ~0.5 s a hash here; tests hash many passwords.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,0 +1,142 @@
+"""Reads of the accounts app: trading permissions through the `perm:` cache, API tokens through `token:`.
+
+Cache reads fail soft (nija.cache), so every read here falls back to PostgreSQL when Redis is unreachable.
+Readers fill the cache with SET NX (`cache_fill`), writers overwrite it after commit: a reader that loaded
+a row just before an edit committed can never put the old value back over the new one.
+"""
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.core.cache import cache
+from redis import RedisError
+
+from accounts.models import ApiToken, User, UserPermission
+from accounts.tiers import permission_defaults
+from accounts.tokens import ApiPrincipal, CachedToken
+from nija.cache import PERM, TOKEN, Namespace
+
+
+def cache_fill(namespace: Namespace, key: str, value: Any) -> bool:
+    """Add `value` only if the key is absent (SET NX), failing soft; False when not written."""
+    try:
+        return bool(cache.add(namespace.key(key), value, timeout=namespace.default_ttl))
+    except RedisError:
+        return False
+
+
+@dataclass(frozen=True)
+class UserPermissionData:
+    """A user's trading limits as plain values (what the risk engine reads)."""
+
+    user_id: int
+    can_trade: bool
+    max_position_size: Decimal
+    max_daily_loss: Decimal
+    max_open_positions: int
+    allowed_symbols: tuple[str, ...]
+
+    def allows_symbol(self, symbol: str) -> bool:
+        """Every symbol when the list is empty, else only the listed ones (canonical BASE-QUOTE)."""
+        return not self.allowed_symbols or symbol in self.allowed_symbols
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["max_position_size"] = str(self.max_position_size)
+        data["max_daily_loss"] = str(self.max_daily_loss)
+        data["allowed_symbols"] = list(self.allowed_symbols)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "UserPermissionData":
+        return cls(
+            user_id=int(data["user_id"]),
+            can_trade=bool(data["can_trade"]),
+            max_position_size=Decimal(data["max_position_size"]),
+            max_daily_loss=Decimal(data["max_daily_loss"]),
+            max_open_positions=int(data["max_open_positions"]),
+            allowed_symbols=tuple(data["allowed_symbols"]),
+        )
+
+
+def user_permission_data(*, user_id: int, values: dict) -> UserPermissionData:
+    return UserPermissionData(
+        user_id=user_id,
+        can_trade=values["can_trade"],
+        max_position_size=values["max_position_size"],
+        max_daily_loss=values["max_daily_loss"],
+        max_open_positions=values["max_open_positions"],
+        allowed_symbols=tuple(values["allowed_symbols"]),
+    )
+
+
+def _user_permission_from_db(user_id: int) -> UserPermissionData:
+    fields = ("can_trade", "max_position_size", "max_daily_loss", "max_open_positions", "allowed_symbols")
+    row = UserPermission.objects.filter(user_id=user_id).values(*fields).first()
+    if row is None:
+        # No row yet (a user created outside accounts.services): the tier's defaults apply.
+        tier = User.objects.filter(pk=user_id).values_list("subscription_tier", flat=True).first()
+        if tier is None:
+            raise User.DoesNotExist(f"user {user_id} does not exist")
+        row = permission_defaults(tier)
+    return user_permission_data(user_id=user_id, values=row)
+
+
+def user_permission_get(*, user_id: int) -> UserPermissionData:
+    """The user's limits: from `perm:<user_id>` when cached, else PostgreSQL (then cached)."""
+    cached = PERM.get(str(user_id))
+    if cached is not None:
+        return UserPermissionData.from_json(cached)
+    data = _user_permission_from_db(user_id)
+    cache_fill(PERM, str(user_id), data.to_json())
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+# API tokens
+# ------------------------------------------------------------------------------------------------
+REVOKED = "revoked"
+
+
+def api_token_cached(*, digest: str) -> CachedToken | str | None:
+    """The cached resolution of a token: a CachedToken, REVOKED (a tombstone written on revoke) or None."""
+    data = TOKEN.get(digest)
+    if data is None:
+        return None
+    if data.get(REVOKED):
+        return REVOKED
+    return CachedToken.from_json(data)
+
+
+def api_token_get_by_digest(*, digest: str) -> ApiToken | None:
+    """The token row with its user (one query), or None."""
+    return ApiToken.objects.select_related("user").filter(digest=digest).first()
+
+
+def cached_token_from(token: ApiToken) -> CachedToken:
+    user = token.user
+    principal = ApiPrincipal(
+        token_id=token.pk,
+        kind=token.kind,
+        user_id=user.pk,
+        instance_id=token.instance_id,
+        tier=user.subscription_tier,
+    )
+    return CachedToken(principal, user.username, user.is_staff, user.is_superuser, user.is_active)
+
+
+def light_user(cached: CachedToken) -> User:
+    """A User built from the cache without a query: the cached fields are set, any other field is deferred
+    (loaded from PostgreSQL on first access, so it is never silently wrong)."""
+    known = {
+        "id": cached.principal.user_id,
+        "username": cached.username,
+        "is_staff": cached.is_staff,
+        "is_superuser": cached.is_superuser,
+        "is_active": cached.is_active,
+        "subscription_tier": cached.principal.tier,
+    }
+    # Model.from_db takes the values in concrete-field order.
+    names = [field.attname for field in User._meta.concrete_fields if field.attname in known]
+    return User.from_db("default", names, [known[name] for name in names])
