@@ -5,10 +5,13 @@ Models are declarative: no logic in save(), no signals. Writes go through accoun
 counters on TradingInstance (`exposure`, `position_count`) are moved only by the risk services, with F().
 """
 
+import re
 from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.lookups import Exact
 
@@ -17,6 +20,19 @@ from nija.models import TimeStampedModel
 
 MONEY = {"max_digits": 18, "decimal_places": 8}
 ZERO = Decimal("0")
+SMALLEST_AMOUNT = Decimal("0.00000001")
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
+
+
+def validate_symbol_list(value: object) -> None:
+    """A list of canonical BASE-QUOTE symbols in upper case (`BTC-USD`), without duplicates."""
+    if not isinstance(value, list):
+        raise ValidationError("Allowed symbols must be a list.")
+    bad = [symbol for symbol in value if not isinstance(symbol, str) or not _SYMBOL.match(symbol)]
+    if bad:
+        raise ValidationError("Not canonical BASE-QUOTE symbols in upper case: %(bad)s", params={"bad": bad})
+    if len(set(value)) != len(value):
+        raise ValidationError("Allowed symbols contain duplicates.")
 
 
 class SubscriptionTier(models.TextChoices):
@@ -81,11 +97,11 @@ class UserPermission(TimeStampedModel):
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="trading_permission")
     can_trade = models.BooleanField(default=True)
-    max_position_size = models.DecimalField(**MONEY)
-    max_daily_loss = models.DecimalField(**MONEY)
-    max_open_positions = models.PositiveIntegerField()
+    max_position_size = models.DecimalField(**MONEY, validators=[MinValueValidator(SMALLEST_AMOUNT)])
+    max_daily_loss = models.DecimalField(**MONEY, validators=[MinValueValidator(SMALLEST_AMOUNT)])
+    max_open_positions = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     # Canonical BASE-QUOTE symbols in upper case (BTC-USD); an empty list allows every symbol.
-    allowed_symbols = models.JSONField(default=list, blank=True)
+    allowed_symbols = models.JSONField(default=list, blank=True, validators=[validate_symbol_list])
 
     class Meta:
         constraints = [

@@ -104,6 +104,8 @@ def user_permission_update(
         raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
     locked = UserPermission.objects.select_for_update().get(pk=permission.pk)
     before = _permission_values(locked)
+    if isinstance(changes.get("allowed_symbols"), list):
+        changes["allowed_symbols"] = [str(symbol).strip().upper() for symbol in changes["allowed_symbols"]]
     for field, value in changes.items():
         setattr(locked, field, value)
     locked.full_clean(exclude=["user"], validate_unique=False, validate_constraints=False)
