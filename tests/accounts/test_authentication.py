@@ -1,0 +1,210 @@
+"""Bearer token authentication through a test-only DRF view: 401s, warm lookups without queries, Redis down."""
+
+import copy
+from datetime import timedelta
+
+import pytest
+import structlog
+from django.conf import settings
+from django.test import override_settings
+from django.urls import path
+from django.utils import timezone
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ApiToken, TokenKind
+from accounts.permissions import IsBot, principal_instance_id
+from accounts.services import api_token_create, api_token_revoke
+from accounts.tokens import token_digest
+from nija.cache import TOKEN
+from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserFactory, issue_token
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+
+
+class WhoAmIApi(APIView):
+    def get(self, request):
+        principal = request.auth
+        return Response(
+            {
+                "user_id": request.user.pk,
+                "username": request.user.username,
+                "is_staff": request.user.is_staff,
+                "kind": principal.kind,
+                "instance_id": principal.instance_id,
+                "tier": principal.tier,
+                "context": structlog.contextvars.get_contextvars(),
+            }
+        )
+
+
+class BotOnlyApi(APIView):
+    permission_classes = [IsBot]
+
+    def get(self, request):
+        return Response({"instance_id": principal_instance_id(request)})
+
+
+urlpatterns = [path("whoami", WhoAmIApi.as_view()), path("bot-only", BotOnlyApi.as_view())]
+
+
+@pytest.fixture(autouse=True)
+def _clean(redis_client):
+    structlog.contextvars.clear_contextvars()
+    yield
+    structlog.contextvars.clear_contextvars()
+
+
+def _get(client, raw_token, url="/whoami"):
+    return client.get(url, HTTP_AUTHORIZATION=f"Bearer {raw_token}")
+
+
+def test_a_bot_token_resolves_to_its_user_and_instance(api_client):
+    instance = TradingInstanceFactory()
+    raw = issue_token(TokenKind.BOT, instance=instance)
+
+    response = _get(api_client, raw)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["user_id"] == instance.user_id
+    assert body["username"] == instance.user.username
+    assert (body["kind"], body["instance_id"], body["tier"]) == ("bot", instance.pk, "pro")
+    assert body["context"]["user_id"] == instance.user_id
+    assert body["context"]["account_id"] == instance.pk
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer not-a-token", "Bearer " + "x" * 43, "Bearer", "Bearer a b", "Bearer \u00e9" * 2],
+)
+def test_unknown_or_malformed_tokens_answer_401_with_www_authenticate(api_client, header):
+    response = api_client.get("/whoami", HTTP_AUTHORIZATION=header)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert response.json()["error"]["code"] == "authentication_failed"
+
+
+def test_no_credentials_answer_401_with_www_authenticate(api_client):
+    response = api_client.get("/whoami")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_a_revoked_token_answers_401_even_when_it_was_cached(api_client, django_capture_on_commit_callbacks):
+    raw = issue_token(TokenKind.BOT)
+    assert _get(api_client, raw).status_code == 200  # now cached
+    token = ApiToken.objects.get(digest=token_digest(raw))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        api_token_revoke(token=token, actor=OperatorFactory(), reason="leaked")
+
+    response = _get(api_client, raw)
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "Invalid or revoked token."
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_a_revoked_token_answers_401_from_postgresql_when_not_cached(api_client):
+    raw = issue_token(TokenKind.FEED)
+    api_token_revoke(token=ApiToken.objects.get(digest=token_digest(raw)), actor=None)
+
+    assert _get(api_client, raw).status_code == 401
+
+
+def test_a_warm_lookup_costs_no_query(api_client, django_assert_num_queries):
+    raw = issue_token(TokenKind.BOT)
+    assert _get(api_client, raw).status_code == 200
+
+    with django_assert_num_queries(0):
+        response = _get(api_client, raw)
+
+    assert response.status_code == 200
+    assert TOKEN.get(token_digest(raw))["kind"] == "bot"
+
+
+def test_a_cold_lookup_costs_one_select_and_at_most_one_touch(api_client, django_assert_num_queries, redis_client):
+    raw = issue_token(TokenKind.BOT)
+
+    with django_assert_num_queries(2):  # SELECT token+user, UPDATE last_used_at
+        assert _get(api_client, raw).status_code == 200
+    redis_client.flushdb()
+    with django_assert_num_queries(1):  # touched less than a minute ago: SELECT only
+        assert _get(api_client, raw).status_code == 200
+
+
+def test_last_used_at_is_written_at_most_once_a_minute(api_client, redis_client):
+    raw = issue_token(TokenKind.BOT)
+    token = ApiToken.objects.get(digest=token_digest(raw))
+    _get(api_client, raw)
+    token.refresh_from_db()
+    first = token.last_used_at
+    assert first is not None
+
+    redis_client.flushdb()
+    _get(api_client, raw)
+    token.refresh_from_db()
+    assert token.last_used_at == first
+
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=first - timedelta(seconds=61))
+    redis_client.flushdb()
+    _get(api_client, raw)
+    token.refresh_from_db()
+    assert token.last_used_at > first - timedelta(seconds=1)
+    assert token.last_used_at <= timezone.now()
+
+
+def test_tokens_resolve_through_postgresql_when_redis_is_unreachable(api_client):
+    raw = issue_token(TokenKind.BOT)
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = "redis://127.0.0.1:1/0"
+
+    with override_settings(CACHES=caches):
+        first = _get(api_client, raw)
+        second = _get(api_client, raw)
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.json()["kind"] == "bot"
+
+
+def test_operator_tokens_need_a_staff_user(api_client):
+    operator = OperatorFactory()
+    raw = issue_token(TokenKind.OPERATOR, user=operator)
+    assert _get(api_client, raw).json()["is_staff"] is True
+
+    operator.is_staff = False
+    operator.save()
+    TOKEN.delete(token_digest(raw))
+
+    assert _get(api_client, raw).status_code == 401
+
+
+def test_an_inactive_user_cannot_authenticate(api_client):
+    user = UserFactory(is_active=False)
+    raw = issue_token(TokenKind.FEED, user=user)
+
+    assert _get(api_client, raw).status_code == 401
+
+
+def test_is_bot_rejects_feed_and_operator_tokens(api_client):
+    instance = TradingInstanceFactory()
+    bot = _get(api_client, issue_token(TokenKind.BOT, instance=instance), "/bot-only")
+    feed = _get(api_client, issue_token(TokenKind.FEED), "/bot-only")
+    operator = _get(api_client, issue_token(TokenKind.OPERATOR), "/bot-only")
+
+    assert (bot.status_code, bot.json()) == (200, {"instance_id": instance.pk})
+    assert (feed.status_code, operator.status_code) == (403, 403)
+
+
+def test_the_raw_token_is_never_stored_or_cached(api_client, redis_client):
+    token, raw = api_token_create(kind=TokenKind.FEED, user=UserFactory(), name="feed")
+    _get(api_client, raw)
+
+    assert token.digest == token_digest(raw)
+    assert raw not in str(ApiToken.objects.filter(pk=token.pk).values().get())
+    for key in redis_client.scan_iter("*"):
+        assert raw.encode() not in key
+        assert raw.encode() not in (redis_client.dump(key) or b"")
