@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from logs.api import LogListApi
+
+urlpatterns = [
+    path("logs", LogListApi.as_view(), name="log-list"),
+]

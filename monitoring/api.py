@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from logs.selectors import log_drop_stats
 from monitoring import selectors
 
 
@@ -26,5 +27,6 @@ class HealthApi(APIView):
             "checked_at": timezone.now().isoformat(),
             **{name: result.as_dict() for name, result in components.items()},
             **selectors.host_resources(),
+            "logs": log_drop_stats(),
         }
         return Response(body, status=200 if healthy else 503)

@@ -4,8 +4,13 @@ import os
 
 from celery import Celery
 
+from logs.celery import install_celery_logging
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nija.settings.local")
 
 app = Celery("nija")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# JSON logging in worker and beat, and the enqueuer's request id carried into every task (logs/ owns it).
+install_celery_logging(app)

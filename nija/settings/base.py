@@ -4,9 +4,12 @@ Local runs also read `var/.env` (written by `make run` / `make test` with a deve
 so a fresh clone works without exporting anything.
 """
 
+import logging
 from pathlib import Path
 
 import environ
+
+from logs.config import build_logging, configure_structlog
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -54,6 +57,7 @@ THIRD_PARTY_APPS = [
     "django_filters",
     "drf_spectacular",
     "django_celery_beat",
+    "django_structlog",
 ]
 LOCAL_APPS = [
     "accounts",
@@ -65,12 +69,16 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
+    # First: sets and echoes X-Request-ID, also on the 413 the next middleware answers before any other layer.
+    "logs.middleware.RequestIdMiddleware",
     "nija.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication, so session users are bound (user_id) from the request's first line.
+    "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -208,13 +216,24 @@ SPECTACULAR_SETTINGS = {
 HEALTH_PROBE_TIMEOUT = env.float("HEALTH_PROBE_TIMEOUT", default=1.0)
 
 # ------------------------------------------------------------------------------------------------
-# Logging (the logs/ app owns the full structured configuration)
+# Logging (the logs/ app owns it; DESIGN.md section 8): one JSON object per line on stdout, rotating files
+# when LOG_DIR is set, the recent-log Redis stream (nija:logs:recent, exactly the newest 10,000 entries).
 # ------------------------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
 LOG_DIR = env("LOG_DIR", default="")
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-}
+LOG_STREAM_ENABLED = env.bool("LOG_STREAM_ENABLED", default=True)
+LOG_STREAM_QUEUE_SIZE = env.int("LOG_STREAM_QUEUE_SIZE", default=10_000)
+LOGGING = build_logging(
+    level=LOG_LEVEL, log_dir=LOG_DIR, stream_enabled=LOG_STREAM_ENABLED, queue_size=LOG_STREAM_QUEUE_SIZE
+)
+configure_structlog()
+
+# django-structlog: the request id comes from logs.middleware.RequestIdMiddleware, which has already replaced
+# a missing or unsafe X-Request-ID with a fresh uuid4, so trusting the (rewritten) header here is deliberate.
+DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+DJANGO_STRUCTLOG_CELERY_ENABLED = True
+# An SSE client going away is normal operation, not a warning.
+DJANGO_STRUCTLOG_REQUEST_CANCELLED_LOG_LEVEL = logging.INFO
+# Celery must keep Django's logging (logs/celery.py answers its setup_logging signal) and the real stdout.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_WORKER_REDIRECT_STDOUTS = False
