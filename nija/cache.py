@@ -1,27 +1,59 @@
-"""Namespaced cache on Redis (DESIGN.md section 7): `nija:<namespace>:<key>`, JSON only, a TTL each.
+"""Namespaced cache on Redis (DESIGN.md section 7): keys `nija:<namespace>:<key>`, JSON only, a TTL each.
 
-Every value is JSON (django-redis's JSON serializer): pickle is never read back from Redis, because anyone
-who can write to Redis could otherwise run code in our processes. Reads fail soft (a Redis error reads as a
-miss and is logged) so callers fall back to PostgreSQL; callers that must fail closed use `raw_client()`
-and handle `redis.RedisError` themselves.
+Responsible for the key layout, the per-namespace default TTLs and the failure mode of cache reads and writes.
+
+- JSON only (django-redis's JSON serializer): pickle is never read back from Redis, because anyone who can
+  write to Redis could otherwise run code in our processes. A value that is not JSON reads as a miss.
+- Fail soft: a Redis error (or an undecodable value) reads as a miss and a write reports False, both logged,
+  so callers fall back to PostgreSQL. Code that must fail closed (the rate limiter) uses `raw_client()` and
+  handles `redis.RedisError` itself.
+- `Namespace.clear()` deletes with SCAN in batches (never KEYS) and returns the number of keys Redis
+  actually deleted.
+- Timeouts and the pool size come from settings (`REDIS_SOCKET_TIMEOUT`, `REDIS_MAX_CONNECTIONS`).
 """
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from django.conf import settings
 from django.core.cache import cache
 from django_redis import get_redis_connection
+from django_redis.exceptions import ConnectionInterrupted
 from redis import Redis, RedisError
 
 logger = logging.getLogger(__name__)
 
-KEY_PREFIX = "nija"
+# What a broken Redis raises through django-redis (wrapped) or through the raw client.
+CACHE_ERRORS: Final = (ConnectionInterrupted, RedisError)
+CLEAR_BATCH_SIZE: Final = 1000
+
+
+def make_key(key: str, key_prefix: str, version: int) -> str:
+    """The cache's KEY_FUNCTION: `nija:<key>` as DESIGN.md section 7 lays it out (no version segment).
+
+    Django's default inserts the version (`nija:1:market:BTC-USD`); a version other than the default 1 is
+    kept as a segment so `cache.incr_version` still separates generations.
+    """
+    if version == 1:
+        return f"{key_prefix}:{key}"
+    return f"{key_prefix}:{version}:{key}"
+
+
+def key_prefix() -> str:
+    return settings.CACHES["default"].get("KEY_PREFIX", "nija")
 
 
 def raw_client() -> Redis:
-    """The raw redis-py client behind the cache (same pool), for Lua scripts, sorted sets and streams."""
+    """The raw redis-py client behind the cache (same pool and timeouts), for Lua, sorted sets and streams."""
     return get_redis_connection("default")
+
+
+class _UseDefault:
+    """Sentinel type: 'the namespace's default TTL' (None already means 'no expiry')."""
+
+
+USE_DEFAULT: Final = _UseDefault()
 
 
 @dataclass(frozen=True)
@@ -32,37 +64,75 @@ class Namespace:
     default_ttl: int | None
 
     def key(self, key: str) -> str:
-        """The namespaced key as passed to django-redis (which adds the `nija:` prefix and version)."""
+        """The namespaced key as passed to Django's cache (which adds the `nija:` prefix)."""
         return f"{self.name}:{key}"
 
+    def raw_key(self, key: str) -> str:
+        """The key as stored in Redis, for raw-client users (`nija:<namespace>:<key>`)."""
+        return f"{key_prefix()}:{self.key(key)}"
+
     def get(self, key: str, default: Any = None) -> Any:
+        """The cached value, or `default` on a miss, a Redis error or a value that is not JSON."""
         try:
             return cache.get(self.key(key), default)
-        except RedisError:
-            logger.warning("cache_unavailable", extra={"namespace": self.name, "op": "get"})
-            return default
+        except CACHE_ERRORS:
+            self._log_failure("get")
+        except ValueError:
+            # Not JSON (a pickled payload, say): never unpickled, read as a miss.
+            logger.warning("cache_value_undecodable", extra={"namespace": self.name})
+        return default
 
-    def set(self, key: str, value: Any, ttl: int | None = ...) -> bool:  # type: ignore[assignment]
-        timeout = self.default_ttl if ttl is ... else ttl
+    def set(self, key: str, value: Any, ttl: int | _UseDefault | None = USE_DEFAULT) -> bool:
+        """Store `value` (JSON-serializable) for `ttl` seconds (default: the namespace's). False on a Redis error."""
+        timeout = self.default_ttl if isinstance(ttl, _UseDefault) else ttl
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"ttl must be positive or None, got {timeout!r}")
         try:
             cache.set(self.key(key), value, timeout=timeout)
-        except RedisError:
-            logger.warning("cache_unavailable", extra={"namespace": self.name, "op": "set"})
+        except CACHE_ERRORS:
+            self._log_failure("set")
             return False
         return True
 
     def delete(self, key: str) -> bool:
+        """True when a key was deleted; False when there was none or Redis failed."""
         try:
             return bool(cache.delete(self.key(key)))
-        except RedisError:
-            logger.warning("cache_unavailable", extra={"namespace": self.name, "op": "delete"})
+        except CACHE_ERRORS:
+            self._log_failure("delete")
             return False
 
     def exists(self, key: str) -> bool:
         try:
-            return cache.has_key(self.key(key))
-        except RedisError:
+            return bool(cache.has_key(self.key(key)))
+        except CACHE_ERRORS:
+            self._log_failure("exists")
             return False
+
+    def clear(self, batch_size: int = CLEAR_BATCH_SIZE) -> int:
+        """Delete every key of the namespace with SCAN + UNLINK in batches; the number of keys deleted.
+
+        Raises `redis.RedisError` when Redis fails part way (the caller must know the clear did not finish).
+        Keys written during the scan may or may not be deleted (SCAN's guarantee covers keys present throughout).
+        """
+        client = raw_client()
+        deleted = 0
+        batch: list[bytes] = []
+        for raw in client.scan_iter(match=self._raw_pattern(), count=batch_size):
+            batch.append(raw)
+            if len(batch) >= batch_size:
+                deleted += client.unlink(*batch)
+                batch = []
+        if batch:
+            deleted += client.unlink(*batch)
+        return deleted
+
+    def _raw_pattern(self) -> str:
+        escaped = "".join(f"\\{char}" if char in "*?[]\\" else char for char in self.name)
+        return f"{key_prefix()}:{escaped}:*"
+
+    def _log_failure(self, op: str) -> None:
+        logger.warning("cache_unavailable", extra={"namespace": self.name, "op": op}, exc_info=True)
 
 
 MARKET = Namespace("market", default_ttl=60)

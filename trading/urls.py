@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from trading.api import MarketPriceApi
+
+urlpatterns = [
+    path("market/<str:symbol>", MarketPriceApi.as_view(), name="market-price"),
+]

@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django_structlog.middlewares.RequestMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # X-RateLimit-* headers from the API throttle's decision (nija/api/throttling.py).
+    "nija.api.throttling.RateLimitHeadersMiddleware",
 ]
 
 TEMPLATES = [
@@ -143,6 +145,8 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "nija",
+        # Keys are `nija:<namespace>:<key>` (DESIGN.md section 7), no version segment.
+        "KEY_FUNCTION": "nija.cache.make_key",
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
@@ -153,6 +157,48 @@ CACHES = {
         },
     }
 }
+
+# Sessions: cached_db (PostgreSQL is the record, so a Redis restart logs nobody out), cached under
+# `nija:session:<key>` on the default cache (nija/sessions.py).
+SESSION_ENGINE = "nija.sessions"
+SESSION_CACHE_ALIAS = "default"
+
+# Market prices (trading/market.py): a price older than this many seconds reads as missing.
+MARKET_PRICE_TTL = env.int("MARKET_PRICE_TTL", default=60)
+
+# ------------------------------------------------------------------------------------------------
+# Rate limits (nija/api/throttling.py): (requests, window_seconds) per scope and tier, exact sliding windows.
+# A view picks its scope with `throttle_scope`; `operator` is operator tokens and staff sessions.
+# ------------------------------------------------------------------------------------------------
+RATE_LIMITS = {
+    "default": {
+        "anonymous": (60, 60),
+        "free": (120, 60),
+        "basic": (600, 60),
+        "pro": (1200, 60),
+        "enterprise": (6000, 60),
+        "operator": (6000, 60),
+    },
+    # POST /api/risk/check-position: tighter, and fail closed.
+    "risk_check": {
+        "free": (60, 60),
+        "basic": (300, 60),
+        "pro": (600, 60),
+        "enterprise": (1200, 60),
+        "operator": (1200, 60),
+    },
+    # PUT /api/market/{symbol}: price feeds write often.
+    "market_write": {
+        "free": (1200, 60),
+        "basic": (3000, 60),
+        "pro": (6000, 60),
+        "enterprise": (12000, 60),
+        "operator": (12000, 60),
+    },
+}
+# With Redis unreachable these scopes answer 503 `rate_limiter_unavailable`; the others let requests through
+# (logged and counted).
+RATE_LIMIT_FAIL_CLOSED_SCOPES = ["risk_check"]
 
 # ------------------------------------------------------------------------------------------------
 # Celery (broker on its own Redis database; results are not stored: tasks write to PostgreSQL)
@@ -193,6 +239,7 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["nija.api.throttling.SlidingWindowThrottle"],
     "DEFAULT_PAGINATION_CLASS": "nija.api.pagination.CappedPageNumberPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "nija.api.errors.api_exception_handler",

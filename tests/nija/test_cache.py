@@ -1,0 +1,179 @@
+"""nija.cache against the suite's real Redis: key layout, TTLs, SCAN clearing, JSON only, failing soft; sessions."""
+
+import json
+import pickle
+import socket
+import time
+
+import pytest
+from django.core.cache import cache
+
+from nija.cache import BALANCE, DASH, MARKET, POSITION, RATE, SESSION, Namespace, make_key
+from tests.accounts.factories import OperatorFactory
+
+UNPICKLED: list[str] = []
+
+
+def _record_unpickling(marker: str) -> str:
+    UNPICKLED.append(marker)
+    return marker
+
+
+class Payload:
+    """Unpickling this calls `_record_unpickling`: the proof that pickle was (or was never) loaded."""
+
+    def __reduce__(self):
+        return (_record_unpickling, ("unpickled",))
+
+
+def _dead_redis_url() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.fixture
+def dead_redis(settings):
+    """Point the cache at a port nothing listens on (connection refused)."""
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": _dead_redis_url()}}
+
+
+def test_keys_are_laid_out_as_nija_namespace_key_with_the_namespace_ttl(redis_client):
+    assert MARKET.set("BTC-USD", {"price": "100.5"}) is True
+
+    assert redis_client.keys("*") == [b"nija:market:BTC-USD"]
+    assert json.loads(redis_client.get("nija:market:BTC-USD")) == {"price": "100.5"}
+    assert 59_000 < redis_client.pttl("nija:market:BTC-USD") <= 60_000
+    assert MARKET.get("BTC-USD") == {"price": "100.5"}
+    assert MARKET.raw_key("BTC-USD") == "nija:market:BTC-USD"
+
+
+def test_a_version_other_than_1_keeps_its_segment():
+    assert make_key("perm:7", "nija", 1) == "nija:perm:7"
+    assert make_key("perm:7", "nija", 2) == "nija:2:perm:7"
+
+
+def test_an_explicit_ttl_is_honoured_and_the_value_expires(redis_client):
+    POSITION.set("42", {"qty": "1"}, ttl=1)
+    assert POSITION.get("42") == {"qty": "1"}
+    assert POSITION.exists("42") is True
+
+    time.sleep(1.1)
+
+    assert POSITION.get("42") is None
+    assert POSITION.get("42", default="miss") == "miss"
+    assert POSITION.exists("42") is False
+    assert redis_client.exists("nija:position:42") == 0
+
+
+def test_a_namespace_without_default_ttl_stores_without_expiry(redis_client):
+    RATE.set("bounded", [1, 2])
+    assert redis_client.pttl("nija:rate:bounded") == -1
+
+
+@pytest.mark.parametrize("ttl", [0, -5])
+def test_a_non_positive_ttl_is_refused_and_nothing_is_written(redis_client, ttl):
+    with pytest.raises(ValueError, match="ttl must be positive"):
+        MARKET.set("ETH-USD", {"price": "1"}, ttl=ttl)
+    assert redis_client.dbsize() == 0
+
+
+def test_delete_reports_whether_a_key_was_there(redis_client):
+    BALANCE.set("9", {"cash": "10"})
+    assert BALANCE.delete("9") is True
+    assert BALANCE.delete("9") is False
+    assert redis_client.dbsize() == 0
+
+
+@pytest.mark.slow
+def test_clear_deletes_25000_keys_with_scan_and_returns_the_true_count(redis_client):
+    pipe = redis_client.pipeline(transaction=False)
+    for i in range(25_000):
+        pipe.set(POSITION.raw_key(str(i)), "{}", ex=600)
+    for i in range(100):
+        pipe.set(BALANCE.raw_key(str(i)), "{}", ex=600)
+    pipe.set("nija:positions:lookalike", "{}")  # another namespace that shares the prefix text
+    pipe.set("celery-task-meta-1", "{}")  # not ours at all
+    pipe.execute()
+    assert redis_client.dbsize() == 25_102
+
+    assert POSITION.clear() == 25_000
+
+    assert redis_client.dbsize() == 102
+    assert not list(redis_client.scan_iter(match="nija:position:*", count=1000))
+    assert len(list(redis_client.scan_iter(match="nija:balance:*", count=1000))) == 100
+    assert POSITION.clear() == 0
+
+
+def test_clear_in_small_batches_counts_each_key_once(redis_client):
+    for i in range(103):
+        DASH.set(str(i), i)
+    assert DASH.clear(batch_size=7) == 103
+    assert redis_client.dbsize() == 0
+
+
+def test_clear_escapes_glob_characters_in_the_namespace_name(redis_client):
+    odd = Namespace("we*rd", default_ttl=60)
+    odd.set("a", 1)
+    Namespace("weXrd", default_ttl=60).set("b", 2)
+    assert odd.clear() == 1
+    assert redis_client.keys("*") == [b"nija:weXrd:b"]
+
+
+def test_a_pickled_payload_is_never_unpickled_and_reads_as_a_miss(redis_client):
+    UNPICKLED.clear()
+    redis_client.set("nija:market:BTC-USD", pickle.dumps(Payload()))
+
+    assert MARKET.get("BTC-USD") is None
+    assert MARKET.get("BTC-USD", default="miss") == "miss"
+    with pytest.raises(ValueError):  # Django's cache API itself refuses it too: JSON only
+        cache.get("market:BTC-USD")
+
+    assert UNPICKLED == []
+    # The control: the same bytes do run code when unpickled, so the test above could fail.
+    pickle.loads(redis_client.get("nija:market:BTC-USD"))  # noqa: S301 - proving the payload is live
+    assert UNPICKLED == ["unpickled"]
+
+
+def test_non_json_values_are_refused_on_write(redis_client):
+    with pytest.raises(TypeError):
+        MARKET.set("BTC-USD", Payload())
+    assert redis_client.dbsize() == 0
+
+
+def test_with_redis_unreachable_reads_miss_and_writes_report_false_quickly(dead_redis):
+    started = time.monotonic()
+    assert MARKET.get("BTC-USD", default="miss") == "miss"
+    assert MARKET.set("BTC-USD", {"price": "1"}) is False
+    assert MARKET.delete("BTC-USD") is False
+    assert MARKET.exists("BTC-USD") is False
+    assert time.monotonic() - started < 2.0
+
+
+@pytest.mark.django_db
+def test_sessions_are_cached_under_the_session_namespace(client, redis_client):
+    client.force_login(OperatorFactory())
+    session_key = client.cookies["sessionid"].value
+
+    assert redis_client.exists(SESSION.raw_key(session_key)) == 1
+    assert SESSION.get(session_key)["_auth_user_id"]
+    assert 14 * 24 * 3600 - 10 < redis_client.ttl(SESSION.raw_key(session_key)) <= 14 * 24 * 3600
+
+
+@pytest.mark.django_db
+def test_a_redis_flush_logs_nobody_out(client, redis_client):
+    client.force_login(OperatorFactory())
+    redis_client.flushdb()
+
+    assert client.get("/admin/").status_code == 200
+    # The session was read back from PostgreSQL and cached again.
+    assert redis_client.exists(SESSION.raw_key(client.cookies["sessionid"].value)) == 1
+
+
+@pytest.mark.django_db
+def test_with_redis_unreachable_sessions_fall_back_to_postgresql(client, redis_client, settings):
+    client.force_login(OperatorFactory())
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": _dead_redis_url()}}
+
+    assert client.get("/admin/").status_code == 200

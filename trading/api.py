@@ -1,0 +1,96 @@
+"""Market price endpoints: GET/PUT /api/market/{symbol} (interface only: parse, authorize, call, render)."""
+
+from decimal import Decimal
+
+from rest_framework import serializers, status
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from nija.api.errors import ApiError, ServiceUnavailableError
+from nija.api.permissions import IsPriceFeedOrOperator
+from trading.market import (
+    PRICE_DECIMALS,
+    InvalidMarketPrice,
+    MarketPrice,
+    MarketPriceUnavailable,
+    market_price_get,
+    market_price_set,
+    market_price_validate,
+)
+from trading.symbols import canonical_symbol
+
+
+class PriceUnavailable(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = "price_unavailable"
+    default_detail = "No fresh price for this symbol."
+
+
+def _price_field(*, required: bool) -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=18, decimal_places=PRICE_DECIMALS, required=required, allow_null=not required
+    )
+
+
+class MarketPriceInputSerializer(serializers.Serializer):
+    price = _price_field(required=True)
+    bid = _price_field(required=False)
+    ask = _price_field(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        try:
+            market_price_validate(price=attrs["price"], bid=attrs.get("bid"), ask=attrs.get("ask"))
+        except InvalidMarketPrice as exc:
+            raise serializers.ValidationError({exc.field: [exc.message]}) from None
+        return attrs
+
+
+class MarketPriceOutputSerializer(serializers.Serializer):
+    symbol = serializers.CharField()
+    price = serializers.DecimalField(max_digits=18, decimal_places=PRICE_DECIMALS)
+    bid = serializers.DecimalField(max_digits=18, decimal_places=PRICE_DECIMALS, allow_null=True)
+    ask = serializers.DecimalField(max_digits=18, decimal_places=PRICE_DECIMALS, allow_null=True)
+    timestamp = serializers.DateTimeField()
+
+
+def _symbol(text: str) -> str:
+    try:
+        return canonical_symbol(text)
+    except ValueError as exc:
+        raise ApiError(str(exc), code="validation_error", fields={"symbol": [str(exc)]}) from None
+
+
+def _render(mark: MarketPrice) -> Response:
+    return Response(MarketPriceOutputSerializer(mark).data)
+
+
+class MarketPriceApi(APIView):
+    """GET: any authenticated user reads the fresh mark. PUT: price feeds and operators write it."""
+
+    @property
+    def throttle_scope(self) -> str:
+        return "market_write" if self.request.method == "PUT" else "default"
+
+    def get_permissions(self) -> list[BasePermission]:
+        if self.request.method == "PUT":
+            return [IsPriceFeedOrOperator()]
+        return [IsAuthenticated()]
+
+    def get(self, request: Request, symbol: str) -> Response:
+        mark = market_price_get(_symbol(symbol))
+        if mark is None:
+            raise PriceUnavailable()
+        return _render(mark)
+
+    def put(self, request: Request, symbol: str) -> Response:
+        canonical = _symbol(symbol)
+        serializer = MarketPriceInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data: dict[str, Decimal] = serializer.validated_data
+        try:
+            mark = market_price_set(symbol=canonical, price=data["price"], bid=data.get("bid"), ask=data.get("ask"))
+        except MarketPriceUnavailable:
+            raise ServiceUnavailableError("The price cache is unavailable.", code="market_cache_unavailable") from None
+        return _render(mark)
