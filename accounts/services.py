@@ -258,3 +258,39 @@ def broker_credential_update_secrets(
         reason=reason,
     )
     return credential
+
+
+# ------------------------------------------------------------------------------------------------
+# Trading instances (operator edits; the risk counters are never edited here)
+# ------------------------------------------------------------------------------------------------
+INSTANCE_OPERATOR_FIELDS = ("name", "status", "is_active", "broker_credential")
+
+
+@transaction.atomic
+def trading_instance_update(
+    *, instance: TradingInstance, actor: User | None, reason: str = "", **changes: Any
+) -> TradingInstance:
+    """Operator edit of name, status, is_active or broker credential (audited). Risk counters, equity and
+    heartbeats are moved by the risk services and the bot's reports, never here."""
+    unknown = set(changes) - set(INSTANCE_OPERATOR_FIELDS)
+    if unknown:
+        raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
+    locked = TradingInstance.objects.select_for_update().get(pk=instance.pk)
+    attnames = {field: TradingInstance._meta.get_field(field).attname for field in changes}
+    before = {field: getattr(locked, attnames[field]) for field in changes}
+    for field, value in changes.items():
+        setattr(locked, field, value)
+    after = {field: getattr(locked, attnames[field]) for field in changes}
+    changed = [field for field in changes if before[field] != after[field]]
+    if not changed:
+        return locked
+    locked.save(update_fields=[*changed, "updated_at"])
+    audit_entry_create(
+        actor=actor,
+        action="trading_instance.update",
+        target=locked,
+        before={field: before[field] for field in changed},
+        after={field: after[field] for field in changed},
+        reason=reason,
+    )
+    return locked

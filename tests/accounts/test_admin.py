@@ -1,0 +1,286 @@
+"""The accounts admin: masked secrets, token shown once, edits through services, bounded changelist queries."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from accounts.models import ApiToken, AuditEntry, BrokerCredential, TokenKind, TradingInstance, UserPermission
+from accounts.selectors import user_permission_get
+from accounts.tokens import token_digest
+from tests.accounts.factories import (
+    AuditEntryFactory,
+    BrokerCredentialFactory,
+    TradingInstanceFactory,
+    UserFactory,
+    UserPermissionFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def operator_client(client, redis_client):
+    operator = UserFactory(is_staff=True, is_superuser=True, username="root")
+    client.force_login(operator)
+    return client
+
+
+def _changelist_queries(client, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(url).status_code == 200
+    return len(queries)
+
+
+@pytest.mark.parametrize(
+    ("model", "factory"),
+    [
+        ("tradinginstance", TradingInstanceFactory),
+        ("brokercredential", BrokerCredentialFactory),
+        ("apitoken", None),
+        ("userpermission", UserPermissionFactory),
+        ("auditentry", AuditEntryFactory),
+    ],
+)
+def test_changelists_run_a_bounded_number_of_queries(operator_client, model, factory):
+    from tests.accounts.factories import issue_token
+
+    def make(count: int) -> None:
+        for _ in range(count):
+            factory() if factory else issue_token(TokenKind.BOT)
+
+    url = reverse(f"admin:accounts_{model}_changelist")
+    make(3)
+    few = _changelist_queries(operator_client, url)
+    make(30)
+    many = _changelist_queries(operator_client, url)
+
+    assert many == few
+
+
+def test_trading_instance_changelist_shows_the_risk_columns(operator_client):
+    instance = TradingInstanceFactory(
+        name="alpha-bot", equity=Decimal("12345.5"), exposure=Decimal("777.25"), position_count=4
+    )
+
+    page = operator_client.get(reverse("admin:accounts_tradinginstance_changelist")).content.decode()
+
+    for text in ("alpha-bot", instance.user.username, "12345.50000000", "777.25000000", "Running"):
+        assert text in page
+
+
+def test_credential_pages_never_render_a_secret(operator_client):
+    credential = BrokerCredentialFactory(api_key="PLAIN-KEY-9876", api_secret="PLAIN-SECRET", passphrase="PLAIN-PASS")
+
+    listing = operator_client.get(reverse("admin:accounts_brokercredential_changelist")).content.decode()
+    change = operator_client.get(
+        reverse("admin:accounts_brokercredential_change", args=[credential.pk])
+    ).content.decode()
+
+    for page in (listing, change):
+        assert "****9876" in page
+        for secret in ("PLAIN-KEY", "PLAIN-SECRET", "PLAIN-PASS", "gAAAAA"):
+            assert secret not in page
+
+
+def test_credential_created_in_admin_is_encrypted_and_audited(operator_client):
+    user = UserFactory()
+    response = operator_client.post(
+        reverse("admin:accounts_brokercredential_add"),
+        {
+            "user": user.pk,
+            "broker": "kraken",
+            "label": "main",
+            "is_active": "on",
+            "new_api_key": "NEWKEY-ABCD",
+            "new_api_secret": "NEWSECRET",
+            "new_passphrase": "",
+        },
+    )
+
+    assert response.status_code == 302
+    credential = BrokerCredential.objects.get(user=user, label="main")
+    assert (credential.api_key, credential.api_secret, credential.passphrase) == ("NEWKEY-ABCD", "NEWSECRET", None)
+    assert credential.api_key_last4 == "ABCD"
+    assert AuditEntry.objects.filter(action="broker_credential.create", target_id=str(credential.pk)).count() == 1
+
+
+def test_blank_secret_inputs_on_change_keep_the_stored_secrets(operator_client):
+    credential = BrokerCredentialFactory(api_key="KEEP-KEY-1111", api_secret="KEEP-SECRET")
+
+    operator_client.post(
+        reverse("admin:accounts_brokercredential_change", args=[credential.pk]),
+        {
+            "user": credential.user_id,
+            "broker": "coinbase",
+            "label": "renamed",
+            "is_active": "on",
+            "new_api_key": "",
+            "new_api_secret": "ROTATED-SECRET",
+            "new_passphrase": "",
+        },
+    )
+
+    credential.refresh_from_db()
+    assert (credential.label, credential.api_key, credential.api_secret) == (
+        "renamed",
+        "KEEP-KEY-1111",
+        "ROTATED-SECRET",
+    )
+
+
+def test_token_created_in_admin_is_shown_once_and_never_again(operator_client):
+    instance = TradingInstanceFactory()
+
+    response = operator_client.post(
+        reverse("admin:accounts_apitoken_add"),
+        {"kind": "bot", "user": instance.user_id, "instance": instance.pk, "name": "prod bot"},
+    )
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    token = ApiToken.objects.get(name="prod bot")
+    page = response.content.decode()
+    raw = page.split("it will not be shown again: ", 1)[1][:43]
+    assert token_digest(raw) == token.digest
+    assert page.count(raw) == 1
+    assert "Set-Cookie" not in response or raw not in str(response.cookies)
+    later_pages = [
+        operator_client.get(reverse("admin:accounts_apitoken_changelist")),
+        operator_client.get(reverse("admin:accounts_apitoken_change", args=[token.pk])),
+        operator_client.get(reverse("admin:accounts_user_change", args=[instance.user_id])),
+    ]
+    for later in later_pages:
+        assert raw not in later.content.decode()
+        assert token.digest not in later.content.decode()
+
+
+def test_revoke_action_revokes_and_audits(operator_client):
+    from tests.accounts.factories import issue_token
+
+    raw = issue_token(TokenKind.FEED)
+    token = ApiToken.objects.get(digest=token_digest(raw))
+
+    operator_client.post(
+        reverse("admin:accounts_apitoken_changelist"), {"action": "revoke", "_selected_action": [token.pk]}
+    )
+
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    assert AuditEntry.objects.filter(action="api_token.revoke", target_id=str(token.pk), actor_username="root").exists()
+
+
+def test_audit_entries_are_read_only_in_admin(operator_client):
+    entry = AuditEntryFactory()
+
+    assert operator_client.get(reverse("admin:accounts_auditentry_changelist")).status_code == 200
+    assert operator_client.get(reverse("admin:accounts_auditentry_add")).status_code == 403
+    assert operator_client.post(reverse("admin:accounts_auditentry_delete", args=[entry.pk])).status_code == 403
+    assert (
+        operator_client.post(
+            reverse("admin:accounts_auditentry_change", args=[entry.pk]), {"reason": "rewritten"}
+        ).status_code
+        == 403
+    )
+    entry.refresh_from_db()
+    assert entry.reason == "test"
+
+
+def test_instances_cannot_be_deleted_and_counters_are_read_only(operator_client):
+    instance = TradingInstanceFactory(exposure=Decimal("10"), position_count=1)
+
+    delete = operator_client.post(reverse("admin:accounts_tradinginstance_delete", args=[instance.pk]), {"post": "yes"})
+    operator_client.post(
+        reverse("admin:accounts_tradinginstance_change", args=[instance.pk]),
+        {
+            "name": "renamed",
+            "status": "stopped",
+            "is_active": "on",
+            "broker_credential": instance.broker_credential_id,
+            "exposure": "0",
+            "position_count": "0",
+        },
+    )
+
+    assert delete.status_code == 403
+    instance.refresh_from_db()
+    assert (instance.name, instance.status, instance.exposure, instance.position_count) == (
+        "renamed",
+        "stopped",
+        Decimal("10"),
+        1,
+    )
+    assert AuditEntry.objects.filter(action="trading_instance.update", target_id=str(instance.pk)).count() == 1
+    assert TradingInstance.objects.filter(pk=instance.pk).exists()
+
+
+def test_a_limit_edited_in_admin_is_read_fresh_at_once(operator_client, django_capture_on_commit_callbacks):
+    permission = UserPermissionFactory(max_position_size=Decimal("1000"))
+    assert user_permission_get(user_id=permission.user_id).max_position_size == Decimal("1000")  # now cached
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(
+            reverse("admin:accounts_userpermission_change", args=[permission.pk]),
+            {
+                "can_trade": "on",
+                "max_position_size": "2500.5",
+                "max_daily_loss": "10000",
+                "max_open_positions": "50",
+                "allowed_symbols": '["btc-usd"]',
+                "change_reason": "client upgrade",
+            },
+        )
+
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    fresh = user_permission_get(user_id=permission.user_id)
+    assert fresh.max_position_size == Decimal("2500.5")
+    assert fresh.allowed_symbols == ("BTC-USD",)
+    entry = AuditEntry.objects.get(action="user_permission.update")
+    assert entry.before == {"max_position_size": "1000.00000000", "allowed_symbols": []}
+    assert entry.after == {"max_position_size": "2500.5", "allowed_symbols": ["BTC-USD"]}
+    assert (entry.reason, entry.actor_username) == ("client upgrade", "root")
+
+
+def test_a_limit_edited_in_the_user_inline_is_read_fresh_at_once(operator_client, django_capture_on_commit_callbacks):
+    permission = UserPermissionFactory(max_open_positions=50)
+    user = permission.user
+    assert user_permission_get(user_id=user.pk).max_open_positions == 50
+    url = reverse("admin:accounts_user_change", args=[user.pk])
+    form = {
+        "username": user.username,
+        "email": user.email,
+        "subscription_tier": "pro",
+        "is_active": "on",
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "trading_permission-TOTAL_FORMS": "1",
+        "trading_permission-INITIAL_FORMS": "1",
+        "trading_permission-MIN_NUM_FORMS": "0",
+        "trading_permission-MAX_NUM_FORMS": "1",
+        "trading_permission-0-id": permission.pk,
+        "trading_permission-0-user": user.pk,
+        "trading_permission-0-can_trade": "on",
+        "trading_permission-0-max_position_size": "100000",
+        "trading_permission-0-max_daily_loss": "10000",
+        "trading_permission-0-max_open_positions": "7",
+        "trading_permission-0-allowed_symbols": "[]",
+        "api_tokens-TOTAL_FORMS": "0",
+        "api_tokens-INITIAL_FORMS": "0",
+        "api_tokens-MIN_NUM_FORMS": "0",
+        "api_tokens-MAX_NUM_FORMS": "0",
+    }
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(url, form)
+
+    errors = response.context and [
+        response.context["adminform"].form.errors,
+        [f.errors for f in response.context["inline_admin_formsets"][0].formset.forms],
+        response.context["inline_admin_formsets"][1].formset.non_form_errors(),
+    ]
+    assert response.status_code == 302, errors
+    assert user_permission_get(user_id=user.pk).max_open_positions == 7
+    assert UserPermission.objects.get(pk=permission.pk).max_open_positions == 7
+    assert AuditEntry.objects.filter(action="user_permission.update", target_id=str(permission.pk)).count() == 1
