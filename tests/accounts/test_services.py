@@ -1,0 +1,186 @@
+"""Permission cache (perm:), permission and token services: audit, validation, after-commit cache writes."""
+
+import copy
+from decimal import Decimal
+
+import pytest
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.test import override_settings
+
+from accounts.models import ApiToken, AuditEntry, SubscriptionTier, TokenKind, UserPermission
+from accounts.selectors import cache_fill, user_permission_get
+from accounts.services import api_token_create, api_token_revoke, user_permission_ensure, user_permission_update
+from accounts.tokens import token_digest
+from nija.cache import PERM, TOKEN
+from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserFactory, UserPermissionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _redis(redis_client):
+    return redis_client
+
+
+def test_a_read_is_cached_and_a_warm_read_costs_no_query(django_assert_num_queries):
+    permission = UserPermissionFactory(allowed_symbols=["BTC-USD"])
+    first = user_permission_get(user_id=permission.user_id)
+
+    with django_assert_num_queries(0):
+        second = user_permission_get(user_id=permission.user_id)
+
+    assert first == second
+    assert second.max_position_size == Decimal("100000")
+    assert isinstance(second.max_position_size, Decimal)
+    assert second.allows_symbol("BTC-USD") is True
+    assert second.allows_symbol("ETH-USD") is False
+
+
+def test_a_reader_never_sees_the_old_limit_after_an_edit(django_capture_on_commit_callbacks):
+    permission = UserPermissionFactory(max_daily_loss=Decimal("500"))
+    assert user_permission_get(user_id=permission.user_id).max_daily_loss == Decimal("500")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        user_permission_update(
+            permission=permission, actor=OperatorFactory(), reason="risk review", max_daily_loss=Decimal("250")
+        )
+
+    assert user_permission_get(user_id=permission.user_id).max_daily_loss == Decimal("250")
+    assert Decimal(PERM.get(str(permission.user_id))["max_daily_loss"]) == Decimal("250")
+
+
+def test_a_stale_fill_cannot_overwrite_the_value_written_after_commit(django_capture_on_commit_callbacks):
+    """A reader that loaded the row before the edit committed fills with SET NX: the new value wins."""
+    permission = UserPermissionFactory(max_open_positions=10)
+    stale = user_permission_get(user_id=permission.user_id).to_json()
+    PERM.delete(str(permission.user_id))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        user_permission_update(permission=permission, actor=None, reason="edit", max_open_positions=3)
+    filled = cache_fill(PERM, str(permission.user_id), stale)
+
+    assert filled is False
+    assert user_permission_get(user_id=permission.user_id).max_open_positions == 3
+
+
+def test_the_cache_is_not_touched_before_commit():
+    permission = UserPermissionFactory(max_open_positions=10)
+    user_permission_get(user_id=permission.user_id)
+
+    user_permission_update(permission=permission, actor=None, reason="edit", max_open_positions=3)  # not committed
+
+    assert PERM.get(str(permission.user_id))["max_open_positions"] == 10
+
+
+def test_an_update_writes_one_audit_entry_with_before_and_after():
+    operator = OperatorFactory()
+    permission = UserPermissionFactory(can_trade=True, max_open_positions=50)
+
+    user_permission_update(
+        permission=permission, actor=operator, reason="incident 42", can_trade=False, max_open_positions=50
+    )
+
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.target_type, entry.target_id) == (
+        "user_permission.update",
+        "accounts.userpermission",
+        str(permission.pk),
+    )
+    assert (entry.before, entry.after) == ({"can_trade": True}, {"can_trade": False})
+    assert (entry.actor_id, entry.actor_username, entry.reason) == (operator.pk, operator.username, "incident 42")
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"max_position_size": Decimal("0")},
+        {"max_open_positions": 0},
+        {"allowed_symbols": ["BTCUSD"]},
+        {"allowed_symbols": "BTC-USD"},
+        {"subscription_tier": "pro"},
+    ],
+)
+def test_an_invalid_update_writes_nothing(changes):
+    permission = UserPermissionFactory()
+
+    with pytest.raises(ValidationError):
+        user_permission_update(permission=permission, actor=None, reason="bad", **changes)
+
+    assert UserPermission.objects.get(pk=permission.pk).max_position_size == Decimal("100000")
+    assert AuditEntry.objects.count() == 0
+
+
+def test_a_user_without_a_row_reads_the_tier_defaults_and_ensure_creates_it():
+    user = UserFactory(subscription_tier=SubscriptionTier.BASIC)
+
+    data = user_permission_get(user_id=user.pk)
+    permission = user_permission_ensure(user=user)
+    again = user_permission_ensure(user=user)
+
+    assert (data.max_position_size, data.max_daily_loss, data.max_open_positions) == (
+        Decimal("10000"),
+        Decimal("1000"),
+        10,
+    )
+    assert permission.pk == again.pk
+    assert permission.max_position_size == Decimal("10000")
+
+
+def test_permissions_are_read_from_postgresql_when_redis_is_unreachable():
+    permission = UserPermissionFactory(max_open_positions=9)
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = "redis://127.0.0.1:1/0"
+
+    with override_settings(CACHES=caches):
+        data = user_permission_get(user_id=permission.user_id)
+
+    assert data.max_open_positions == 9
+
+
+def test_token_create_stores_only_the_digest_and_audits():
+    instance = TradingInstanceFactory()
+    operator = OperatorFactory()
+
+    token, raw = api_token_create(kind=TokenKind.BOT, user=instance.user, instance=instance, name="b", actor=operator)
+
+    assert len(raw) == 43
+    assert token.digest == token_digest(raw)
+    assert token.prefix == raw[:8]
+    entry = AuditEntry.objects.get(action="api_token.create")
+    assert raw not in str(entry.after)
+    assert entry.after["prefix"] == raw[:8]
+
+
+@pytest.mark.parametrize(
+    "case", ["bot_without_instance", "bot_other_users_instance", "feed_with_instance", "operator_not_staff"]
+)
+def test_token_create_refuses_inconsistent_owners(case):
+    user = UserFactory()
+    instance = TradingInstanceFactory()
+    kwargs = {
+        "bot_without_instance": {"kind": TokenKind.BOT, "user": user},
+        "bot_other_users_instance": {"kind": TokenKind.BOT, "user": user, "instance": instance},
+        "feed_with_instance": {"kind": TokenKind.FEED, "user": instance.user, "instance": instance},
+        "operator_not_staff": {"kind": TokenKind.OPERATOR, "user": user},
+    }[case]
+
+    with pytest.raises(ValidationError):
+        api_token_create(name="x", **kwargs)
+
+    assert ApiToken.objects.count() == 0
+    assert AuditEntry.objects.count() == 0
+
+
+def test_revoke_is_idempotent_and_leaves_a_tombstone_after_commit(django_capture_on_commit_callbacks):
+    token, _ = api_token_create(kind=TokenKind.FEED, user=UserFactory(), name="feed")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        api_token_revoke(token=token, actor=None, reason="first")
+    first = ApiToken.objects.get(pk=token.pk).revoked_at
+    with django_capture_on_commit_callbacks(execute=True):
+        api_token_revoke(token=token, actor=None, reason="second")
+
+    assert ApiToken.objects.get(pk=token.pk).revoked_at == first
+    assert AuditEntry.objects.filter(action="api_token.revoke").count() == 1
+    assert TOKEN.get(token.digest) == {"revoked": True}
