@@ -208,3 +208,20 @@ def test_the_raw_token_is_never_stored_or_cached(api_client, redis_client):
     for key in redis_client.scan_iter("*"):
         assert raw.encode() not in key
         assert raw.encode() not in (redis_client.dump(key) or b"")
+
+
+def test_the_raw_token_never_reaches_the_logs_or_an_error_body(api_client, caplog, capsys):
+    raw = issue_token(TokenKind.BOT)
+    revoked_raw = issue_token(TokenKind.FEED)
+    api_token_revoke(token=ApiToken.objects.get(digest=token_digest(revoked_raw)), actor=None)
+
+    with caplog.at_level("DEBUG"):
+        ok = _get(api_client, raw)
+        refused = _get(api_client, revoked_raw)
+
+    assert (ok.status_code, refused.status_code) == (200, 401)
+    captured = capsys.readouterr()
+    for secret in (raw, revoked_raw):
+        assert secret not in caplog.text
+        assert secret not in captured.out + captured.err
+        assert secret not in ok.content.decode() + refused.content.decode()
