@@ -53,6 +53,7 @@ class RedisStreamHandler(logging.Handler):
         queue_size: int = DEFAULT_QUEUE_SIZE,
         redis_url: str | None = None,
         level: int = logging.NOTSET,
+        register: bool = True,
     ) -> None:
         super().__init__(level=level)
         self.stream_key = stream_key
@@ -64,8 +65,9 @@ class RedisStreamHandler(logging.Handler):
         self._reset_process_state()
         self_ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _reset_in_child(self_ref))
-        global _active
-        _active = weakref.ref(self)
+        if register:
+            global _active
+            _active = weakref.ref(self)
 
     # ----------------------------------------------------------------------------------- caller side
     def emit(self, record: logging.LogRecord) -> None:

@@ -102,3 +102,19 @@ def test_a_session_user_is_bound_from_the_first_line(operator_client, capfd):
     lines = [line for line in json_lines(capfd.readouterr().out) if line.get("request_id") == "id-user"]
     operator_id = operator_client.session["_auth_user_id"]
     assert [str(line["user_id"]) for line in lines] == [operator_id] * 3
+
+
+def test_under_asgi_the_id_is_validated_and_echoed_too():
+    import asyncio
+
+    from django.test import AsyncClient
+
+    async def requests() -> tuple[str, str]:
+        client = AsyncClient()
+        trusted = await client.get("/api/test/ping", headers={"X-Request-ID": "asgi-1"})
+        replaced = await client.get("/api/test/ping", headers={"X-Request-ID": "bad id"})
+        return trusted["X-Request-ID"], replaced["X-Request-ID"]
+
+    trusted, replaced = asyncio.run(requests())
+    assert trusted == "asgi-1"
+    assert _is_uuid4(replaced)

@@ -1,0 +1,145 @@
+"""The recent-log stream sink: exactly 10,000 entries across processes, a new writer after fork, drop and count
+when Redis is down or the queue is full, resume when Redis is back."""
+
+import logging
+import os
+import subprocess
+import time
+
+import pytest
+import redis
+import structlog
+from django.conf import settings
+from django.test import Client
+from django_redis import get_redis_connection
+
+from logs.config import JsonFormatter
+from logs.sinks import DEFAULT_DROPS_KEY, DEFAULT_STREAM_KEY, RedisStreamHandler
+from tests.logs.conftest import stream_entries
+
+logger = structlog.get_logger("tests.logs.sinks")
+
+
+def _log_many(start: int, count: int, sink: RedisStreamHandler, chunk: int = 1000) -> None:
+    for first in range(start, start + count, chunk):
+        for number in range(first, min(first + chunk, start + count)):
+            logger.info("bulk", seq=number)
+        assert sink.flush_queue(timeout=30)
+
+
+@pytest.mark.slow
+def test_the_stream_keeps_exactly_the_newest_10000_entries(log_sink):
+    client = get_redis_connection("default")
+    dropped_before = log_sink.dropped
+
+    _log_many(0, 10_050, log_sink)
+
+    assert client.xlen(DEFAULT_STREAM_KEY) == 10_000
+    entries = stream_entries()
+    assert [entry["seq"] for entry in entries] == list(range(50, 10_050))
+    assert log_sink.dropped == dropped_before
+
+
+@pytest.mark.slow
+def test_two_processes_writing_still_never_exceed_10000_and_the_child_writes_after_fork(log_sink):
+    client = get_redis_connection("default")
+    log_sink.flush_queue()
+    child = os.fork()
+    if child == 0:  # the child: its own queue, thread and client, started lazily on its first line
+        try:
+            _log_many(100_000, 6_000, log_sink)
+        finally:
+            os._exit(0)
+    _log_many(0, 6_000, log_sink)
+    _, status = os.waitpid(child, 0)
+
+    assert status == 0
+    assert client.xlen(DEFAULT_STREAM_KEY) == 10_000
+    pids = {entry["pid"] for entry in stream_entries()}
+    assert pids == {os.getpid(), child}
+
+
+def test_a_full_queue_drops_and_counts_without_blocking():
+    # given a sink whose writer cannot reach Redis and a queue of 5 lines
+    sink = RedisStreamHandler(queue_size=5, redis_url="redis://127.0.0.1:1/0", register=False)
+    sink.setFormatter(JsonFormatter())
+    sink._thread = object()  # no writer thread: the queue only fills
+    test_logger = logging.getLogger("tests.logs.fullqueue")
+    test_logger.addHandler(sink)
+    test_logger.propagate = False
+    try:
+        started = time.perf_counter()
+        for number in range(12):
+            test_logger.warning("line %s", number)
+        elapsed = time.perf_counter() - started
+    finally:
+        test_logger.removeHandler(sink)
+        test_logger.propagate = True
+        sink._closed = True
+    # then 5 are queued, 7 dropped and counted, and nothing waited
+    assert sink._queue.qsize() == 5
+    assert sink.dropped == 7
+    assert sink.unreported_drops == 7
+    assert elapsed < 0.5
+
+
+def _redis_cli(*args: str) -> None:
+    port = str(redis.Redis.from_url(settings.REDIS_URL).connection_pool.connection_kwargs["port"])
+    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, *args], check=False, capture_output=True, timeout=10)
+
+
+def _start_test_redis() -> None:
+    port = str(redis.Redis.from_url(settings.REDIS_URL).connection_pool.connection_kwargs["port"])
+    env = {**os.environ, "TEST_REDIS_PORT": port}
+    env.pop("TEST_REDIS_URL", None)
+    command = ["scripts/services.sh", "start", "test-redis"]
+    subprocess.run(command, cwd=settings.BASE_DIR, env=env, check=True, timeout=30)
+
+
+def _wait_for_line(event: str, sink: RedisStreamHandler, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logger.info(event)
+        sink.flush_queue()
+        try:
+            if any(entry["event"] == event for entry in stream_entries()):
+                return True
+        except redis.RedisError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+@pytest.mark.usefixtures("test_urls")
+def test_with_redis_stopped_requests_succeed_drops_are_counted_and_logging_resumes(log_sink):
+    dropped_before = log_sink.dropped
+    logger.info("before_outage")
+    assert log_sink.flush_queue()
+    assert [entry["event"] for entry in stream_entries()] == ["before_outage"]
+
+    _redis_cli("shutdown", "nosave")
+    try:
+        # when Redis is down, requests that log still succeed, quickly
+        started = time.perf_counter()
+        responses = [Client().get("/api/test/ping", HTTP_X_REQUEST_ID=f"outage-{n}") for n in range(5)]
+        elapsed = time.perf_counter() - started
+        assert [response.status_code for response in responses] == [200] * 5
+        assert elapsed < 2.0
+        assert log_sink.flush_queue()
+        # then every line of those requests (3 each) was dropped and counted in this process
+        assert log_sink.dropped - dropped_before >= 15
+        assert log_sink.unreported_drops >= 15
+    finally:
+        _start_test_redis()
+
+    # when Redis is back, logging resumes and the process's drops reach the shared counter
+    assert _wait_for_line("after_outage", log_sink, timeout=10)
+    assert log_sink.unreported_drops == 0
+    client = get_redis_connection("default")
+    assert int(client.get(DEFAULT_DROPS_KEY)) == log_sink.dropped - dropped_before
+    assert not any(entry.get("request_id", "").startswith("outage-") for entry in stream_entries())
+    health = Client().get("/api/health").json()["logs"]
+    assert health["dropped_reported_total"] == log_sink.dropped - dropped_before
+    assert health["unreported_this_process"] == 0
