@@ -58,6 +58,7 @@ THIRD_PARTY_APPS = [
     "drf_spectacular",
     "django_celery_beat",
     "django_structlog",
+    "django_eventstream",
 ]
 LOCAL_APPS = [
     "accounts",
@@ -204,6 +205,25 @@ RATE_LIMIT_FAIL_CLOSED_SCOPES = ["risk_check"]
 # Celery (broker on its own Redis database; results are not stored: tasks write to PostgreSQL)
 # ------------------------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_redis_db_url(REDIS_URL, 1))
+
+
+def eventstream_redis(url: str) -> dict:
+    """django-eventstream's Redis kwargs (SSE fan-out across processes) from a redis:// URL."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    return {
+        "host": parsed.hostname or "127.0.0.1",
+        "port": parsed.port or 6379,
+        "db": int((parsed.path or "/0").lstrip("/") or 0),
+        "password": parsed.password,
+        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+    }
+
+
+# Every process publishes live events through Redis pub/sub (nija/events.py), so any SSE listener receives them.
+EVENTSTREAM_REDIS = eventstream_redis(REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
