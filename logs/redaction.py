@@ -9,6 +9,7 @@ Two rules, applied at any depth of dicts, lists, tuples and sets:
 Over-redacting a harmless field is accepted; leaking a secret is not.
 """
 
+import functools
 import re
 from typing import Any
 
@@ -19,27 +20,59 @@ _SENSITIVE_WORDS = (
     r"|private[_-]?key|signature|session[_-]?id|csrf"
 )
 _SENSITIVE_KEY = re.compile(_SENSITIVE_WORDS, re.IGNORECASE)
+# Cheap substring triggers (on the lower-cased text) before any regex runs: most strings contain none.
+_TRIGGERS = (
+    "token",
+    "secret",
+    "passw",
+    "pwd",
+    "key",
+    "authorization",
+    "passphrase",
+    "cookie",
+    "credential",
+    "signature",
+    "session",
+    "csrf",
+    "bearer",
+)
 _BEARER = re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=:-]+", re.IGNORECASE)
 _KEY_VALUE = re.compile(
-    r"(?P<key>[\w.-]*(?:" + _SENSITIVE_WORDS + r")[\w.-]*)"
-    r"(?P<sep>[\"']?\s*[:=]\s*)"
+    r"(?:" + _SENSITIVE_WORDS + r")[\w.-]*"
+    r"[\"']?\s*[:=]\s*"
     r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&}\])]+)",
     re.IGNORECASE,
 )
-# Keys structlog and our own pipeline add: never sensitive, skipped for speed.
-_SAFE_KEYS = frozenset({"event", "level", "logger", "timestamp", "request_id", "user_id", "account_id", "task_id"})
+# Keys structlog and our own pipeline add: never sensitive names; the values of the last four are not scanned.
+_SAFE_KEYS = frozenset(
+    {"event", "request_id", "user_id", "account_id", "task_id", "level", "logger", "timestamp", "pid"}
+)
+_UNSCANNED_KEYS = frozenset({"level", "logger", "timestamp", "pid"})
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_sensitive_name(key: str) -> bool:
+    return key not in _SAFE_KEYS and _SENSITIVE_KEY.search(key) is not None
 
 
 def is_sensitive_key(key: object) -> bool:
-    return isinstance(key, str) and key not in _SAFE_KEYS and _SENSITIVE_KEY.search(key) is not None
+    return isinstance(key, str) and _is_sensitive_name(key)
+
+
+def _redact_pair(match: re.Match) -> str:
+    """Keeps the key and separator of a `key=value` match, replaces the value."""
+    return match.group(0)[: match.start("value") - match.start()] + REDACTED
 
 
 def redact_text(text: str) -> str:
-    """Secrets inside free text: bearer tokens, then sensitive key/value pairs."""
+    """Secrets inside free text: bearer tokens, then sensitive key/value pairs (one cheap scan when neither)."""
     if not text:
         return text
+    lowered = text.lower()
+    if not any(trigger in lowered for trigger in _TRIGGERS):
+        return text
     text = _BEARER.sub(f"Bearer {REDACTED}", text)
-    return _KEY_VALUE.sub(lambda match: f"{match.group('key')}{match.group('sep')}{REDACTED}", text)
+    return _KEY_VALUE.sub(_redact_pair, text)
 
 
 def redact_value(value: Any) -> Any:

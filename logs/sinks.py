@@ -27,7 +27,18 @@ DEFAULT_DROPS_KEY = "nija:logs:drops"
 DEFAULT_MAXLEN = 10_000
 DEFAULT_QUEUE_SIZE = 10_000
 STREAM_FIELD = "e"
-_BATCH_SIZE = 500
+_BATCH_SIZE = 1000
+# The writer waits this long between batches, so one call carries many lines instead of one call per line.
+_LINGER_SECONDS = 0.05
+# One round trip and one command to pack per batch (a pipeline of XADDs costs the writer thread, and through the
+# GIL the request threads, about ten times more Python time). Exact MAXLEN on every XADD: never over the bound.
+_XADD_BATCH = """
+local maxlen = ARGV[1]
+for i = 2, #ARGV do
+  redis.call('XADD', KEYS[1], 'MAXLEN', maxlen, '*', 'e', ARGV[i])
+end
+return #ARGV - 1
+"""
 _RETRY_AFTER_FAILURE_SECONDS = 1.0
 _CONNECT_TIMEOUT_SECONDS = 0.2
 _SOCKET_TIMEOUT_SECONDS = 0.5
@@ -156,6 +167,7 @@ class RedisStreamHandler(logging.Handler):
                 self._write(batch)
                 for _ in batch:
                     self._queue.task_done()
+                self._stop.wait(_LINGER_SECONDS)
 
     def _next_batch(self) -> list[str]:
         try:
@@ -175,10 +187,7 @@ class RedisStreamHandler(logging.Handler):
             return
         try:
             client = self._redis()
-            pipe = client.pipeline(transaction=False)
-            for line in batch:
-                pipe.xadd(self.stream_key, {STREAM_FIELD: line}, maxlen=self.maxlen, approximate=False)
-            pipe.execute()
+            self._xadd_batch(keys=[self.stream_key], args=[self.maxlen, *batch], client=client)
             self._report_drops(client)
         except Exception:  # noqa: BLE001 - Redis down, slow or misconfigured: drop and count, never raise
             self._count_drops(len(batch))
@@ -201,6 +210,7 @@ class RedisStreamHandler(logging.Handler):
                 socket_timeout=_SOCKET_TIMEOUT_SECONDS,
                 retry=Retry(NoBackoff(), 0),
             )
+            self._xadd_batch = self._client.register_script(_XADD_BATCH)
         return self._client
 
 
