@@ -30,6 +30,10 @@ class Portfolio(TimeStampedModel):
     counters_verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        permissions = [
+            ("approve_position", "Can approve or reject positions waiting for approval"),
+            ("halt_trading", "Can halt, set reduce-only and resume trading"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(id=1), name="portfolio_singleton"),
             models.CheckConstraint(condition=Q(exposure__gte=0), name="portfolio_exposure_non_negative"),
@@ -175,9 +179,9 @@ class RiskLimits(TimeStampedModel):
 
 
 class TradingStateValue(models.TextChoices):
-    ACTIVE = "ACTIVE", "Active"
-    REDUCING = "REDUCING", "Reducing only"
-    HALTED = "HALTED", "Halted"
+    ACTIVE = "active", "ACTIVE"
+    REDUCING = "reducing", "REDUCING (reduce-only)"
+    HALTED = "halted", "HALTED"
 
 
 class TradingState(models.Model):

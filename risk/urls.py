@@ -1,3 +1,15 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from risk import api
+
+urlpatterns = [
+    path("risk/check-position", api.PositionCheckApi.as_view(), name="risk-check-position"),
+    path("risk/halt", api.TradingHaltApi.as_view(), name="risk-halt"),
+    path("risk/resume", api.TradingResumeApi.as_view(), name="risk-resume"),
+    path("positions/<int:position_id>/fill", api.PositionFillApi.as_view(), name="position-fill"),
+    path("positions/<int:position_id>/close", api.PositionCloseApi.as_view(), name="position-close"),
+    path("positions/<int:position_id>/cancel", api.PositionCancelApi.as_view(), name="position-cancel"),
+    path("positions/<int:position_id>/approve", api.PositionApproveApi.as_view(), name="position-approve"),
+    path("positions/<int:position_id>/reject", api.PositionRejectApi.as_view(), name="position-reject"),
+    path("accounts/<int:account_id>/metrics", api.AccountMetricsReportApi.as_view(), name="account-metrics-report"),
+]

@@ -17,3 +17,38 @@ def redis_client():
     client.flushdb()
     yield client
     client.flushdb()
+
+
+def _reference_rows() -> None:
+    """Rows the data migrations create, which a transactional test's flush removes: the portfolio row, its default
+    limits and trading state, and the operator roles (groups) with their permissions."""
+    import importlib
+
+    from django.contrib.auth.models import Group, Permission
+
+    from risk.models import Portfolio, RiskLimits, TradingState
+
+    defaults = importlib.import_module("risk.migrations.0002_portfolio_defaults")
+    Portfolio.objects.get_or_create(id=Portfolio.SINGLETON_ID)
+    if not RiskLimits.objects.filter(instance__isnull=True).exists():
+        RiskLimits.objects.create(instance=None, **defaults.DEFAULT_LIMITS)
+    if not TradingState.objects.filter(instance__isnull=True).exists():
+        TradingState.objects.create(instance=None, state="active")
+    for app_label, module in (
+        ("accounts", "accounts.migrations.0004_operator_roles"),
+        ("risk", "risk.migrations.0003_risk_roles"),
+    ):
+        for role, codenames in importlib.import_module(module).ROLES.items():
+            group, _ = Group.objects.get_or_create(name=role)
+            group.permissions.add(*Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames))
+
+
+@pytest.fixture(autouse=True)
+def reference_rows(request: pytest.FixtureRequest) -> None:
+    """Re-create the migrations' reference rows before every database test (see `_reference_rows`)."""
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None:
+        return
+    transactional = marker.kwargs.get("transaction", False) or (marker.args and marker.args[0])
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    _reference_rows()

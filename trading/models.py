@@ -77,6 +77,11 @@ class Position(TimeStampedModel):
     client_order_id = models.CharField(max_length=64, null=True, blank=True)
     request_fingerprint = models.CharField(max_length=64, blank=True, default="")
     reservation_expires_at = models.DateTimeField(null=True, blank=True)
+    # Set by the risk services: the n the rules checked, the decision the bot was given (a retry with the same
+    # client_order_id is answered with it), and when the unfilled rest stopped being reserved.
+    checked_notional = models.DecimalField(**MONEY, default=ZERO)
+    check_decision = models.CharField(max_length=24, blank=True, default="")
+    unfilled_released_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,

@@ -304,3 +304,11 @@ DJANGO_STRUCTLOG_REQUEST_CANCELLED_LOG_LEVEL = logging.INFO
 # Celery must keep Django's logging (logs/celery.py answers its setup_logging signal) and the real stdout.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS = False
+
+# ------------------------------------------------------------------------------------------------
+# Risk gate: how long a check may wait for a row lock or run a statement before it fails closed (503)
+# ------------------------------------------------------------------------------------------------
+RISK_LOCK_TIMEOUT_MS = env.int("RISK_LOCK_TIMEOUT_MS", default=2000)
+RISK_STATEMENT_TIMEOUT_MS = env.int("RISK_STATEMENT_TIMEOUT_MS", default=5000)
+# How often beat expires reservations past their TTL (seconds).
+RISK_EXPIRY_INTERVAL_SECONDS = env.int("RISK_EXPIRY_INTERVAL_SECONDS", default=15)

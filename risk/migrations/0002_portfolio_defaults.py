@@ -28,7 +28,7 @@ def create_defaults(apps, schema_editor):
         RiskLimits.objects.create(instance=None, **DEFAULT_LIMITS)
     TradingState = apps.get_model("risk", "TradingState")
     if not TradingState.objects.filter(instance__isnull=True).exists():
-        TradingState.objects.create(instance=None, state="ACTIVE", reason="initial state")
+        TradingState.objects.create(instance=None, state="active", reason="initial state")
 
 
 class Migration(migrations.Migration):

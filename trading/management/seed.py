@@ -473,6 +473,9 @@ class _HistoryBuilder:
             "client_order_id": f"demo-{self.sequence:06d}",
         }
         row["request_fingerprint"] = _fingerprint(row)
+        # What the risk check decided and reserved (fills later re-fix `notional`, never these).
+        row["checked_notional"] = notional
+        row["check_decision"] = _CHECK_DECISION.get(status, PositionStatus.APPROVED)
         getattr(self, f"_as_{status}")(row)
         return row
 
@@ -588,6 +591,12 @@ class _HistoryBuilder:
 
 SYMBOL_NAMES = list(SYMBOLS)
 SYMBOL_CUMULATIVE_WEIGHTS = list(itertools.accumulate(weight for _, weight in SYMBOLS.values()))
+
+
+_CHECK_DECISION = {
+    PositionStatus.REJECTED: PositionStatus.REJECTED,
+    PositionStatus.PENDING_APPROVAL: PositionStatus.PENDING_APPROVAL,
+}
 
 
 def _fingerprint(row: dict) -> str:

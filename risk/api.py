@@ -1,0 +1,418 @@
+"""The risk API (DESIGN.md section 6): thin views that parse, authorize, call one service and render.
+
+Bots only ever reach their own account (another account's id answers 404, as an unknown one does); operators
+act through roles (approve/reject, halt/resume). Every view fails closed: if the database or Redis cannot be
+read, or a lock wait passes its timeout, the answer is 503 `risk_state_unavailable` and nothing is approved.
+"""
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from decimal import Decimal
+from functools import wraps
+from typing import Any
+
+from django.db import DatabaseError
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from redis import RedisError
+from rest_framework import serializers
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.permissions import IsBot, principal_instance_id, request_principal
+from nija.api.errors import ApiError
+from nija.api.permissions import IsOperator
+from risk import selectors
+from risk.errors import AccountNotFound, RiskStateUnavailable
+from risk.services.approval import position_approve, position_reject
+from risk.services.check import CheckInput, CheckOutcome, position_check
+from risk.services.equity import equity_report
+from risk.services.lifecycle import CloseInput, FillInput, position_cancel, position_close, position_fill
+from risk.services.trading_state import state_json, trading_halt, trading_resume
+from trading.symbols import canonical_symbol
+
+MAX_AMOUNT = Decimal("9999999999.99999999")  # NUMERIC(18, 8)
+MIN_POSITIVE = Decimal("0.00000001")
+SAFE_ID = r"^[A-Za-z0-9._:\-]{1,64}$"
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+@contextmanager
+def fail_closed() -> Iterator[None]:
+    """Turn "cannot read the risk state" into a 503 that approves nothing (the transaction has rolled back)."""
+    try:
+        yield
+    except (DatabaseError, RedisError) as exc:
+        raise RiskStateUnavailable(f"Risk state is unavailable ({type(exc).__name__}); nothing was approved.") from exc
+
+
+def failing_closed(method: Callable[..., Response]) -> Callable[..., Response]:
+    @wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        with fail_closed():
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def money(*, required: bool = True, positive: bool = True, allow_zero: bool = False, signed: bool = False):
+    """An amount as DRF's DecimalField checks it: at most 8 decimals, 18 digits, finite (NaN/Infinity refused)."""
+    minimum = None if signed else (Decimal(0) if allow_zero or not positive else MIN_POSITIVE)
+    return serializers.DecimalField(
+        max_digits=18,
+        decimal_places=8,
+        min_value=minimum,
+        max_value=MAX_AMOUNT,
+        required=required,
+        allow_null=False,
+    )
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses a body that is not a JSON object or that names fields it does not know (a bot can never slip in a
+    server-owned value such as exposure, status or limits)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError({"non_field_errors": ["The body must be a JSON object."]})
+        unknown = sorted(set(data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+def validated(serializer_class: type[serializers.Serializer], data: Any) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def bot_account_id(request: Request, account_id: int) -> int:
+    """A bot may only name its own account; any other id answers exactly like an unknown one."""
+    if principal_instance_id(request) != account_id:
+        raise AccountNotFound()
+    return account_id
+
+
+def correlation_id(request: Request) -> str:
+    return str(getattr(request, "request_id", "") or request.META.get("HTTP_X_REQUEST_ID", ""))[:64]
+
+
+class HasRiskPermission(BasePermission):
+    """An operator (session or operator token) holding a given permission through a role (group)."""
+
+    permission = ""
+
+    def has_permission(self, request: Request, view: object) -> bool:
+        return IsOperator().has_permission(request, view) and request.user.has_perm(self.permission)
+
+
+class CanApprove(HasRiskPermission):
+    permission = "risk.approve_position"
+    message = "Approving or rejecting positions needs the approver role."
+
+
+class CanHalt(HasRiskPermission):
+    permission = "risk.halt_trading"
+    message = "Halting or resuming trading needs the risk admin role."
+
+
+# ---------------------------------------------------------------------------------------------- check
+class CheckPositionInput(StrictSerializer):
+    account_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    symbol = serializers.CharField(max_length=32)
+    side = serializers.ChoiceField(choices=["long", "short"])
+    quantity = money()
+    price = money()
+    reduce_only = serializers.BooleanField(required=False, default=False)
+    position_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
+    dry_run = serializers.BooleanField(required=False, default=False)
+    client_order_id = serializers.RegexField(SAFE_ID, required=False)
+
+    def validate_symbol(self, value: str) -> str:
+        try:
+            return canonical_symbol(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["reduce_only"] and "position_id" not in attrs:
+            raise serializers.ValidationError({"position_id": ["A reduce-only check names the position it reduces."]})
+        if attrs["quantity"] * attrs["price"] > MAX_AMOUNT:
+            raise serializers.ValidationError({"quantity": ["quantity x price is beyond the largest notional."]})
+        return attrs
+
+
+class LegacyCheckInput(StrictSerializer):
+    """The earlier API's body: a dry run of that notional (symbol rules skipped)."""
+
+    account_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    position_size = money()
+
+
+def outcome_json(outcome: CheckOutcome, *, legacy: bool = False) -> dict:
+    body = {
+        "decision": outcome.decision,
+        "allowed": outcome.allowed,
+        "reasons": list(outcome.reasons),
+        "position_id": outcome.position_id,
+        "expires_at": outcome.expires_at,
+        "notional": outcome.notional,
+        "metrics": outcome.metrics,
+    }
+    if outcome.replayed:
+        body["replayed"] = True
+    if legacy:
+        body["reason"] = outcome.reason
+    return body
+
+
+class PositionCheckApi(APIView):
+    """POST /api/risk/check-position: the pre-trade check (bots, their own account)."""
+
+    permission_classes = [IsBot]
+    throttle_scope = "risk_check"
+
+    @extend_schema(request=CheckPositionInput, responses={200: dict})
+    @failing_closed
+    def post(self, request: Request) -> Response:
+        data = request.data
+        legacy = isinstance(data, dict) and "position_size" in data and "symbol" not in data
+        if legacy:
+            fields = validated(LegacyCheckInput, data)
+            check = CheckInput(
+                account_id=fields["account_id"], legacy_position_size=fields["position_size"], dry_run=True
+            )
+        else:
+            check = CheckInput(**validated(CheckPositionInput, data))
+        bot_account_id(request, check.account_id)
+        principal = request_principal(request)
+        outcome = position_check(
+            request=check, user_id=principal.user_id, now=timezone.now(), correlation_id=correlation_id(request)
+        )
+        return Response(outcome_json(outcome, legacy=legacy))
+
+
+# ---------------------------------------------------------------------------------------------- positions
+class PositionOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    account_id = serializers.IntegerField(source="instance_id")
+    symbol = serializers.CharField()
+    side = serializers.CharField()
+    status = serializers.CharField()
+    quantity = serializers.DecimalField(max_digits=18, decimal_places=8)
+    filled_quantity = serializers.DecimalField(max_digits=18, decimal_places=8)
+    closed_quantity = serializers.DecimalField(max_digits=18, decimal_places=8)
+    requested_price = serializers.DecimalField(max_digits=18, decimal_places=8)
+    entry_price = serializers.DecimalField(max_digits=18, decimal_places=8, allow_null=True)
+    exit_price = serializers.DecimalField(max_digits=18, decimal_places=8, allow_null=True)
+    notional = serializers.DecimalField(max_digits=18, decimal_places=8)
+    realized_pnl = serializers.DecimalField(max_digits=18, decimal_places=8)
+    fees = serializers.DecimalField(max_digits=18, decimal_places=8)
+    reasons = serializers.JSONField()
+    client_order_id = serializers.CharField(allow_null=True)
+    reservation_expires_at = serializers.DateTimeField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decision_reason = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+def position_json(position: Any) -> dict:
+    return PositionOutput(position).data
+
+
+class FillInputSerializer(StrictSerializer):
+    exchange_order_id = serializers.RegexField(SAFE_ID)
+    quantity = money()
+    price = money()
+    fees = money(required=False, signed=True)
+
+
+class CloseInputSerializer(StrictSerializer):
+    client_close_id = serializers.RegexField(SAFE_ID)
+    exit_price = money()
+    fees = money(required=False, signed=True)
+    quantity = money(required=False)
+
+
+class PositionFillApi(APIView):
+    """POST /api/positions/{id}/fill: a bot reports an exchange fill of its reserved position."""
+
+    permission_classes = [IsBot]
+
+    @extend_schema(request=FillInputSerializer, responses={200: PositionOutput})
+    @failing_closed
+    def post(self, request: Request, position_id: int) -> Response:
+        fill = FillInput(**validated(FillInputSerializer, request.data))
+        position = position_fill(
+            position_id=position_id, instance_id=principal_instance_id(request), fill=fill, now=timezone.now()
+        )
+        return Response(position_json(position))
+
+
+class PositionCloseApi(APIView):
+    """POST /api/positions/{id}/close: a bot reports a whole or partial close (accepted in every state)."""
+
+    permission_classes = [IsBot]
+
+    @extend_schema(request=CloseInputSerializer, responses={200: dict})
+    @failing_closed
+    def post(self, request: Request, position_id: int) -> Response:
+        close = CloseInput(**validated(CloseInputSerializer, request.data))
+        trade = position_close(
+            position_id=position_id, instance_id=principal_instance_id(request), close=close, now=timezone.now()
+        )
+        return Response({"trade": trade_json(trade), "position": position_json(trade.position)})
+
+
+def trade_json(trade: Any) -> dict:
+    return {
+        "id": trade.pk,
+        "position_id": trade.position_id,
+        "client_close_id": trade.client_close_id,
+        "quantity": trade.quantity,
+        "entry_price": trade.entry_price,
+        "exit_price": trade.exit_price,
+        "pnl": trade.pnl,
+        "fees": trade.fees,
+        "closed_at": trade.closed_at,
+    }
+
+
+class PositionCancelApi(APIView):
+    """POST /api/positions/{id}/cancel: release the unfilled reservation (the bot's own, or any for operators)."""
+
+    def get_permissions(self) -> list[BasePermission]:
+        return [IsBot()] if request_principal(self.request) and principal_instance_id(self.request) else [CanApprove()]
+
+    @extend_schema(request=None, responses={200: PositionOutput})
+    @failing_closed
+    def post(self, request: Request, position_id: int) -> Response:
+        if isinstance(request.data, dict) and request.data:
+            raise ApiError("Cancel takes no body.", code="validation_error", fields={"body": ["Must be empty."]})
+        position = position_cancel(
+            position_id=position_id, instance_id=principal_instance_id(request), now=timezone.now()
+        )
+        return Response(position_json(position))
+
+
+class DecisionInput(StrictSerializer):
+    reason = serializers.CharField(max_length=1000, required=False, default="", allow_blank=True)
+
+
+class PositionApproveApi(APIView):
+    """POST /api/positions/{id}/approve (approver role): re-runs every rule now; may still reject."""
+
+    permission_classes = [CanApprove]
+
+    @extend_schema(request=DecisionInput, responses={200: PositionOutput})
+    @failing_closed
+    def post(self, request: Request, position_id: int) -> Response:
+        reason = validated(DecisionInput, request.data or {})["reason"]
+        position = position_approve(position_id=position_id, actor=request.user, reason=reason, now=timezone.now())
+        return Response(position_json(position))
+
+
+class PositionRejectApi(APIView):
+    """POST /api/positions/{id}/reject (approver role)."""
+
+    permission_classes = [CanApprove]
+
+    @extend_schema(request=DecisionInput, responses={200: PositionOutput})
+    @failing_closed
+    def post(self, request: Request, position_id: int) -> Response:
+        reason = validated(DecisionInput, request.data or {})["reason"]
+        position = position_reject(position_id=position_id, actor=request.user, reason=reason, now=timezone.now())
+        return Response(position_json(position))
+
+
+# ---------------------------------------------------------------------------------------------- state
+class HaltInput(StrictSerializer):
+    account_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, allow_null=True)
+    mode = serializers.ChoiceField(choices=["halted", "reducing"], required=False, default="halted")
+    reason = serializers.CharField(max_length=1000)
+
+
+class ResumeInput(StrictSerializer):
+    account_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, allow_null=True)
+    reason = serializers.CharField(max_length=1000)
+
+
+class TradingHaltApi(APIView):
+    """POST /api/risk/halt (risk admin): the kill switch for the portfolio or one account."""
+
+    permission_classes = [CanHalt]
+
+    @extend_schema(request=HaltInput, responses={200: dict})
+    @failing_closed
+    def post(self, request: Request) -> Response:
+        data = validated(HaltInput, request.data)
+        change = trading_halt(
+            instance_id=data.get("account_id"),
+            mode=data["mode"],
+            reason=data["reason"],
+            actor=request.user,
+            now=timezone.now(),
+            correlation_id=correlation_id(request),
+        )
+        body = state_json(change.state) | {
+            "previous": change.previous,
+            "cancelled_position_ids": list(change.cancelled_position_ids),
+        }
+        return Response(body)
+
+
+class TradingResumeApi(APIView):
+    """POST /api/risk/resume (risk admin)."""
+
+    permission_classes = [CanHalt]
+
+    @extend_schema(request=ResumeInput, responses={200: dict})
+    @failing_closed
+    def post(self, request: Request) -> Response:
+        data = validated(ResumeInput, request.data)
+        change = trading_resume(
+            instance_id=data.get("account_id"), reason=data["reason"], actor=request.user, now=timezone.now()
+        )
+        return Response(state_json(change.state) | {"previous": change.previous})
+
+
+# ---------------------------------------------------------------------------------------------- equity
+class EquityReportInput(StrictSerializer):
+    equity = money(allow_zero=True)
+    cash_balance = money(required=False, allow_zero=True)
+
+
+class AccountMetricsReportApi(APIView):
+    """POST /api/accounts/{id}/metrics: a bot reports its equity (a heartbeat); may trip an emergency halt."""
+
+    permission_classes = [IsBot]
+
+    @extend_schema(request=EquityReportInput, responses={200: dict})
+    @failing_closed
+    def post(self, request: Request, account_id: int) -> Response:
+        data = validated(EquityReportInput, request.data)
+        bot_account_id(request, account_id)
+        outcome = equity_report(
+            instance_id=account_id,
+            equity=data["equity"],
+            cash_balance=data.get("cash_balance"),
+            now=timezone.now(),
+            correlation_id=correlation_id(request),
+        )
+        account = outcome.account
+        portfolio_mode, account_mode = selectors.trading_modes(instance_id=account.pk)
+        return Response(
+            {
+                "account_id": account.pk,
+                "equity": account.equity,
+                "peak_equity": account.peak_equity,
+                "day_start_equity": account.day_start_equity,
+                "equity_reported_at": account.equity_reported_at,
+                "state": {"portfolio": portfolio_mode, "account": account_mode},
+                "emergency": [breach.message for breach in outcome.new_breaches],
+            }
+        )

@@ -1,0 +1,60 @@
+"""The risk app's error codes, in one place, as the house error shape renders them."""
+
+from enum import StrEnum
+
+from rest_framework import status
+
+from nija.api.errors import ApiError, ConflictError, ServiceUnavailableError
+
+
+class RiskErrorCode(StrEnum):
+    ACCOUNT_NOT_FOUND = "account_not_found"
+    POSITION_NOT_FOUND = "position_not_found"
+    IDEMPOTENCY_CONFLICT = "idempotency_conflict"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    QUANTITY_EXCEEDED = "quantity_exceeded"
+    RISK_STATE_UNAVAILABLE = "risk_state_unavailable"
+    STALE_STATE = "stale_state"
+
+
+class AccountNotFound(ApiError):
+    """Unknown, inactive, or another bot's account: the same answer for all three, so ids leak nothing."""
+
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = RiskErrorCode.ACCOUNT_NOT_FOUND
+    default_detail = "Unknown or inactive account."
+
+
+class PositionNotFound(ApiError):
+    status_code = status.HTTP_404_NOT_FOUND
+    default_code = RiskErrorCode.POSITION_NOT_FOUND
+    default_detail = "Unknown position."
+
+
+class IdempotencyConflict(ConflictError):
+    default_code = RiskErrorCode.IDEMPOTENCY_CONFLICT
+    default_detail = "This idempotency key was already used with a different request body."
+
+
+class IllegalTransition(ConflictError):
+    default_code = RiskErrorCode.ILLEGAL_TRANSITION
+    default_detail = "The position's current status does not allow this action."
+
+
+class QuantityExceeded(ConflictError):
+    default_code = RiskErrorCode.QUANTITY_EXCEEDED
+    default_detail = "The quantity exceeds what the position allows."
+
+
+class RiskStateUnavailable(ServiceUnavailableError):
+    """The engine cannot read its state (database or Redis down, lock wait past its timeout): it allows nothing."""
+
+    default_code = RiskErrorCode.RISK_STATE_UNAVAILABLE
+    default_detail = "Risk state is unavailable; nothing was approved. Retry later."
+
+
+class StaleState(ServiceUnavailableError):
+    """The account's equity is unknown or older than equity_max_age: the rules cannot be evaluated."""
+
+    default_code = RiskErrorCode.STALE_STATE
+    default_detail = "The account's equity report is missing or stale; nothing was approved. Report equity first."

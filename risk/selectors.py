@@ -1,0 +1,236 @@
+"""Reads of the risk app: the limits and states in force, the row locks of a check, and the engine's inputs.
+
+Locks are always taken in one fixed order, so two transactions can never wait on each other in a cycle:
+the portfolio row, then the symbol row, then the correlation-group row, then the account row (each by primary
+key). Every exposure-moving service goes through `lock_scope`.
+"""
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import F, Q
+
+from accounts.models import TradingInstance
+from accounts.selectors import UserPermissionData
+from risk.engine import AccountState, Limits, PortfolioState, TradingMode, UserLimits
+from risk.models import CorrelationGroup, Portfolio, RiskLimits, SymbolExposure, TradingState
+from trading.models import Position, PositionStatus
+
+ENGINE_LIMIT_FIELDS = (
+    "max_portfolio_exposure_pct",
+    "max_daily_loss_pct",
+    "max_total_positions",
+    "max_account_exposure_pct",
+    "max_position_pct",
+    "max_symbol_exposure_pct",
+    "max_drawdown_pct",
+    "emergency_daily_loss_pct",
+    "emergency_drawdown_pct",
+    "approval_threshold",
+)
+
+
+@dataclass(frozen=True)
+class LimitsInForce:
+    """The engine's `Limits` plus the lifetimes the services apply, for one account (override, else default)."""
+
+    engine: Limits
+    reservation_ttl: timedelta
+    approval_ttl: timedelta
+    equity_max_age: timedelta
+
+
+@dataclass(frozen=True)
+class LockedScope:
+    """The rows a transaction holds locked, in lock order. `symbol_row` and `group` are None for a check that
+    names no symbol (the legacy body), `group` also when the symbol is in no correlation group."""
+
+    portfolio: Portfolio
+    symbol_row: SymbolExposure | None
+    group: CorrelationGroup | None
+    account: TradingInstance
+
+
+def limits_in_force(*, instance_id: int | None) -> LimitsInForce:
+    """The portfolio default limits with the account's non-null overrides on top (one query)."""
+    rows = list(RiskLimits.objects.filter(Q(instance__isnull=True) | Q(instance_id=instance_id)))
+    default = next(row for row in rows if row.instance_id is None)
+    override = next((row for row in rows if row.instance_id is not None), None)
+
+    def value(name: str) -> object:
+        own = getattr(override, name) if override is not None else None
+        return own if own is not None else getattr(default, name)
+
+    return LimitsInForce(
+        engine=Limits(**{name: value(name) for name in ENGINE_LIMIT_FIELDS}),
+        reservation_ttl=timedelta(seconds=value("reservation_ttl_seconds")),
+        approval_ttl=timedelta(seconds=value("approval_ttl_seconds")),
+        equity_max_age=timedelta(seconds=value("equity_max_age_seconds")),
+    )
+
+
+def trading_modes(*, instance_id: int | None) -> tuple[TradingMode, TradingMode]:
+    """(portfolio mode, account mode); an account with no state row is ACTIVE (one query)."""
+    portfolio_mode = account_mode = TradingMode.ACTIVE
+    for row in TradingState.objects.filter(Q(instance__isnull=True) | Q(instance_id=instance_id)):
+        if row.instance_id is None:
+            portfolio_mode = TradingMode(row.state)
+        else:
+            account_mode = TradingMode(row.state)
+    return portfolio_mode, account_mode
+
+
+def set_lock_timeouts(*, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
+    """Bound how long this transaction may wait for a row lock or run a statement (SET LOCAL: this transaction
+    only). Past either, PostgreSQL raises and the caller answers 503: the gate fails closed instead of hanging."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+            [f"{lock_timeout_ms}ms", f"{statement_timeout_ms}ms"],
+        )
+
+
+def lock_portfolio() -> Portfolio:
+    return Portfolio.objects.select_for_update().get(pk=Portfolio.SINGLETON_ID)
+
+
+def lock_symbol(symbol: str) -> SymbolExposure:
+    """The symbol's exposure row, created on the first check of the symbol (ON CONFLICT DO NOTHING), locked."""
+    row = SymbolExposure.objects.select_for_update().filter(pk=symbol).first()
+    if row is None:
+        SymbolExposure.objects.bulk_create([SymbolExposure(symbol=symbol)], ignore_conflicts=True)
+        row = SymbolExposure.objects.select_for_update().get(pk=symbol)
+    return row
+
+
+def lock_group_of(symbol: str) -> CorrelationGroup | None:
+    return CorrelationGroup.objects.select_for_update(of=("self",)).filter(members__symbol=symbol).first()
+
+
+def lock_account(instance_id: int) -> TradingInstance:
+    return TradingInstance.objects.select_for_update().get(pk=instance_id)
+
+
+def lock_scope(*, instance_id: int, symbol: str | None) -> LockedScope:
+    """Lock, in the one fixed order, every row whose counters a change for this account and symbol moves."""
+    portfolio = lock_portfolio()
+    symbol_row = lock_symbol(symbol) if symbol else None
+    group = lock_group_of(symbol) if symbol else None
+    account = lock_account(instance_id)
+    return LockedScope(portfolio=portfolio, symbol_row=symbol_row, group=group, account=account)
+
+
+def read_scope(*, instance_id: int, symbol: str | None) -> LockedScope:
+    """The same rows as `lock_scope`, read without locks (dry runs: they reserve nothing)."""
+    return LockedScope(
+        portfolio=Portfolio.objects.get(pk=Portfolio.SINGLETON_ID),
+        symbol_row=(SymbolExposure.objects.filter(pk=symbol).first() or SymbolExposure(symbol=symbol))
+        if symbol
+        else None,
+        group=CorrelationGroup.objects.filter(members__symbol=symbol).first() if symbol else None,
+        account=TradingInstance.objects.get(pk=instance_id),
+    )
+
+
+# A reduce-only check reads only the trading states and the position: the engine skips every rule that would
+# read limits or exposure, so these neutral values are never compared.
+REDUCE_ONLY_USER_LIMITS = UserLimits(
+    can_trade=True, max_position_size=Decimal(0), max_daily_loss=Decimal(0), max_open_positions=0
+)
+
+
+def states_only_portfolio(mode: TradingMode) -> PortfolioState:
+    zero = Decimal(0)
+    return PortfolioState(equity=zero, exposure=zero, position_count=0, day_start_equity=zero, state=mode)
+
+
+def states_portfolio_totals(portfolio: Portfolio, mode: TradingMode) -> PortfolioState:
+    """The portfolio's totals with no symbol: what the emergency thresholds read."""
+    return PortfolioState(
+        equity=portfolio.equity,
+        exposure=portfolio.exposure,
+        position_count=portfolio.position_count,
+        day_start_equity=portfolio.day_start_equity,
+        state=mode,
+    )
+
+
+def account_state(account: TradingInstance, mode: TradingMode) -> AccountState:
+    return AccountState(
+        account_id=account.pk,
+        equity=account.equity,
+        exposure=account.exposure,
+        position_count=account.position_count,
+        peak_equity=account.peak_equity,
+        day_start_equity=account.day_start_equity,
+        state=mode,
+    )
+
+
+def portfolio_state(scope: LockedScope, mode: TradingMode) -> PortfolioState:
+    group = scope.group
+    return PortfolioState(
+        equity=scope.portfolio.equity,
+        exposure=scope.portfolio.exposure,
+        position_count=scope.portfolio.position_count,
+        day_start_equity=scope.portfolio.day_start_equity,
+        state=mode,
+        symbol_exposure=scope.symbol_row.exposure if scope.symbol_row is not None else Decimal(0),
+        group_exposure=group.exposure if group is not None else None,
+        group_limit_pct=group.limit_pct if group is not None else None,
+        group_name=group.name if group is not None else None,
+    )
+
+
+def user_limits(permission: UserPermissionData) -> UserLimits:
+    return UserLimits(
+        can_trade=permission.can_trade,
+        max_position_size=permission.max_position_size,
+        max_daily_loss=permission.max_daily_loss,
+        max_open_positions=permission.max_open_positions,
+        allowed_symbols=frozenset(permission.allowed_symbols),
+    )
+
+
+def equity_is_stale(account: TradingInstance, *, now: datetime, max_age: timedelta) -> bool:
+    """No equity report yet, or the last one is older than equity_max_age: the engine cannot know E_a."""
+    return account.equity_reported_at is None or now - account.equity_reported_at > max_age
+
+
+def _holds_unfilled_reservation() -> Q:
+    """Pending or approved, or open with an unfilled rest not yet released."""
+    return Q(status__in=[PositionStatus.PENDING_APPROVAL, PositionStatus.APPROVED]) | Q(
+        status=PositionStatus.OPEN, unfilled_released_at__isnull=True, filled_quantity__lt=F("quantity")
+    )
+
+
+def expired_reservation_ids(*, now: datetime, limit: int) -> list[int]:
+    """Positions whose reservation deadline passed while something is still reserved and unfilled, oldest first."""
+    candidates = Position.objects.filter(_holds_unfilled_reservation(), reservation_expires_at__lt=now)
+    return list(candidates.order_by("reservation_expires_at").values_list("pk", flat=True)[:limit])
+
+
+def unfilled_reservation_ids(*, instance_id: int | None) -> list[int]:
+    """Positions holding an unfilled reservation, in one account or (None) the whole portfolio: what a HALT cancels."""
+    positions = Position.objects.filter(_holds_unfilled_reservation())
+    if instance_id is not None:
+        positions = positions.filter(instance_id=instance_id)
+    return list(positions.order_by("pk").values_list("pk", flat=True))
+
+
+def states_without(
+    account: AccountState, portfolio: PortfolioState, *, notional: Decimal
+) -> tuple[AccountState, PortfolioState]:
+    """The states with one active position's own reservation taken out (an approval re-runs the rules as if that
+    position were not yet counted, so it is not measured against itself)."""
+    account = replace(account, exposure=account.exposure - notional, position_count=account.position_count - 1)
+    portfolio = replace(
+        portfolio,
+        exposure=portfolio.exposure - notional,
+        position_count=portfolio.position_count - 1,
+        symbol_exposure=portfolio.symbol_exposure - notional,
+        group_exposure=None if portfolio.group_exposure is None else portfolio.group_exposure - notional,
+    )
+    return account, portfolio

@@ -1,0 +1,317 @@
+"""The pre-trade check: validate nothing (the API did), load, lock, decide with the pure engine, record, reserve.
+
+Check and reservation are one short transaction. It locks the portfolio row first, so concurrent checks are
+serialized on it and no number of them can together pass a limit; then the symbol, correlation-group and account
+rows. The idempotency lookup runs after the portfolio lock, so a retry racing its original always sees it.
+Every check that is not a dry run is recorded as a `Position` with its decision and reasons (rejections hold no
+exposure); dry runs and reduce-only confirmations write nothing.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from accounts.selectors import user_permission_get
+from nija.events import publish_on_commit
+from risk import selectors
+from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate, legacy_request
+from risk.errors import AccountNotFound, IdempotencyConflict, PositionNotFound, StaleState
+from risk.models import Severity
+from risk.services.events import risk_event_raise
+from risk.services.exposure import counters_move
+from trading.market import market_price_get
+from trading.models import Position, PositionStatus
+
+DECISION_STATUS = {
+    Outcome.APPROVED: PositionStatus.APPROVED,
+    Outcome.PENDING_APPROVAL: PositionStatus.PENDING_APPROVAL,
+    Outcome.REJECTED: PositionStatus.REJECTED,
+}
+
+
+@dataclass(frozen=True)
+class CheckInput:
+    """A validated check request. `legacy_position_size` is set for the earlier `{account_id, position_size}` body."""
+
+    account_id: int
+    symbol: str = ""
+    side: str = Side.LONG
+    quantity: Decimal = Decimal(0)
+    price: Decimal = Decimal(0)
+    reduce_only: bool = False
+    position_id: int | None = None
+    dry_run: bool = False
+    client_order_id: str | None = None
+    legacy_position_size: Decimal | None = None
+
+    @property
+    def is_legacy(self) -> bool:
+        return self.legacy_position_size is not None
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the request's meaning (numbers normalized), to tell a retry from a different body."""
+        body = {
+            "symbol": self.symbol,
+            "side": str(self.side),
+            "quantity": format(self.quantity.normalize(), "f"),
+            "price": format(self.price.normalize(), "f"),
+            "reduce_only": self.reduce_only,
+            "position_id": self.position_id,
+        }
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What the bot is told: the decision, every failing rule, the position recording it and the figures after."""
+
+    decision: str
+    notional: Decimal
+    reasons: tuple[dict, ...]
+    position_id: int | None = None
+    expires_at: datetime | None = None
+    metrics: dict = field(default_factory=dict)
+    replayed: bool = False
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == Outcome.APPROVED
+
+    @property
+    def reason(self) -> str | None:
+        return self.reasons[0]["message"] if self.reasons else None
+
+
+def reason_json(reason: Reason) -> dict:
+    """A rule failure as JSON: numbers as strings, like every amount the API sends."""
+
+    def as_json(value: object) -> object:
+        return str(value) if isinstance(value, Decimal) else value
+
+    return {
+        "code": str(reason.code),
+        "message": reason.message,
+        "limit": as_json(reason.limit),
+        "value": as_json(reason.value),
+    }
+
+
+def position_check(*, request: CheckInput, user_id: int, now: datetime, correlation_id: str = "") -> CheckOutcome:
+    """Decide a bot's request and, unless it is a dry run or a reduce-only confirmation, record and reserve it."""
+    if request.reduce_only:
+        return _reduce_only_confirmation(request=request, now=now)
+    engine_request = _engine_request(request)
+    permission = selectors.user_limits(user_permission_get(user_id=user_id))
+    try:
+        with transaction.atomic():
+            return _check_locked(
+                request=request,
+                engine_request=engine_request,
+                permission=permission,
+                now=now,
+                correlation_id=correlation_id,
+            )
+    except IntegrityError:
+        # The unique (instance, client_order_id) constraint: only reachable if a row appeared outside the
+        # portfolio lock; the stored answer is still the right one.
+        if request.client_order_id is None or request.dry_run:
+            raise
+        return _replay_unlocked(request)
+
+
+def _engine_request(request: CheckInput) -> CheckRequest:
+    if request.is_legacy:
+        return legacy_request(request.legacy_position_size)
+    mark = market_price_get(request.symbol)
+    return CheckRequest(
+        symbol=request.symbol,
+        side=Side(request.side),
+        quantity=request.quantity,
+        price=request.price,
+        mark=mark.price if mark is not None else None,
+    )
+
+
+def _check_locked(
+    *, request: CheckInput, engine_request: CheckRequest, permission, now: datetime, correlation_id: str
+) -> CheckOutcome:
+    selectors.set_lock_timeouts(
+        lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
+    )
+    symbol = None if request.is_legacy else request.symbol
+    scope = _scope(request=request, symbol=symbol)
+    if request.client_order_id and not request.dry_run:
+        replay = _replay(scope.account.pk, request)
+        if replay is not None:
+            return replay
+    limits = selectors.limits_in_force(instance_id=scope.account.pk)
+    if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
+        raise StaleState()
+    portfolio_mode, account_mode = selectors.trading_modes(instance_id=scope.account.pk)
+    decision = evaluate(
+        engine_request,
+        selectors.account_state(scope.account, account_mode),
+        selectors.portfolio_state(scope, portfolio_mode),
+        permission,
+        limits.engine,
+    )
+    if request.dry_run:
+        return _outcome(decision, scope=scope, position=None)
+    position = _record(request=request, decision=decision, scope=scope, limits=limits, now=now)
+    _announce(position=position, decision=decision, correlation_id=correlation_id)
+    return _outcome(decision, scope=scope, position=position)
+
+
+def _scope(*, request: CheckInput, symbol: str | None) -> selectors.LockedScope:
+    """Dry runs read the rows without locking them: they reserve nothing, so they need not wait for anyone."""
+    try:
+        if request.dry_run:
+            return selectors.read_scope(instance_id=request.account_id, symbol=symbol)
+        return selectors.lock_scope(instance_id=request.account_id, symbol=symbol)
+    except selectors.TradingInstance.DoesNotExist as exc:
+        raise AccountNotFound() from exc
+
+
+def _record(
+    *, request: CheckInput, decision: Decision, scope: selectors.LockedScope, limits, now: datetime
+) -> Position:
+    """Write the position with its decision; approved and pending ones reserve their notional on every counter."""
+    status = DECISION_STATUS[decision.decision]
+    ttl = limits.approval_ttl if status == PositionStatus.PENDING_APPROVAL else limits.reservation_ttl
+    position = Position.objects.create(
+        instance=scope.account,
+        symbol=request.symbol,
+        side=request.side,
+        quantity=request.quantity,
+        requested_price=request.price,
+        notional=decision.notional,
+        checked_notional=decision.notional,
+        check_decision=str(decision.decision),
+        status=status,
+        reasons=[reason_json(reason) for reason in decision.reasons],
+        client_order_id=request.client_order_id,
+        request_fingerprint=request.fingerprint(),
+        reservation_expires_at=None if status == PositionStatus.REJECTED else now + ttl,
+        decided_at=now,
+    )
+    if status != PositionStatus.REJECTED:
+        counters_move(scope=scope, notional_delta=decision.notional, count_delta=1)
+    return position
+
+
+def _announce(*, position: Position, decision: Decision, correlation_id: str) -> None:
+    publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+    if position.status == PositionStatus.PENDING_APPROVAL:
+        risk_event_raise(
+            event_type="approval_requested",
+            severity=Severity.WARNING,
+            instance_id=position.instance_id,
+            message=f"Position #{position.pk} ({position.symbol}, notional {position.notional}) awaits approval.",
+            details={"position_id": position.pk, "notional": str(position.notional)},
+            correlation_id=correlation_id,
+        )
+
+
+def position_event(position: Position) -> dict:
+    """The `position` event's payload (SSE), amounts as strings."""
+    return {
+        "position_id": position.pk,
+        "account_id": position.instance_id,
+        "symbol": position.symbol,
+        "side": position.side,
+        "status": position.status,
+        "quantity": str(position.quantity),
+        "notional": str(position.notional),
+    }
+
+
+def _outcome(decision: Decision, *, scope: selectors.LockedScope, position: Position | None) -> CheckOutcome:
+    return CheckOutcome(
+        decision=str(decision.decision),
+        notional=decision.notional,
+        reasons=tuple(reason_json(reason) for reason in decision.reasons),
+        position_id=position.pk if position is not None else None,
+        expires_at=position.reservation_expires_at if position is not None else None,
+        metrics=_metrics_after(decision, scope=scope),
+    )
+
+
+def _metrics_after(decision: Decision, *, scope: selectors.LockedScope) -> dict:
+    """Account and portfolio exposure as they stand after this decision (a reservation included)."""
+    reserved = decision.notional if decision.decision != Outcome.REJECTED else Decimal(0)
+    account_exposure = scope.account.exposure + reserved
+    portfolio_exposure = scope.portfolio.exposure + reserved
+    return {
+        "account_equity": scope.account.equity,
+        "account_exposure": account_exposure,
+        "account_exposure_pct": _pct(account_exposure, scope.account.equity),
+        "portfolio_equity": scope.portfolio.equity,
+        "portfolio_exposure": portfolio_exposure,
+        "portfolio_exposure_pct": _pct(portfolio_exposure, scope.portfolio.equity),
+    }
+
+
+def _pct(numerator: Decimal, denominator: Decimal) -> Decimal | None:
+    return (numerator / denominator).quantize(Decimal("0.00000001")) if denominator else None
+
+
+def _replay(instance_id: int, request: CheckInput) -> CheckOutcome | None:
+    """The original answer to a retry with the same client_order_id; 409 if the body differs."""
+    position = Position.objects.filter(instance_id=instance_id, client_order_id=request.client_order_id).first()
+    if position is None:
+        return None
+    if position.request_fingerprint != request.fingerprint():
+        raise IdempotencyConflict()
+    return CheckOutcome(
+        decision=position.check_decision,
+        notional=position.checked_notional,
+        reasons=tuple(position.reasons),
+        position_id=position.pk,
+        expires_at=position.reservation_expires_at,
+        replayed=True,
+    )
+
+
+def _replay_unlocked(request: CheckInput) -> CheckOutcome:
+    replay = _replay(request.account_id, request)
+    if replay is None:  # pragma: no cover - the constraint fired, so the row exists
+        raise IdempotencyConflict()
+    return replay
+
+
+def _reduce_only_confirmation(*, request: CheckInput, now: datetime) -> CheckOutcome:
+    """A reduce-only check: approved in ACTIVE and REDUCING, rejected in HALTED; reserves and writes nothing."""
+    position = Position.objects.filter(
+        pk=request.position_id, instance_id=request.account_id, instance__is_active=True
+    ).first()
+    if position is None:
+        raise PositionNotFound()
+    available = position.filled_quantity - position.closed_quantity if position.status == PositionStatus.OPEN else None
+    portfolio_mode, account_mode = selectors.trading_modes(instance_id=request.account_id)
+    engine_request = CheckRequest(
+        symbol=position.symbol,
+        side=Side(position.side),
+        quantity=request.quantity,
+        price=request.price,
+        reduce_only=True,
+        reduce_quantity_available=available,
+    )
+    account = position.instance
+    decision = evaluate(
+        engine_request,
+        selectors.account_state(account, account_mode),
+        selectors.states_only_portfolio(portfolio_mode),
+        selectors.REDUCE_ONLY_USER_LIMITS,
+        selectors.limits_in_force(instance_id=account.pk).engine,
+    )
+    return CheckOutcome(
+        decision=str(decision.decision),
+        notional=decision.notional,
+        reasons=tuple(reason_json(reason) for reason in decision.reasons),
+        position_id=position.pk,
+    )

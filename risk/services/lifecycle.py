@@ -1,0 +1,283 @@
+"""A reserved position's life after the check: fill, close, cancel and expiry, each idempotent.
+
+Each transition locks the scope (portfolio, symbol, group, account: `risk.selectors.lock_scope`) and then the
+position row, changes the position, and moves every counter by what the position now holds
+(`risk.services.exposure.position_rehold`). A fill is keyed by its exchange order id, a close by its client close
+id, a cancel by its position: the same call twice changes nothing the second time; the same key with a different
+body is a 409, and so is a transition the position's status does not allow.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from nija.events import publish_on_commit
+from risk import selectors
+from risk.engine.holding import realized_pnl, volume_weighted_price
+from risk.errors import IdempotencyConflict, IllegalTransition, PositionNotFound, QuantityExceeded
+from risk.services.check import position_event
+from risk.services.exposure import position_rehold
+from trading.models import DailyStatistic, Fill, Position, PositionStatus, Trade
+
+FILLABLE = frozenset({PositionStatus.APPROVED, PositionStatus.OPEN})
+CANCELLABLE = frozenset({PositionStatus.PENDING_APPROVAL, PositionStatus.APPROVED})
+
+
+@dataclass(frozen=True)
+class FillInput:
+    exchange_order_id: str
+    quantity: Decimal
+    price: Decimal
+    fees: Decimal = Decimal(0)
+
+
+@dataclass(frozen=True)
+class CloseInput:
+    client_close_id: str
+    exit_price: Decimal
+    fees: Decimal = Decimal(0)
+    quantity: Decimal | None = None  # None: everything still open
+
+
+@dataclass(frozen=True)
+class LockedPosition:
+    scope: selectors.LockedScope
+    position: Position
+
+
+def lock_position(*, position_id: int, instance_id: int | None) -> LockedPosition:
+    """Lock the position's scope in the fixed order, then the position row itself. `instance_id` restricts the
+    lookup to one account (a bot's own); another account's position is simply not found."""
+    selectors.set_lock_timeouts(
+        lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
+    )
+    lookup = Position.objects.filter(pk=position_id)
+    if instance_id is not None:
+        lookup = lookup.filter(instance_id=instance_id)
+    located = lookup.values("instance_id", "symbol").first()
+    if located is None:
+        raise PositionNotFound()
+    scope = selectors.lock_scope(instance_id=located["instance_id"], symbol=located["symbol"])
+    position = Position.objects.select_for_update().get(pk=position_id)
+    return LockedPosition(scope=scope, position=position)
+
+
+def position_fill(*, position_id: int, instance_id: int | None, fill: FillInput, now: datetime) -> Position:
+    """Record an exchange fill: the position opens, its entry price becomes the volume-weighted average and its
+    filled part is re-fixed at that price. Replaying the same exchange order id changes nothing."""
+    with transaction.atomic():
+        locked = lock_position(position_id=position_id, instance_id=instance_id)
+        position = locked.position
+        existing = Fill.objects.filter(
+            instance_id=position.instance_id, exchange_order_id=fill.exchange_order_id
+        ).first()
+        if existing is not None:
+            _ensure_same_fill(existing, position, fill)
+            return position
+        _ensure_fillable(position, fill.quantity)
+        position.entry_price = volume_weighted_price(
+            position.filled_quantity, position.entry_price, fill.quantity, fill.price
+        )
+        position.filled_quantity += fill.quantity
+        position.fees += fill.fees
+        position.status = PositionStatus.OPEN
+        position.opened_at = position.opened_at or now
+        position_rehold(scope=locked.scope, position=position, was_active=True)
+        position.save(
+            update_fields=["entry_price", "filled_quantity", "fees", "status", "opened_at", "notional", "updated_at"]
+        )
+        Fill.objects.create(
+            position=position,
+            instance_id=position.instance_id,
+            exchange_order_id=fill.exchange_order_id,
+            quantity=fill.quantity,
+            price=fill.price,
+            fees=fill.fees,
+            filled_at=now,
+        )
+        publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+    return position
+
+
+def _ensure_same_fill(existing: Fill, position: Position, fill: FillInput) -> None:
+    same = (
+        existing.position_id == position.pk
+        and existing.quantity == fill.quantity
+        and existing.price == fill.price
+        and existing.fees == fill.fees
+    )
+    if not same:
+        raise IdempotencyConflict("This exchange order id was already reported with a different fill.")
+
+
+def _ensure_fillable(position: Position, quantity: Decimal) -> None:
+    if position.status not in FILLABLE or position.unfilled_released_at is not None:
+        raise IllegalTransition(f"A {position.status} position cannot be filled: its reservation is gone.")
+    if position.filled_quantity + quantity > position.quantity:
+        unfilled = position.quantity - position.filled_quantity
+        raise QuantityExceeded(f"Fill quantity {quantity} exceeds the unfilled reserved quantity {unfilled}.")
+
+
+def position_close(*, position_id: int, instance_id: int | None, close: CloseInput, now: datetime) -> Trade:
+    """Close all or part of what is open: writes a `Trade` with its realized P&L, releases the exposure, updates
+    the day's statistics. Accepted in every trading state, HALTED included. Closing everything also releases any
+    unfilled rest of the reservation. Replaying the same client close id returns the original trade."""
+    with transaction.atomic():
+        locked = lock_position(position_id=position_id, instance_id=instance_id)
+        position = locked.position
+        existing = Trade.objects.filter(instance_id=position.instance_id, client_close_id=close.client_close_id).first()
+        if existing is not None:
+            _ensure_same_close(existing, position, close)
+            return existing
+        quantity = _close_quantity(position, close)
+        trade = _close_apply(locked, quantity=quantity, close=close, now=now)
+        publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+    return trade
+
+
+def _ensure_same_close(existing: Trade, position: Position, close: CloseInput) -> None:
+    same = (
+        existing.position_id == position.pk
+        and existing.exit_price == close.exit_price
+        and existing.fees == close.fees
+        and (close.quantity is None or existing.quantity == close.quantity)
+    )
+    if not same:
+        raise IdempotencyConflict("This client close id was already used with a different close.")
+
+
+def _close_quantity(position: Position, close: CloseInput) -> Decimal:
+    open_quantity = position.filled_quantity - position.closed_quantity
+    if position.status != PositionStatus.OPEN or open_quantity <= 0:
+        raise IllegalTransition(f"A {position.status} position has nothing open to close.")
+    quantity = open_quantity if close.quantity is None else close.quantity
+    if quantity > open_quantity:
+        raise QuantityExceeded(f"Close quantity {quantity} exceeds the open quantity {open_quantity}.")
+    return quantity
+
+
+def _close_apply(locked: LockedPosition, *, quantity: Decimal, close: CloseInput, now: datetime) -> Trade:
+    position = locked.position
+    pnl = realized_pnl(
+        side=position.side,
+        quantity=quantity,
+        entry_price=position.entry_price,
+        exit_price=close.exit_price,
+        fees=close.fees,
+    )
+    position.exit_price = volume_weighted_price(
+        position.closed_quantity, position.exit_price, quantity, close.exit_price
+    )
+    position.closed_quantity += quantity
+    position.realized_pnl += pnl
+    position.fees += close.fees
+    if position.closed_quantity == position.filled_quantity:
+        position.status = PositionStatus.CLOSED
+        position.closed_at = now
+        if position.filled_quantity < position.quantity and position.unfilled_released_at is None:
+            position.unfilled_released_at = now
+    position_rehold(scope=locked.scope, position=position, was_active=True)
+    position.save(
+        update_fields=[
+            "exit_price",
+            "closed_quantity",
+            "realized_pnl",
+            "fees",
+            "status",
+            "closed_at",
+            "unfilled_released_at",
+            "notional",
+            "updated_at",
+        ]
+    )
+    trade = Trade.objects.create(
+        instance_id=position.instance_id,
+        position=position,
+        symbol=position.symbol,
+        side=position.side,
+        quantity=quantity,
+        entry_price=position.entry_price,
+        exit_price=close.exit_price,
+        pnl=pnl,
+        fees=close.fees,
+        client_close_id=close.client_close_id,
+        closed_at=now,
+    )
+    daily_statistic_add_trade(scope=locked.scope, pnl=pnl, now=now)
+    return trade
+
+
+def daily_statistic_add_trade(*, scope: selectors.LockedScope, pnl: Decimal, now: datetime) -> None:
+    """Count a closed trade in the account's statistics of the UTC day (the row is created on first use)."""
+    account = scope.account
+    DailyStatistic.objects.get_or_create(
+        instance_id=account.pk,
+        date=now.date(),
+        defaults={"start_equity": account.day_start_equity, "end_equity": account.equity},
+    )
+    win = pnl > 0
+    DailyStatistic.objects.filter(instance_id=account.pk, date=now.date()).update(
+        realized_pnl=F("realized_pnl") + pnl,
+        trades=F("trades") + 1,
+        wins=F("wins") + int(win),
+        losses=F("losses") + int(pnl < 0),
+        gross_profit=F("gross_profit") + (pnl if win else 0),
+        gross_loss=F("gross_loss") + (-pnl if pnl < 0 else 0),
+    )
+
+
+def position_cancel(*, position_id: int, instance_id: int | None, now: datetime) -> Position:
+    """Release what is reserved and unfilled. Pending or approved: the position is cancelled. Open with an
+    unfilled rest: the rest is released, the filled part stays open. Cancelling again changes nothing."""
+    with transaction.atomic():
+        locked = lock_position(position_id=position_id, instance_id=instance_id)
+        position = locked.position
+        if reservation_release(locked, now=now, final_status=PositionStatus.CANCELLED):
+            publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+        elif position.status not in (PositionStatus.CANCELLED, PositionStatus.OPEN):
+            raise IllegalTransition(f"A {position.status} position cannot be cancelled.")
+    return position
+
+
+def reservation_release(locked: LockedPosition, *, now: datetime, final_status: str) -> bool:
+    """Release the unfilled reservation of a locked position (cancel, expiry, halt). Returns False when there was
+    nothing to release. Unfilled pending/approved positions end in `final_status`."""
+    position = locked.position
+    if position.status in CANCELLABLE:
+        position.status = final_status
+    elif not (
+        position.status == PositionStatus.OPEN
+        and position.unfilled_released_at is None
+        and position.filled_quantity < position.quantity
+    ):
+        return False
+    position.unfilled_released_at = now
+    position_rehold(scope=locked.scope, position=position, was_active=True)
+    position.save(update_fields=["status", "unfilled_released_at", "notional", "updated_at"])
+    return True
+
+
+def position_expire(*, position_id: int, now: datetime) -> bool:
+    """Expire one reservation past its deadline (re-checked under the lock: a fill may have won the race)."""
+    with transaction.atomic():
+        locked = lock_position(position_id=position_id, instance_id=None)
+        deadline = locked.position.reservation_expires_at
+        if deadline is None or deadline > now:
+            return False
+        released = reservation_release(locked, now=now, final_status=PositionStatus.EXPIRED)
+        if released:
+            position = locked.position
+            publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+    return released
+
+
+def reservations_expire(*, now: datetime, batch_size: int = 500) -> int:
+    """Expire every reservation past its deadline, one short transaction each (the beat task's body)."""
+    expired = 0
+    for position_id in selectors.expired_reservation_ids(now=now, limit=batch_size):
+        expired += int(position_expire(position_id=position_id, now=now))
+    return expired

@@ -1,0 +1,135 @@
+"""The kill switch: halt (or reduce-only) and resume trading for the portfolio or one account.
+
+A state change takes the portfolio lock first, so every check either committed before it (and its reservation is
+then cancelled by the sweep below) or reads the new state. A HALT then cancels every unfilled reservation in its
+scope, one short transaction per position. Every change is audited, raises a risk event and is published.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+
+from accounts.models import TradingInstance, User
+from accounts.services import audit_entry_create
+from nija.events import publish_on_commit
+from risk import selectors
+from risk.engine import TradingMode, account_key_prefix
+from risk.engine.emergency import PORTFOLIO_PREFIX
+from risk.errors import AccountNotFound
+from risk.models import BreachLatch, Severity, TradingState
+from risk.services.check import position_event
+from risk.services.events import risk_event_raise
+from risk.services.lifecycle import lock_position, reservation_release
+from trading.models import PositionStatus
+
+
+@dataclass(frozen=True)
+class StateChange:
+    state: TradingState
+    previous: str
+    cancelled_position_ids: tuple[int, ...] = ()
+
+
+def state_json(state: TradingState) -> dict:
+    return {
+        "scope": "account" if state.instance_id else "portfolio",
+        "account_id": state.instance_id,
+        "state": state.state,
+        "reason": state.reason,
+        "changed_by": state.changed_by.get_username() if state.changed_by_id else None,
+        "changed_at": state.changed_at.isoformat() if state.changed_at else None,
+    }
+
+
+def trading_halt(
+    *, instance_id: int | None, mode: str, reason: str, actor: User | None, now: datetime, correlation_id: str = ""
+) -> StateChange:
+    """Set HALTED or REDUCING for the portfolio (instance_id None) or one account; a HALT cancels the scope's
+    unfilled reservations. `actor` None is the system (an emergency threshold)."""
+    mode = TradingMode(mode)
+    state, previous = trading_state_set(instance_id=instance_id, mode=mode, reason=reason, actor=actor)
+    cancelled: tuple[int, ...] = ()
+    if mode == TradingMode.HALTED:
+        cancelled = reservations_cancel(instance_id=instance_id, now=now)
+    return StateChange(state=state, previous=previous, cancelled_position_ids=cancelled)
+
+
+def trading_resume(*, instance_id: int | None, reason: str, actor: User, now: datetime) -> StateChange:
+    """Back to ACTIVE. Resuming re-arms the emergency thresholds of the scope: a breach that still holds trips
+    again on the next evaluation, so an operator raises the limit rather than resuming into the same breach."""
+    state, previous = trading_state_set(instance_id=instance_id, mode=TradingMode.ACTIVE, reason=reason, actor=actor)
+    prefix = PORTFOLIO_PREFIX if instance_id is None else account_key_prefix(instance_id)
+    BreachLatch.objects.filter(key__startswith=prefix).delete()
+    return StateChange(state=state, previous=previous)
+
+
+def trading_state_set(
+    *, instance_id: int | None, mode: TradingMode, reason: str, actor: User | None
+) -> tuple[TradingState, str]:
+    with transaction.atomic():
+        selectors.set_lock_timeouts(
+            lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
+        )
+        selectors.lock_portfolio()
+        if instance_id is not None and not TradingInstance.objects.filter(pk=instance_id).exists():
+            raise AccountNotFound()
+        state = _state_row(instance_id)
+        previous = state.state
+        state.state, state.reason, state.changed_by = mode, reason, actor
+        state.save()
+        _record_change(state, previous=previous, actor=actor, reason=reason)
+    return state, previous
+
+
+def _state_row(instance_id: int | None) -> TradingState:
+    """The scope's state row, locked (created ACTIVE on first use; the unique constraints decide races)."""
+    rows = TradingState.objects.select_for_update()
+    row = (
+        rows.filter(instance__isnull=True).first()
+        if instance_id is None
+        else rows.filter(instance_id=instance_id).first()
+    )
+    if row is None:
+        TradingState.objects.bulk_create([TradingState(instance_id=instance_id)], ignore_conflicts=True)
+        return _state_row(instance_id)
+    return row
+
+
+def _record_change(state: TradingState, *, previous: str, actor: User | None, reason: str) -> None:
+    scope = f"account {state.instance_id}" if state.instance_id else "portfolio"
+    severity = {TradingMode.HALTED: Severity.CRITICAL, TradingMode.REDUCING: Severity.WARNING}.get(
+        TradingMode(state.state), Severity.INFO
+    )
+    who = actor.get_username() if actor is not None else "the system"
+    risk_event_raise(
+        event_type=f"trading_{state.state.lower()}",
+        severity=severity,
+        instance_id=state.instance_id,
+        message=f"Trading for the {scope} set to {state.state} by {who} (was {previous}): {reason}",
+        details={"previous": previous, "state": state.state, "reason": reason, "actor": who},
+    )
+    audit_entry_create(
+        actor=actor,
+        action="trading_state.change",
+        target=state,
+        before={"state": previous},
+        after={"state": state.state},
+        reason=reason,
+    )
+    publish_on_commit(event_type="state", data=state_json(state), account_id=state.instance_id)
+
+
+def reservations_cancel(*, instance_id: int | None, now: datetime) -> tuple[int, ...]:
+    """Cancel every unfilled reservation in the scope (pending and approved positions are cancelled, the unfilled
+    rest of open ones released), one short transaction each so a large halt never holds the portfolio lock long."""
+    cancelled = []
+    for position_id in selectors.unfilled_reservation_ids(instance_id=instance_id):
+        with transaction.atomic():
+            locked = lock_position(position_id=position_id, instance_id=None)
+            if reservation_release(locked, now=now, final_status=PositionStatus.CANCELLED):
+                position = locked.position
+                publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+                cancelled.append(position_id)
+    return tuple(cancelled)
