@@ -10,12 +10,21 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import F, Q
+from django.db.models import Count, F, Q, QuerySet
 
 from accounts.models import TradingInstance
 from accounts.selectors import UserPermissionData
 from risk.engine import AccountState, Limits, PortfolioState, TradingMode, UserLimits
-from risk.models import CorrelationGroup, Portfolio, RiskLimits, SymbolExposure, TradingState
+from risk.models import (
+    CorrelationGroup,
+    Portfolio,
+    RiskEvent,
+    RiskLimits,
+    Severity,
+    SymbolExposure,
+    TradingState,
+    TradingStateValue,
+)
 from trading.models import Position, PositionStatus
 
 ENGINE_LIMIT_FIELDS = (
@@ -234,3 +243,87 @@ def states_without(
         group_exposure=None if portfolio.group_exposure is None else portfolio.group_exposure - notional,
     )
     return account, portfolio
+
+
+# ---------------------------------------------------------------------------------------------- API reads (E4)
+# The read endpoints of risk/api_reads.py: plain filtered querysets and the status summary, no locks.
+STATUS_EVENTS_WINDOW = timedelta(hours=24)
+STATUS_EVENTS_MAX = 100
+
+
+def position_list(*, instance_id: int | None = None, statuses: tuple[str, ...] = ()) -> QuerySet[Position]:
+    """Positions newest first, optionally one account's and/or in the given statuses (index: instance, status)."""
+    positions = Position.objects.all()
+    if instance_id is not None:
+        positions = positions.filter(instance_id=instance_id)
+    if statuses:
+        positions = positions.filter(status__in=statuses)
+    return positions.order_by("-id")
+
+
+def position_get(*, position_id: int, instance_id: int | None = None) -> Position | None:
+    """One position, or None when it does not exist or (instance_id given) belongs to another account."""
+    positions = Position.objects.filter(pk=position_id)
+    if instance_id is not None:
+        positions = positions.filter(instance_id=instance_id)
+    return positions.first()
+
+
+def risk_event_list(
+    *,
+    severity: str | None = None,
+    event_type: str | None = None,
+    instance_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+) -> list[RiskEvent]:
+    """Risk events newest first: since inclusive, until exclusive, at most `limit`."""
+    events = RiskEvent.objects.all()
+    if severity:
+        events = events.filter(severity=severity)
+    if event_type:
+        events = events.filter(type=event_type)
+    if instance_id is not None:
+        events = events.filter(instance_id=instance_id)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    if until is not None:
+        events = events.filter(created_at__lt=until)
+    return list(events.order_by("-created_at", "-id")[:limit])
+
+
+@dataclass(frozen=True)
+class RiskStatus:
+    """What GET /api/risk/status shows: limits, states, accounts, portfolio counters, recent critical events."""
+
+    default_limits: RiskLimits
+    overrides: list[RiskLimits]
+    portfolio_state: TradingState | None
+    account_states: list[TradingState]
+    account_count: int
+    active_account_count: int
+    portfolio: Portfolio
+    critical_events: list[RiskEvent]
+
+
+def risk_status(*, now: datetime) -> RiskStatus:
+    """The risk desk's summary (a fixed number of queries whatever the number of accounts)."""
+    limits = list(RiskLimits.objects.order_by("instance_id"))
+    states = list(
+        TradingState.objects.filter(Q(instance__isnull=True) | ~Q(state=TradingStateValue.ACTIVE))
+        .select_related("changed_by")
+        .order_by("instance_id")
+    )
+    counts = TradingInstance.objects.aggregate(total=Count("id"), active=Count("id", filter=Q(is_active=True)))
+    events = RiskEvent.objects.filter(severity=Severity.CRITICAL, created_at__gte=now - STATUS_EVENTS_WINDOW)
+    return RiskStatus(
+        default_limits=next(row for row in limits if row.instance_id is None),
+        overrides=[row for row in limits if row.instance_id is not None],
+        portfolio_state=next((row for row in states if row.instance_id is None), None),
+        account_states=[row for row in states if row.instance_id is not None],
+        account_count=counts["total"],
+        active_account_count=counts["active"],
+        portfolio=Portfolio.objects.get(pk=Portfolio.SINGLETON_ID),
+        critical_events=list(events.order_by("-created_at", "-id")[:STATUS_EVENTS_MAX]),
+    )

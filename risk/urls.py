@@ -1,6 +1,6 @@
 from django.urls import path
 
-from risk import api
+from risk import api, api_reads
 
 urlpatterns = [
     path("risk/check-position", api.PositionCheckApi.as_view(), name="risk-check-position"),
@@ -12,4 +12,9 @@ urlpatterns = [
     path("positions/<int:position_id>/approve", api.PositionApproveApi.as_view(), name="position-approve"),
     path("positions/<int:position_id>/reject", api.PositionRejectApi.as_view(), name="position-reject"),
     path("accounts/<int:account_id>/metrics", api.AccountMetricsReportApi.as_view(), name="account-metrics-report"),
+    # Reads (risk/api_reads.py)
+    path("positions", api_reads.PositionListApi.as_view(), name="position-list"),
+    path("positions/<int:position_id>", api_reads.PositionDetailApi.as_view(), name="position-detail"),
+    path("risk/events", api_reads.RiskEventListApi.as_view(), name="risk-event-list"),
+    path("risk/status", api_reads.RiskStatusApi.as_view(), name="risk-status"),
 ]
