@@ -8,11 +8,12 @@ from rest_framework.utils.encoders import JSONEncoder
 
 
 class DecimalStringEncoder(JSONEncoder):
-    """DRF's encoder turns a bare Decimal into float; keep it exact as a string instead."""
+    """DRF's encoder turns a bare Decimal into float; keep it exact as a plain string instead (fixed-point:
+    `str()` would write a zero with 8 decimals as "0E-8")."""
 
     def default(self, obj: Any) -> Any:
         if isinstance(obj, Decimal):
-            return str(obj)
+            return format(obj, "f")
         return super().default(obj)
 
 

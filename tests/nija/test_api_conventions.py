@@ -83,3 +83,8 @@ def test_malformed_json_is_a_parse_error():
 def test_decimals_render_as_exact_strings():
     rendered = DecimalJSONRenderer().render({"equity": Decimal("100000.12345678"), "pct": Decimal("0.80")})
     assert json.loads(rendered) == {"equity": "100000.12345678", "pct": "0.80"}
+
+
+def test_decimals_never_render_in_exponent_form():
+    rendered = DecimalJSONRenderer().render({"zero": Decimal("0E-8"), "small": Decimal("1E-8"), "big": Decimal("1E+3")})
+    assert json.loads(rendered) == {"zero": "0.00000000", "small": "0.00000001", "big": "1000"}
