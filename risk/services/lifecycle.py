@@ -18,6 +18,7 @@ from django.db.models import F
 from nija.events import publish_on_commit
 from risk import selectors
 from risk.engine.holding import realized_pnl, volume_weighted_price
+from risk.engine.money import round8
 from risk.errors import IdempotencyConflict, IllegalTransition, PositionNotFound, QuantityExceeded
 from risk.services.check import position_event
 from risk.services.exposure import position_rehold
@@ -162,12 +163,16 @@ def _close_quantity(position: Position, close: CloseInput) -> Decimal:
 
 def _close_apply(locked: LockedPosition, *, quantity: Decimal, close: CloseInput, now: datetime) -> Trade:
     position = locked.position
-    pnl = realized_pnl(
-        side=position.side,
-        quantity=quantity,
-        entry_price=position.entry_price,
-        exit_price=close.exit_price,
-        fees=close.fees,
+    # On the 8-decimal money grid before anything stores, sums or answers it: (exit - entry) x quantity has up to
+    # 16 decimals, and the trade, the position's total, the day's F() sums and the replayed answer must agree.
+    pnl = round8(
+        realized_pnl(
+            side=position.side,
+            quantity=quantity,
+            entry_price=position.entry_price,
+            exit_price=close.exit_price,
+            fees=close.fees,
+        )
     )
     position.exit_price = volume_weighted_price(
         position.closed_quantity, position.exit_price, quantity, close.exit_price
