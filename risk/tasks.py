@@ -1,0 +1,24 @@
+"""Celery tasks of the risk app: each takes no arguments or ids, calls one service, is idempotent and time-limited.
+
+The periodic schedule that runs them is declared in one place, `risk.schedule`, and written to
+django-celery-beat's tables by `python manage.py sync_schedule`.
+"""
+
+from celery import shared_task
+from django.utils import timezone
+
+from risk.services.lifecycle import reservations_expire
+
+EXPIRE_RESERVATIONS = "risk.expire_reservations"
+
+
+@shared_task(name=EXPIRE_RESERVATIONS, soft_time_limit=30, time_limit=45, ignore_result=True)
+def expire_reservations() -> int:
+    """Expire every reservation past its deadline as of now; returns how many were released.
+
+    Idempotent, so a redelivered or overlapping run is harmless: a released reservation is not selected again,
+    and each position's deadline is re-checked under its row lock (a fill may have won the race). Each expiry
+    commits on its own, so a run stopped by its time limit keeps what it did and the next run goes on. No retry:
+    the next beat tick is the retry.
+    """
+    return reservations_expire(now=timezone.now())
