@@ -32,6 +32,7 @@ def position_approve(*, position_id: int, actor: User, reason: str, now: datetim
         locked = lock_position(position_id=position_id, instance_id=None)
         position = locked.position
         _ensure_pending(position, action="approved")
+        _ensure_within_approval_window(position, now=now)
         before = _audit_values(position)
         decision = _recheck(locked, now=now)
         if decision.decision == Outcome.REJECTED:
@@ -76,6 +77,14 @@ def position_reject(*, position_id: int, actor: User, reason: str, now: datetime
 def _ensure_pending(position: Position, *, action: str) -> None:
     if position.status != PositionStatus.PENDING_APPROVAL:
         raise IllegalTransition(f"Only a position pending approval can be {action}; this one is {position.status}.")
+
+
+def _ensure_within_approval_window(position: Position, *, now: datetime) -> None:
+    """A pending position holds its reservation for approval_ttl only: past it (the expiry sweep may not have run
+    yet) the bot has stopped waiting, so it can no longer be approved; the sweep expires it."""
+    deadline = position.reservation_expires_at
+    if deadline is not None and deadline <= now:
+        raise IllegalTransition(f"The approval window of this position closed at {deadline.isoformat()}.")
 
 
 def _recheck(locked: LockedPosition, *, now: datetime) -> Decision:
