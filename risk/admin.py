@@ -1,0 +1,381 @@
+"""The risk desk in Django admin: positions with the approval workflow, limits (every edit audited), the kill
+switch, correlation groups and their members, risk events, and the read-only counters.
+
+Every action calls the same risk services as the API (approve / reject re-run the rules and audit; halt / reduce
+/ resume lock the portfolio, audit and raise a risk event), one position or scope at a time, and reports each
+outcome (or the 409/503 message) through Django messages. Counters (portfolio, symbol, group and account
+exposure) are never editable: only services move them. Limits need no cache invalidation: the check path reads
+them from PostgreSQL on every check, so an edit applies to the next check once its transaction commits.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.db import DatabaseError, transaction
+from django.db.models import F, QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from accounts.services import audit_entry_create
+from nija.api.errors import ApiError
+from risk import selectors
+from risk.models import (
+    CorrelationGroup,
+    CorrelationGroupMember,
+    Portfolio,
+    RiskEvent,
+    RiskLimits,
+    SymbolExposure,
+    TradingState,
+)
+from risk.services.approval import position_approve, position_reject
+from risk.services.groups import correlation_group_recount
+from risk.services.trading_state import trading_halt, trading_resume
+from trading.admin import PositionAdmin
+from trading.models import Position, PositionStatus
+from trading.symbols import canonical_symbol
+
+ADMIN_REASON = "edited in admin"
+APPROVE_PERMISSION = "risk.approve_position"
+HALT_PERMISSION = "risk.halt_trading"
+
+
+class ReasonActionForm(helpers.ActionForm):
+    """The changelist's action bar with a reason beside the action (kept in the audit record)."""
+
+    reason = forms.CharField(required=False, max_length=1000, label="Reason")
+
+
+def action_reason(request: HttpRequest) -> str:
+    return request.POST.get("reason", "").strip()[:1000]
+
+
+def run_each(model_admin: admin.ModelAdmin, request: HttpRequest, rows: QuerySet, act: Callable[[Any], str]) -> None:
+    """Call `act` for each row in its own service transaction; report its message or why it failed."""
+    for row in rows:
+        try:
+            outcome = act(row)
+        except ApiError as exc:
+            model_admin.message_user(request, f"{row}: {exc.detail}", messages.ERROR)
+        except DatabaseError as exc:
+            model_admin.message_user(request, f"{row}: risk state unavailable ({type(exc).__name__})", messages.ERROR)
+        else:
+            model_admin.message_user(request, outcome, messages.SUCCESS)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only services write: viewable, never added, changed or deleted by hand."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------- positions
+admin.site.unregister(Position)
+
+
+@admin.register(Position)
+class RiskPositionAdmin(PositionAdmin):
+    """Trading's read-only position admin plus the approval workflow (approver role)."""
+
+    actions = ("approve", "reject")
+    action_form = ReasonActionForm
+
+    def has_approve_position_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(APPROVE_PERMISSION)
+
+    def has_view_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        """Approvers see the positions they decide, with or without trading's view permission."""
+        return super().has_view_permission(request, obj) or self.has_approve_position_permission(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self.has_approve_position_permission(request)
+
+    @admin.action(description="Approve selected positions (re-runs every rule)", permissions=["approve_position"])
+    def approve(self, request: HttpRequest, queryset: QuerySet) -> None:
+        reason = action_reason(request) or "approved in admin"
+
+        def act(position: Position) -> str:
+            decided = position_approve(position_id=position.pk, actor=request.user, reason=reason, now=timezone.now())
+            if decided.status == PositionStatus.APPROVED:
+                return f"{decided}: approved."
+            failing = "; ".join(item["message"] for item in decided.reasons)
+            return f"{decided}: rejected at approval, the rules no longer pass: {failing}"
+
+        run_each(self, request, queryset.order_by("pk"), act)
+
+    @admin.action(description="Reject selected positions", permissions=["approve_position"])
+    def reject(self, request: HttpRequest, queryset: QuerySet) -> None:
+        reason = action_reason(request)
+        if not reason:
+            self.message_user(request, "A rejection needs a reason: nothing was rejected.", messages.ERROR)
+            return
+
+        def act(position: Position) -> str:
+            decided = position_reject(position_id=position.pk, actor=request.user, reason=reason, now=timezone.now())
+            return f"{decided}: rejected."
+
+        run_each(self, request, queryset.order_by("pk"), act)
+
+
+# ---------------------------------------------------------------------------------------------- limits
+class RiskLimitsForm(forms.ModelForm):
+    change_reason = forms.CharField(required=False, max_length=500, help_text="Why (kept in the audit record).")
+
+    class Meta:
+        model = RiskLimits
+        fields = ["instance", *RiskLimits.LIMIT_FIELDS]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        instance = data.get("instance") if "instance" in self.fields else self.instance.instance
+        missing = [name for name in RiskLimits.LIMIT_FIELDS if name in data and data[name] is None]
+        if instance is None and missing:
+            raise forms.ValidationError(
+                {
+                    name: "The portfolio default sets every limit (an account override may leave it empty)."
+                    for name in missing
+                }
+            )
+        return data
+
+
+def limits_audit_values(limits: RiskLimits, names: list[str]) -> dict:
+    return {name: getattr(limits, name) for name in names}
+
+
+@admin.register(RiskLimits)
+class RiskLimitsAdmin(admin.ModelAdmin):
+    """The portfolio default (every limit) and per-account overrides (empty = the default). Every create, change
+    and delete writes an audit entry with the values before and after."""
+
+    form = RiskLimitsForm
+    list_display = (
+        "__str__",
+        "max_position_pct",
+        "max_account_exposure_pct",
+        "max_portfolio_exposure_pct",
+        "max_symbol_exposure_pct",
+        "max_total_positions",
+        "approval_threshold",
+        "updated_at",
+    )
+    list_select_related = ("instance",)
+    raw_id_fields = ("instance",)
+    search_fields = ("instance__name",)
+    ordering = ("instance_id",)
+    show_full_result_count = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: RiskLimits | None = None) -> tuple:
+        return ("instance",) if obj is not None else ()
+
+    def has_delete_permission(self, request: HttpRequest, obj: RiskLimits | None = None) -> bool:
+        if obj is not None and obj.instance_id is None:
+            return False  # the portfolio default always exists
+        return super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: RiskLimits, form: RiskLimitsForm, change: bool) -> None:
+        changed = [name for name in RiskLimits.LIMIT_FIELDS if name in form.changed_data]
+        with transaction.atomic():
+            before = None
+            if change:
+                before = limits_audit_values(RiskLimits.objects.select_for_update().get(pk=obj.pk), changed)
+            super().save_model(request, obj, form, change)
+            if change and not changed:
+                return
+            obj.refresh_from_db(fields=changed)  # the values as stored (NUMERIC scale), as `before` shows them
+            audit_entry_create(
+                actor=request.user,
+                action="risk_limits.change" if change else "risk_limits.create",
+                target=obj,
+                before=before,
+                after={"account_id": obj.instance_id} | limits_audit_values(obj, changed),
+                reason=form.cleaned_data.get("change_reason") or ADMIN_REASON,
+            )
+
+    def delete_model(self, request: HttpRequest, obj: RiskLimits) -> None:
+        with transaction.atomic():
+            audit_entry_create(
+                actor=request.user,
+                action="risk_limits.delete",
+                target=obj,
+                before={"account_id": obj.instance_id} | limits_audit_values(obj, list(RiskLimits.LIMIT_FIELDS)),
+                after=None,
+                reason=ADMIN_REASON,
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for limits in queryset.filter(instance__isnull=False):
+            self.delete_model(request, limits)
+
+
+# ---------------------------------------------------------------------------------------------- kill switch
+@admin.register(TradingState)
+class TradingStateAdmin(ReadOnlyAdmin):
+    """The kill switch: states are shown read-only and changed only by the actions (risk admin role), which call
+    the same services as POST /api/risk/halt and /resume (a HALT cancels the scope's unfilled reservations)."""
+
+    list_display = ("scope", "state", "reason", "changed_by", "changed_at")
+    list_filter = ("state",)
+    list_select_related = ("instance", "changed_by")
+    search_fields = ("instance__name", "reason")
+    ordering = (F("instance_id").asc(nulls_first=True),)  # the portfolio first
+    actions = ("halt", "reduce_only", "resume")
+    action_form = ReasonActionForm
+
+    @admin.display(description="scope")
+    def scope(self, state: TradingState) -> str:
+        return str(state.instance) if state.instance_id else "Portfolio"
+
+    def has_halt_trading_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(HALT_PERMISSION)
+
+    def _change(self, request: HttpRequest, queryset: QuerySet, mode: str | None) -> None:
+        reason = action_reason(request)
+        if not reason:
+            self.message_user(
+                request, "Changing the trading state needs a reason: nothing was changed.", messages.ERROR
+            )
+            return
+
+        def act(state: TradingState) -> str:
+            now = timezone.now()
+            if mode is None:
+                change = trading_resume(instance_id=state.instance_id, reason=reason, actor=request.user, now=now)
+            else:
+                change = trading_halt(
+                    instance_id=state.instance_id, mode=mode, reason=reason, actor=request.user, now=now
+                )
+            cancelled = f"; {len(change.cancelled_position_ids)} reservation(s) cancelled" if mode == "halted" else ""
+            return f"{self.scope(state)}: {change.state.state} (was {change.previous}){cancelled}."
+
+        run_each(self, request, queryset, act)
+
+    @admin.action(description="HALT trading (cancels unfilled reservations)", permissions=["halt_trading"])
+    def halt(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change(request, queryset, "halted")
+
+    @admin.action(description="Set REDUCING (reduce-only)", permissions=["halt_trading"])
+    def reduce_only(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change(request, queryset, "reducing")
+
+    @admin.action(description="Resume trading (ACTIVE)", permissions=["halt_trading"])
+    def resume(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._change(request, queryset, None)
+
+
+# ---------------------------------------------------------------------------------------------- groups
+class CorrelationGroupMemberForm(forms.ModelForm):
+    class Meta:
+        model = CorrelationGroupMember
+        fields = ["symbol"]
+
+    def clean_symbol(self) -> str:
+        try:
+            return canonical_symbol(self.cleaned_data["symbol"])
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class CorrelationGroupMemberInline(admin.TabularInline):
+    model = CorrelationGroupMember
+    form = CorrelationGroupMemberForm
+    extra = 1
+
+
+def group_audit_values(group: CorrelationGroup) -> dict:
+    symbols = sorted(CorrelationGroupMember.objects.filter(group_id=group.pk).values_list("symbol", flat=True))
+    return {"name": group.name, "limit_pct": group.limit_pct, "symbols": symbols}
+
+
+@admin.register(CorrelationGroup)
+class CorrelationGroupAdmin(admin.ModelAdmin):
+    """Symbols that move together and their common exposure limit. Saving recounts the group's exposure from the
+    positions (membership changes what it holds) and audits the change."""
+
+    list_display = ("name", "limit_pct", "exposure", "symbols", "updated_at")
+    search_fields = ("name", "members__symbol")
+    readonly_fields = ("exposure", "created_at", "updated_at")
+    fields = ("name", "limit_pct", "description", "exposure", "created_at", "updated_at")
+    inlines = (CorrelationGroupMemberInline,)
+    ordering = ("name",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet:
+        return super().get_queryset(request).prefetch_related("members")
+
+    @admin.display(description="symbols")
+    def symbols(self, group: CorrelationGroup) -> str:
+        return ", ".join(sorted(member.symbol for member in group.members.all()))
+
+    def save_model(self, request: HttpRequest, obj: CorrelationGroup, form: forms.ModelForm, change: bool) -> None:
+        """The portfolio lock first (the admin's change view is one transaction): writing the group row or its
+        members before it could deadlock with a check that holds the portfolio and waits for the group."""
+        selectors.lock_portfolio()
+        form.audit_before = group_audit_values(CorrelationGroup.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: CorrelationGroup) -> None:
+        with transaction.atomic():
+            selectors.lock_portfolio()
+            audit_entry_create(
+                actor=request.user,
+                action="correlation_group.delete",
+                target=obj,
+                before=group_audit_values(obj),
+                after=None,
+                reason=ADMIN_REASON,
+            )
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for group in queryset:
+            self.delete_model(request, group)
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: list, change: bool) -> None:
+        """Members first, then the exposure recount (portfolio, then group lock), then the audit entry."""
+        super().save_related(request, form, formsets, change)
+        group = correlation_group_recount(group=form.instance)
+        audit_entry_create(
+            actor=request.user,
+            action="correlation_group.change" if change else "correlation_group.create",
+            target=group,
+            before=form.audit_before,
+            after=group_audit_values(group) | {"exposure": group.exposure},
+            reason=ADMIN_REASON,
+        )
+
+
+# ---------------------------------------------------------------------------------------------- read-only
+@admin.register(RiskEvent)
+class RiskEventAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "severity", "type", "instance", "message", "correlation_id")
+    list_filter = ("severity", "type")
+    list_select_related = ("instance",)
+    search_fields = ("message", "correlation_id", "instance__name")
+    date_hierarchy = "created_at"
+    raw_id_fields = ("instance",)
+    ordering = ("-created_at", "-id")
+
+
+@admin.register(Portfolio)
+class PortfolioAdmin(ReadOnlyAdmin):
+    list_display = ("__str__", "equity", "day_start_equity", "exposure", "position_count", "counters_verified_at")
+
+
+@admin.register(SymbolExposure)
+class SymbolExposureAdmin(ReadOnlyAdmin):
+    list_display = ("symbol", "exposure", "position_count", "updated_at")
+    search_fields = ("symbol",)
+    ordering = ("symbol",)
