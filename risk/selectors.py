@@ -5,15 +5,20 @@ the portfolio row, then the symbol row, then the correlation-group row, then the
 key). Every exposure-moving service goes through `lock_scope`.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import TradingInstance
 from accounts.selectors import UserPermissionData
+from nija.api.parsers import loads_decimal
 from risk.engine import AccountState, Limits, PortfolioState, TradingMode, UserLimits
 from risk.models import (
     CorrelationGroup,
@@ -64,13 +69,18 @@ class LockedScope:
 
 def limits_in_force(*, instance_id: int | None) -> LimitsInForce:
     """The portfolio default limits with the account's non-null overrides on top (one query)."""
-    rows = list(RiskLimits.objects.filter(Q(instance__isnull=True) | Q(instance_id=instance_id)))
-    default = next(row for row in rows if row.instance_id is None)
-    override = next((row for row in rows if row.instance_id is not None), None)
+    rows = RiskLimits.objects.filter(Q(instance__isnull=True) | Q(instance_id=instance_id)).values()
+    return limits_from_rows(list(rows))
 
-    def value(name: str) -> object:
-        own = getattr(override, name) if override is not None else None
-        return own if own is not None else getattr(default, name)
+
+def limits_from_rows(rows: list[Mapping[str, Any]]) -> LimitsInForce:
+    """Resolve the default row (instance_id null) and the optional override row, field by field."""
+    default = next(row for row in rows if row["instance_id"] is None)
+    override = next((row for row in rows if row["instance_id"] is not None), {})
+
+    def value(name: str) -> Any:
+        own = override.get(name)
+        return own if own is not None else default[name]
 
     return LimitsInForce(
         engine=Limits(**{name: value(name) for name in ENGINE_LIMIT_FIELDS}),
@@ -326,4 +336,97 @@ def risk_status(*, now: datetime) -> RiskStatus:
         active_account_count=counts["active"],
         portfolio=Portfolio.objects.get(pk=Portfolio.SINGLETON_ID),
         critical_events=list(events.order_by("-created_at", "-id")[:STATUS_EVENTS_MAX]),
+    )
+
+
+@dataclass(frozen=True)
+class CheckScope:
+    """Everything a check decides on, read under its locks in one round trip (`lock_check_scope`)."""
+
+    locked: LockedScope
+    limits: LimitsInForce
+    portfolio_mode: TradingMode
+    account_mode: TradingMode
+    existing: Mapping[str, Any] | None  # the earlier position with the same client_order_id, as column values
+
+
+def lock_check_scope(*, instance_id: int, symbol: str, client_order_id: str | None) -> CheckScope | None:
+    """Set the transaction's lock and statement timeouts, then lock portfolio -> symbol -> group -> account and
+    read limits, states and any earlier position with this client_order_id: one round trip (the
+    `risk_lock_check_scope` function of migration risk 0004). None when the account does not exist."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true);"
+            " SELECT risk_lock_check_scope(%s, %s, %s)",
+            [
+                f"{settings.RISK_LOCK_TIMEOUT_MS}ms",
+                f"{settings.RISK_STATEMENT_TIMEOUT_MS}ms",
+                instance_id,
+                symbol,
+                client_order_id,
+            ],
+        )
+        (text,) = cursor.fetchone()
+    if text is None:
+        return None
+    return _check_scope_from(loads_decimal(text))
+
+
+def _check_scope_from(data: Mapping[str, Any]) -> CheckScope:
+    """Unsaved model instances carrying the locked rows' values (the services read fields and primary keys only)."""
+    portfolio, symbol, group, account = data["portfolio"], data["symbol"], data["group"], data["account"]
+    locked = LockedScope(
+        portfolio=Portfolio(
+            id=portfolio["id"],
+            exposure=portfolio["exposure"],
+            position_count=portfolio["position_count"],
+            equity=portfolio["equity"],
+            day_start_equity=portfolio["day_start_equity"],
+        ),
+        symbol_row=None
+        if symbol is None
+        else SymbolExposure(**_fields(symbol, "symbol", "exposure", "position_count")),
+        group=None if group is None else CorrelationGroup(**_fields(group, "id", "name", "limit_pct", "exposure")),
+        account=TradingInstance(
+            **_fields(
+                account,
+                "id",
+                "user_id",
+                "is_active",
+                "equity",
+                "exposure",
+                "position_count",
+                "peak_equity",
+                "day_start_equity",
+            ),
+            equity_reported_at=parse_datetime(account["equity_reported_at"]) if account["equity_reported_at"] else None,
+        ),
+    )
+    states = {row["instance_id"]: TradingMode(row["state"]) for row in data["states"] or []}
+    return CheckScope(
+        locked=locked,
+        limits=limits_from_rows(data["limits"]),
+        portfolio_mode=states.get(None, TradingMode.ACTIVE),
+        account_mode=states.get(account["id"], TradingMode.ACTIVE),
+        existing=data["existing"],
+    )
+
+
+def _fields(row: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {name: row[name] for name in names}
+
+
+def read_check_scope(*, instance_id: int, symbol: str | None) -> CheckScope | None:
+    """The same values as `lock_check_scope`, read without locks (dry runs)."""
+    try:
+        locked = read_scope(instance_id=instance_id, symbol=symbol)
+    except TradingInstance.DoesNotExist:
+        return None
+    portfolio_mode, account_mode = trading_modes(instance_id=instance_id)
+    return CheckScope(
+        locked=locked,
+        limits=limits_in_force(instance_id=instance_id),
+        portfolio_mode=portfolio_mode,
+        account_mode=account_mode,
+        existing=None,
     )

@@ -9,14 +9,17 @@ exposure); dry runs and reduce-only confirmations write nothing.
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils.dateparse import parse_datetime
 
 from accounts.selectors import user_permission_get
+from nija.cache import MARKET, raw_client
 from nija.events import publish_on_commit
 from risk import selectors
 from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate, legacy_request
@@ -127,36 +130,41 @@ def position_check(*, request: CheckInput, user_id: int, now: datetime, correlat
 def _engine_request(request: CheckInput) -> CheckRequest:
     if request.is_legacy:
         return legacy_request(request.legacy_position_size)
-    mark = market_price_get(request.symbol)
     return CheckRequest(
         symbol=request.symbol,
         side=Side(request.side),
         quantity=request.quantity,
         price=request.price,
-        mark=mark.price if mark is not None else None,
+        mark=_fresh_mark(request.symbol),
     )
+
+
+def _fresh_mark(symbol: str) -> Decimal | None:
+    """The fresh mark's price, or None when there is none. `market_price_get` also answers None when Redis
+    failed (down, or its connection pool exhausted), and pricing the check without a mark that exists would
+    reserve at the bot's own, possibly lower, price. So a miss is confirmed on the raw client, which raises
+    `RedisError` (503) when Redis is unreachable; a stored mark is read once more (stale or corrupt: None)."""
+    mark = market_price_get(symbol)
+    if mark is None and raw_client().exists(MARKET.raw_key(symbol)):
+        mark = market_price_get(symbol)
+    return mark.price if mark is not None else None
 
 
 def _check_locked(
     *, request: CheckInput, engine_request: CheckRequest, permission, now: datetime, correlation_id: str
 ) -> CheckOutcome:
-    selectors.set_lock_timeouts(
-        lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
-    )
-    symbol = None if request.is_legacy else request.symbol
-    scope = _scope(request=request, symbol=symbol)
-    if request.client_order_id and not request.dry_run:
-        replay = _replay(scope.account.pk, request)
-        if replay is not None:
-            return replay
-    limits = selectors.limits_in_force(instance_id=scope.account.pk)
+    check = _check_scope(request)
+    if check is None or not check.locked.account.is_active:
+        raise AccountNotFound()
+    if check.existing is not None and not request.dry_run:
+        return _replay(check.existing, request)
+    scope, limits = check.locked, check.limits
     if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
         raise StaleState()
-    portfolio_mode, account_mode = selectors.trading_modes(instance_id=scope.account.pk)
     decision = evaluate(
         engine_request,
-        selectors.account_state(scope.account, account_mode),
-        selectors.portfolio_state(scope, portfolio_mode),
+        selectors.account_state(scope.account, check.account_mode),
+        selectors.portfolio_state(scope, check.portfolio_mode),
         permission,
         limits.engine,
     )
@@ -167,14 +175,14 @@ def _check_locked(
     return _outcome(decision, scope=scope, position=position)
 
 
-def _scope(*, request: CheckInput, symbol: str | None) -> selectors.LockedScope:
-    """Dry runs read the rows without locking them: they reserve nothing, so they need not wait for anyone."""
-    try:
-        if request.dry_run:
-            return selectors.read_scope(instance_id=request.account_id, symbol=symbol)
-        return selectors.lock_scope(instance_id=request.account_id, symbol=symbol)
-    except selectors.TradingInstance.DoesNotExist as exc:
-        raise AccountNotFound() from exc
+def _check_scope(request: CheckInput) -> selectors.CheckScope | None:
+    """Real checks lock (one round trip); dry runs read without locks: they reserve nothing, so wait for no one."""
+    symbol = None if request.is_legacy else request.symbol
+    if request.dry_run:
+        return selectors.read_check_scope(instance_id=request.account_id, symbol=symbol)
+    return selectors.lock_check_scope(
+        instance_id=request.account_id, symbol=symbol, client_order_id=request.client_order_id
+    )
 
 
 def _record(
@@ -260,28 +268,27 @@ def _pct(numerator: Decimal, denominator: Decimal) -> Decimal | None:
     return (numerator / denominator).quantize(Decimal("0.00000001")) if denominator else None
 
 
-def _replay(instance_id: int, request: CheckInput) -> CheckOutcome | None:
+def _replay(existing: Mapping[str, Any], request: CheckInput) -> CheckOutcome:
     """The original answer to a retry with the same client_order_id; 409 if the body differs."""
-    position = Position.objects.filter(instance_id=instance_id, client_order_id=request.client_order_id).first()
-    if position is None:
-        return None
-    if position.request_fingerprint != request.fingerprint():
+    if existing["request_fingerprint"] != request.fingerprint():
         raise IdempotencyConflict()
+    expires_at = existing["reservation_expires_at"]
     return CheckOutcome(
-        decision=position.check_decision,
-        notional=position.checked_notional,
-        reasons=tuple(position.reasons),
-        position_id=position.pk,
-        expires_at=position.reservation_expires_at,
+        decision=existing["check_decision"],
+        notional=Decimal(existing["checked_notional"]),
+        reasons=tuple(existing["reasons"]),
+        position_id=existing["id"],
+        expires_at=parse_datetime(expires_at) if isinstance(expires_at, str) else expires_at,
         replayed=True,
     )
 
 
 def _replay_unlocked(request: CheckInput) -> CheckOutcome:
-    replay = _replay(request.account_id, request)
-    if replay is None:  # pragma: no cover - the constraint fired, so the row exists
+    existing = Position.objects.filter(instance_id=request.account_id, client_order_id=request.client_order_id)
+    row = existing.values().first()
+    if row is None:  # pragma: no cover - the constraint fired, so the row exists
         raise IdempotencyConflict()
-    return replay
+    return _replay(row, request)
 
 
 def _reduce_only_confirmation(*, request: CheckInput, now: datetime) -> CheckOutcome:

@@ -7,11 +7,9 @@ order. Applying differences (never recomputed totals) keeps the counters equal t
 
 from decimal import Decimal
 
-from django.db.models import F
+from django.db import connection
 
-from accounts.models import TradingInstance
 from risk.engine.holding import Holding, held_notional
-from risk.models import CorrelationGroup, Portfolio, SymbolExposure
 from risk.selectors import LockedScope
 from trading.models import Position, PositionStatus
 
@@ -19,22 +17,38 @@ ACTIVE_STATUSES = frozenset({PositionStatus.PENDING_APPROVAL, PositionStatus.APP
 ZERO = Decimal(0)
 
 
+# One statement for every counter (data-modifying CTEs), so a reservation costs one round trip while the
+# portfolio lock is held. Rows are updated in the lock order; a NULL symbol or group matches no row.
+_COUNTERS_MOVE_SQL = """
+WITH portfolio AS (
+    UPDATE risk_portfolio SET exposure = exposure + %(notional)s, position_count = position_count + %(count)s
+    WHERE id = %(portfolio_id)s RETURNING id
+), symbol AS (
+    UPDATE risk_symbolexposure SET exposure = exposure + %(notional)s, position_count = position_count + %(count)s,
+        updated_at = now()
+    WHERE symbol = %(symbol)s RETURNING symbol
+), correlation_group AS (
+    UPDATE risk_correlationgroup SET exposure = exposure + %(notional)s WHERE id = %(group_id)s RETURNING id
+)
+UPDATE accounts_tradinginstance SET exposure = exposure + %(notional)s, position_count = position_count + %(count)s
+WHERE id = %(account_id)s
+"""
+
+
 def counters_move(*, scope: LockedScope, notional_delta: Decimal, count_delta: int) -> None:
     """Add `notional_delta` exposure and `count_delta` positions to every counter of the locked scope."""
     if not notional_delta and not count_delta:
         return
-    Portfolio.objects.filter(pk=scope.portfolio.pk).update(
-        exposure=F("exposure") + notional_delta, position_count=F("position_count") + count_delta
-    )
-    if scope.symbol_row is not None:
-        SymbolExposure.objects.filter(pk=scope.symbol_row.pk).update(
-            exposure=F("exposure") + notional_delta, position_count=F("position_count") + count_delta
-        )
-    if scope.group is not None and notional_delta:
-        CorrelationGroup.objects.filter(pk=scope.group.pk).update(exposure=F("exposure") + notional_delta)
-    TradingInstance.objects.filter(pk=scope.account.pk).update(
-        exposure=F("exposure") + notional_delta, position_count=F("position_count") + count_delta
-    )
+    params = {
+        "notional": notional_delta,
+        "count": count_delta,
+        "portfolio_id": scope.portfolio.pk,
+        "symbol": scope.symbol_row.pk if scope.symbol_row is not None else None,
+        "group_id": scope.group.pk if scope.group is not None else None,
+        "account_id": scope.account.pk,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNTERS_MOVE_SQL, params)
 
 
 def holding_of(position: Position, *, unfilled_released: bool | None = None) -> Holding:
