@@ -1,0 +1,109 @@
+"""seed_demo with the risk layer, at small scale: risk's command is the one Django runs, every counter equals the
+sum over its positions afterwards (also on top of existing risk state and on a re-run), the demo groups and limits
+are set and audited, and a seeded bot's small check is approved."""
+
+import json
+from decimal import ROUND_DOWN, Decimal
+from io import StringIO
+
+import pytest
+from django.core.management import call_command, get_commands
+from django.db.models import Sum
+from rest_framework.test import APIClient
+
+from accounts.models import AuditEntry, TradingInstance
+from risk.models import CorrelationGroup, Portfolio, RiskLimits, SymbolExposure
+from tests.risk.conftest import bot_client, counter_drift, funded_account
+from trading.models import EXPOSURE_STATUSES, Position
+
+pytestmark = pytest.mark.django_db
+
+
+def seed(tmp_path, name: str = "tokens.json", accounts: int = 6, positions: int = 125) -> tuple[dict, str]:
+    out = StringIO()
+    path = tmp_path / name
+    call_command("seed_demo", accounts=accounts, positions=positions, tokens_out=path, seed=11, stdout=out)
+    return json.loads(path.read_text()), out.getvalue()
+
+
+def test_the_risk_command_is_the_one_django_runs():
+    assert get_commands()["seed_demo"] == "risk"
+
+
+def test_counters_equal_the_positions_after_seeding(tmp_path, redis_client):
+    tokens, output = seed(tmp_path)
+
+    assert counter_drift() == []
+    held = Position.objects.filter(status__in=EXPOSURE_STATUSES)
+    portfolio = Portfolio.objects.get()
+    assert portfolio.position_count == held.count() > 0
+    assert portfolio.exposure == held.aggregate(total=Sum("notional"))["total"]
+    sums = TradingInstance.objects.filter(is_active=True).aggregate(e=Sum("equity"), d=Sum("day_start_equity"))
+    assert (portfolio.equity, portfolio.day_start_equity) == (sums["e"], sums["d"])
+    assert portfolio.counters_verified_at is not None
+    assert set(SymbolExposure.objects.values_list("symbol", flat=True)) == set(held.values_list("symbol", flat=True))
+    assert "6 accounts, 125 positions" in output
+    assert f"portfolio exposure {portfolio.exposure} over {portfolio.position_count} positions" in output
+    assert len(tokens["accounts"]) == 6
+
+
+def test_demo_groups_and_limits_are_set_printed_and_audited(tmp_path, redis_client):
+    _, output = seed(tmp_path)
+
+    groups = {g.name: g for g in CorrelationGroup.objects.prefetch_related("members")}
+    assert sorted(m.symbol for m in groups["majors"].members.all()) == ["BTC-USD", "ETH-USD"]
+    assert groups["majors"].limit_pct == Decimal("0.5")
+    assert sorted(m.symbol for m in groups["alts"].members.all()) == [
+        "ADA-USD",
+        "AVAX-USD",
+        "DOGE-USD",
+        "LINK-USD",
+        "SOL-USD",
+        "XRP-USD",
+    ]
+    majors_held = Position.objects.filter(status__in=EXPOSURE_STATUSES, symbol__in=["BTC-USD", "ETH-USD"])
+    assert groups["majors"].exposure == majors_held.aggregate(total=Sum("notional"))["total"]
+    limits = RiskLimits.objects.get(instance__isnull=True)
+    assert (limits.max_total_positions, limits.equity_max_age_seconds) == (1_000_000, 86_400)
+    assert (limits.max_position_pct, limits.max_account_exposure_pct) == (Decimal("0.2"), Decimal("0.9"))
+    assert "max_total_positions 50 -> 1000000, equity_max_age_seconds 900 -> 86400" in output
+    audit = AuditEntry.objects.get(action="risk_limits.change")
+    assert (audit.actor, audit.before, audit.after) == (
+        None,
+        {"max_total_positions": 50, "equity_max_age_seconds": 900},
+        {"max_total_positions": 1_000_000, "equity_max_age_seconds": 86_400},
+    )
+
+
+def test_seeding_on_top_of_live_risk_state_and_again_stays_exact(tmp_path, redis_client, relaxed_rate_limits):
+    account = funded_account("100000")
+    body = {"account_id": account.pk, "symbol": "BTC-USD", "side": "long", "quantity": "0.1", "price": "50000"}
+    assert bot_client(account).post("/api/risk/check-position", body, format="json").json()["decision"] == "approved"
+
+    seed(tmp_path, "first.json")
+    _, output = seed(tmp_path, "second.json", accounts=3, positions=40)
+
+    assert counter_drift() == []
+    assert TradingInstance.objects.count() == 10
+    assert "Demo portfolio default limits already in force (unchanged)." in output
+    assert AuditEntry.objects.filter(action="risk_limits.change").count() == 1
+
+
+def test_a_seeded_bot_gets_a_small_check_approved(tmp_path, redis_client, relaxed_rate_limits):
+    tokens, _ = seed(tmp_path)
+    entry = tokens["accounts"][0]
+    account = TradingInstance.objects.get(pk=entry["id"])
+    price = Decimal("64000")
+    quantity = (account.equity * Decimal("0.01") / price).quantize(Decimal("0.00000001"), rounding=ROUND_DOWN)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {entry['token']}")
+
+    response = client.post(
+        "/api/risk/check-position",
+        {"account_id": account.pk, "symbol": "BTC-USD", "side": "long", "quantity": str(quantity), "price": "64000"},
+        format="json",
+    )
+
+    assert response.status_code == 200, response.json()
+    assert (response.json()["decision"], response.json()["reasons"]) == ("approved", [])
+    assert counter_drift() == []
