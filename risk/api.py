@@ -5,6 +5,7 @@ act through roles (approve/reject, halt/resume). Every view fails closed: if the
 read, or a lock wait passes its timeout, the answer is 503 `risk_state_unavailable` and nothing is approved.
 """
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -36,6 +37,9 @@ from trading.symbols import canonical_symbol
 MAX_AMOUNT = Decimal("9999999999.99999999")  # NUMERIC(18, 8)
 MIN_POSITIVE = Decimal("0.00000001")
 SAFE_ID = r"^[A-Za-z0-9._:\-]{1,64}$"
+# An amount written as a string: plain ASCII decimal notation. Python's Decimal() alone would also take "1_000"
+# and non-ASCII digits ("\u0661\u0662").
+DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -60,7 +64,7 @@ def failing_closed(method: Callable[..., Response]) -> Callable[..., Response]:
 def money(*, required: bool = True, positive: bool = True, allow_zero: bool = False, signed: bool = False):
     """An amount as DRF's DecimalField checks it: at most 8 decimals, 18 digits, finite (NaN/Infinity refused)."""
     minimum = None if signed else (Decimal(0) if allow_zero or not positive else MIN_POSITIVE)
-    return serializers.DecimalField(
+    return AmountField(
         max_digits=18,
         decimal_places=8,
         min_value=minimum,
@@ -68,6 +72,15 @@ def money(*, required: bool = True, positive: bool = True, allow_zero: bool = Fa
         required=required,
         allow_null=False,
     )
+
+
+class AmountField(serializers.DecimalField):
+    """DRF's DecimalField, refusing strings that are not plain decimal notation (JSON numbers arrive as Decimal)."""
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if isinstance(data, str) and not DECIMAL_TEXT.fullmatch(data.strip()):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class StrictSerializer(serializers.Serializer):
