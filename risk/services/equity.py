@@ -124,17 +124,25 @@ def _evaluate_emergencies(*, account: TradingInstance, portfolio: Portfolio, cor
 
 
 def _trip(breach: Breach, *, correlation_id: str) -> None:
-    """One critical event, the latch, and the HALT of the breach's scope."""
+    """The HALT of the breach's scope (audited), one critical event saying why, and the latch."""
+    _, previous = trading_state_set(
+        instance_id=breach.account_id, mode=TradingMode.HALTED, reason=breach.message, actor=None, raise_event=False
+    )
     event = risk_event_raise(
         event_type=f"emergency_{breach.kind}",
         severity=Severity.CRITICAL,
         instance_id=breach.account_id,
         message=f"Emergency halt: {breach.message}",
-        details={"key": breach.key, "limit": str(breach.limit), "value": str(breach.value)},
+        details={
+            "key": breach.key,
+            "limit": str(breach.limit),
+            "value": str(breach.value),
+            "previous_state": previous,
+            "state": TradingMode.HALTED.value,
+        },
         correlation_id=correlation_id,
     )
     BreachLatch.objects.create(key=breach.key, event=event)
-    trading_state_set(instance_id=breach.account_id, mode=TradingMode.HALTED, reason=breach.message, actor=None)
 
 
 def _sweep_halted_scopes(breaches: tuple[Breach, ...], *, now: datetime) -> tuple[int, ...]:

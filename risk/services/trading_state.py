@@ -66,8 +66,10 @@ def trading_resume(*, instance_id: int | None, reason: str, actor: User, now: da
 
 
 def trading_state_set(
-    *, instance_id: int | None, mode: TradingMode, reason: str, actor: User | None
+    *, instance_id: int | None, mode: TradingMode, reason: str, actor: User | None, raise_event: bool = True
 ) -> tuple[TradingState, str]:
+    """Set the scope's state (audited and published). `raise_event` False: the caller raises the one risk event
+    that explains the change itself (an emergency halt), so one incident never pages twice."""
     with transaction.atomic():
         selectors.set_lock_timeouts(
             lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
@@ -79,7 +81,7 @@ def trading_state_set(
         previous = state.state
         state.state, state.reason, state.changed_by = mode, reason, actor
         state.save()
-        _record_change(state, previous=previous, actor=actor, reason=reason)
+        _record_change(state, previous=previous, actor=actor, reason=reason, raise_event=raise_event)
     return state, previous
 
 
@@ -97,19 +99,20 @@ def _state_row(instance_id: int | None) -> TradingState:
     return row
 
 
-def _record_change(state: TradingState, *, previous: str, actor: User | None, reason: str) -> None:
+def _record_change(state: TradingState, *, previous: str, actor: User | None, reason: str, raise_event: bool) -> None:
     scope = f"account {state.instance_id}" if state.instance_id else "portfolio"
     severity = {TradingMode.HALTED: Severity.CRITICAL, TradingMode.REDUCING: Severity.WARNING}.get(
         TradingMode(state.state), Severity.INFO
     )
     who = actor.get_username() if actor is not None else "the system"
-    risk_event_raise(
-        event_type=f"trading_{state.state.lower()}",
-        severity=severity,
-        instance_id=state.instance_id,
-        message=f"Trading for the {scope} set to {state.state} by {who} (was {previous}): {reason}",
-        details={"previous": previous, "state": state.state, "reason": reason, "actor": who},
-    )
+    if raise_event:
+        risk_event_raise(
+            event_type=f"trading_{state.state.lower()}",
+            severity=severity,
+            instance_id=state.instance_id,
+            message=f"Trading for the {scope} set to {state.state} by {who} (was {previous}): {reason}",
+            details={"previous": previous, "state": state.state, "reason": reason, "actor": who},
+        )
     audit_entry_create(
         actor=actor,
         action="trading_state.change",
