@@ -304,7 +304,7 @@ class PositionCancelApi(APIView):
     @extend_schema(request=None, responses={200: PositionOutput})
     @failing_closed
     def post(self, request: Request, position_id: int) -> Response:
-        if isinstance(request.data, dict) and request.data:
+        if request.data:
             raise ApiError("Cancel takes no body.", code="validation_error", fields={"body": ["Must be empty."]})
         position = position_cancel(
             position_id=position_id, instance_id=principal_instance_id(request), now=timezone.now()
@@ -324,7 +324,7 @@ class PositionApproveApi(APIView):
     @extend_schema(request=DecisionInput, responses={200: PositionOutput})
     @failing_closed
     def post(self, request: Request, position_id: int) -> Response:
-        reason = validated(DecisionInput, request.data or {})["reason"]
+        reason = validated(DecisionInput, request.data)["reason"]
         position = position_approve(position_id=position_id, actor=request.user, reason=reason, now=timezone.now())
         return Response(position_json(position))
 
@@ -337,7 +337,7 @@ class PositionRejectApi(APIView):
     @extend_schema(request=DecisionInput, responses={200: PositionOutput})
     @failing_closed
     def post(self, request: Request, position_id: int) -> Response:
-        reason = validated(DecisionInput, request.data or {})["reason"]
+        reason = validated(DecisionInput, request.data)["reason"]
         position = position_reject(position_id=position_id, actor=request.user, reason=reason, now=timezone.now())
         return Response(position_json(position))
 
