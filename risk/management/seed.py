@@ -8,6 +8,7 @@ equity (sums over active instances), one `SymbolExposure` row per symbol, and th
 their exposure. Everything is one transaction: a failure leaves nothing behind.
 """
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -49,10 +50,12 @@ class RiskSeedResult:
     symbols: list[SymbolExposure]
     groups: list[CorrelationGroup]
     limits_changed: dict[str, tuple[object, object]]
+    seconds: float  # everything, the risk rebuild and the commit included
 
 
 def seed_demo(*, accounts: int, positions: int, tokens_out: Path, seed: int | None = None) -> RiskSeedResult:
     """Trading's demo data, then the risk rows rebuilt from it, in one transaction."""
+    started = time.monotonic()
     with transaction.atomic():
         trading = trading_seed_demo(accounts=accounts, positions=positions, tokens_out=tokens_out, seed=seed)
         selectors.lock_portfolio()  # lock order: portfolio, symbols, groups
@@ -61,7 +64,12 @@ def seed_demo(*, accounts: int, positions: int, tokens_out: Path, seed: int | No
         groups = demo_groups_ensure()
         limits_changed = demo_limits_set()
     return RiskSeedResult(
-        trading=trading, portfolio=portfolio, symbols=symbols, groups=groups, limits_changed=limits_changed
+        trading=trading,
+        portfolio=portfolio,
+        symbols=symbols,
+        groups=groups,
+        limits_changed=limits_changed,
+        seconds=time.monotonic() - started,
     )
 
 

@@ -45,6 +45,7 @@ def test_counters_equal_the_positions_after_seeding(tmp_path, redis_client):
     assert "6 accounts, 125 positions" in output
     assert f"portfolio exposure {portfolio.exposure} over {portfolio.position_count} positions" in output
     assert len(tokens["accounts"]) == 6
+    assert output.rstrip().endswith("s (risk rows and the commit included).")
 
 
 def test_demo_groups_and_limits_are_set_printed_and_audited(tmp_path, redis_client):

@@ -57,3 +57,4 @@ class Command(BaseCommand):
             self.stdout.write(f"Demo portfolio default limits set: {changes} (other limits unchanged).")
         else:
             self.stdout.write("Demo portfolio default limits already in force (unchanged).")
+        self.stdout.write(f"Done in {result.seconds:.1f} s (risk rows and the commit included).")
