@@ -210,7 +210,7 @@ def test_the_raw_token_is_never_stored_or_cached(api_client, redis_client):
         assert raw.encode() not in (redis_client.dump(key) or b"")
 
 
-def test_the_raw_token_never_reaches_the_logs_or_an_error_body(api_client, caplog, capsys):
+def test_the_raw_token_never_reaches_the_logs_or_an_error_body(api_client, caplog, capfd):
     raw = issue_token(TokenKind.BOT)
     revoked_raw = issue_token(TokenKind.FEED)
     api_token_revoke(token=ApiToken.objects.get(digest=token_digest(revoked_raw)), actor=None)
@@ -220,7 +220,7 @@ def test_the_raw_token_never_reaches_the_logs_or_an_error_body(api_client, caplo
         refused = _get(api_client, revoked_raw)
 
     assert (ok.status_code, refused.status_code) == (200, 401)
-    captured = capsys.readouterr()
+    captured = capfd.readouterr()  # fd level: StdoutHandler writes to sys.__stdout__, which capsys cannot see
     for secret in (raw, revoked_raw):
         assert secret not in caplog.text
         assert secret not in captured.out + captured.err
