@@ -21,6 +21,8 @@ from accounts.tokens import PREFIX_LENGTH, generate_raw_token, token_digest
 from nija.cache import PERM, TOKEN
 
 TOUCH_INTERVAL = timedelta(seconds=60)
+# A key shorter than this shows no last 4 characters at all: 4 of 8 would reveal half of it.
+LAST4_MIN_KEY_LENGTH = 12
 PERMISSION_FIELDS = ("can_trade", "max_position_size", "max_daily_loss", "max_open_positions", "allowed_symbols")
 
 
@@ -204,6 +206,11 @@ def api_token_touch_due(*, last_used_at: datetime | None, now: datetime) -> bool
 # ------------------------------------------------------------------------------------------------
 # Broker credentials
 # ------------------------------------------------------------------------------------------------
+def api_key_last4(api_key: str) -> str:
+    """The displayable tail of a key: its last 4 characters, or "" for a key too short to hide the rest."""
+    return api_key[-4:] if len(api_key) >= LAST4_MIN_KEY_LENGTH else ""
+
+
 @transaction.atomic
 def broker_credential_create(
     *,
@@ -223,7 +230,7 @@ def broker_credential_create(
         api_key=api_key,
         api_secret=api_secret,
         passphrase=passphrase or None,
-        api_key_last4=api_key[-4:],
+        api_key_last4=api_key_last4(api_key),
     )
     audit_entry_create(
         actor=actor,
@@ -247,7 +254,7 @@ def broker_credential_update_secrets(
         setattr(credential, field, value)
     update_fields = [*changes, "updated_at"]
     if "api_key" in changes:
-        credential.api_key_last4 = changes["api_key"][-4:]
+        credential.api_key_last4 = api_key_last4(changes["api_key"])
         update_fields.append("api_key_last4")
     credential.save(update_fields=update_fields)
     audit_entry_create(

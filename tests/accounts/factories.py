@@ -16,7 +16,7 @@ from accounts.models import (
     User,
     UserPermission,
 )
-from accounts.services import api_token_create
+from accounts.services import api_key_last4, api_token_create
 from accounts.tokens import PREFIX_LENGTH, generate_raw_token, token_digest
 
 
@@ -46,7 +46,7 @@ class BrokerCredentialFactory(DjangoModelFactory):
     api_key = factory.Sequence(lambda n: f"key-{n:08d}-ABCD")
     api_secret = factory.Sequence(lambda n: f"secret-{n:08d}-S3CR3T")
     passphrase = None
-    api_key_last4 = factory.LazyAttribute(lambda credential: credential.api_key[-4:])
+    api_key_last4 = factory.LazyAttribute(lambda credential: api_key_last4(credential.api_key))
 
 
 class UserPermissionFactory(DjangoModelFactory):

@@ -94,7 +94,7 @@ def test_credential_created_in_admin_is_encrypted_and_audited(operator_client):
             "broker": "kraken",
             "label": "main",
             "is_active": "on",
-            "new_api_key": "NEWKEY-ABCD",
+            "new_api_key": "NEWKEY-0000-ABCD",
             "new_api_secret": "NEWSECRET",
             "new_passphrase": "",
         },
@@ -102,7 +102,7 @@ def test_credential_created_in_admin_is_encrypted_and_audited(operator_client):
 
     assert response.status_code == 302
     credential = BrokerCredential.objects.get(user=user, label="main")
-    assert (credential.api_key, credential.api_secret, credential.passphrase) == ("NEWKEY-ABCD", "NEWSECRET", None)
+    assert (credential.api_key, credential.api_secret, credential.passphrase) == ("NEWKEY-0000-ABCD", "NEWSECRET", None)
     assert credential.api_key_last4 == "ABCD"
     assert AuditEntry.objects.filter(action="broker_credential.create", target_id=str(credential.pk)).count() == 1
 

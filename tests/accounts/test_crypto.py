@@ -11,7 +11,7 @@ from django.db import connection
 
 from accounts.crypto import CredentialDecryptionError
 from accounts.models import AuditEntry, BrokerCredential
-from accounts.services import broker_credential_create
+from accounts.services import broker_credential_create, broker_credential_update_secrets
 from tests.accounts.factories import BrokerCredentialFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -56,6 +56,27 @@ def test_str_and_repr_show_only_the_last_four_characters():
         assert "LAST" in text
         assert "key-0000" not in text
         assert "super-secret-value" not in text
+
+
+@pytest.mark.parametrize(
+    ("api_key", "shown"),
+    [("ABCDEFGH", ""), ("ABCDEFGHIJK", ""), ("ABCDEFGHWXYZ", "WXYZ"), ("K" * 40 + "TAIL", "TAIL")],
+)
+def test_last4_is_kept_only_for_keys_of_at_least_12_characters(api_key, shown):
+    credential = broker_credential_create(
+        user=UserFactory(), broker="kraken", label="main", api_key=api_key, api_secret="secret"
+    )
+    rotated = broker_credential_create(
+        user=UserFactory(), broker="kraken", label="main", api_key="LONG-ENOUGH-KEY-0000", api_secret="secret"
+    )
+    broker_credential_update_secrets(credential=rotated, actor=None, api_key=api_key)
+
+    for row in (credential, rotated):
+        row.refresh_from_db()
+        assert row.api_key_last4 == shown
+        assert row.api_key == api_key
+    audits = AuditEntry.objects.filter(target_id__in=[str(credential.pk), str(rotated.pk)]).order_by("pk")
+    assert [entry.after["api_key_last4"] for entry in audits] == [shown, "0000", shown]
 
 
 def test_a_missing_passphrase_stays_null():
