@@ -380,3 +380,50 @@ def test_changelists_cost_the_same_queries_at_any_size(name):
     large = queries(client, url)
     assert small == large
     assert large <= 12
+
+
+# ---------------------------------------------------------------------------------------------- concurrency
+MEMBERSHIP_ROUNDS = 8
+CHECKS_PER_ROUND = 16
+
+
+@pytest.mark.django_db(transaction=True)
+def test_member_edits_racing_checks_leave_the_group_exact_and_never_deadlock(settings, relaxed_rate_limits):
+    """Each round: 16 checks of BTC-USD and one admin save that adds BTC-USD to (or removes it from) the group,
+    released together from separate threads, each committing for real. Whatever the interleaving, the recount and
+    the checks' deltas together leave the group's counter equal to its positions, and nothing waits on a lock."""
+    from django.utils import timezone
+
+    from risk.services.check import CheckInput, position_check
+    from tests.risk.threads import Crowd, raised
+
+    settings.RISK_LOCK_TIMEOUT_MS = settings.RISK_STATEMENT_TIMEOUT_MS = 30_000
+    RiskLimits.objects.filter(instance__isnull=True).update(max_total_positions=1_000_000)
+    account = funded_account("100000000")
+    group = CorrelationGroup.objects.create(name="majors", limit_pct=Decimal("5"))
+    eth = CorrelationGroupMember.objects.create(group=group, symbol="ETH-USD")
+    client, _ = admin_as("risk_admin")
+    url = reverse("admin:risk_correlationgroup_change", args=[group.pk])
+    request = CheckInput(
+        account_id=account.pk, symbol="BTC-USD", side="long", quantity=Decimal("0.01"), price=Decimal("60000")
+    )
+
+    def a_check():
+        return position_check(request=request, user_id=account.user_id, now=timezone.now()).decision
+
+    def membership():
+        """Toggle BTC-USD's membership through the admin's change form."""
+        btc = CorrelationGroupMember.objects.filter(group=group, symbol="BTC-USD").first()
+        members = [(eth.pk, "ETH-USD", False)] + ([(btc.pk, "BTC-USD", True)] if btc else [(None, "BTC-USD", False)])
+        return lambda: client.post(url, group_form("majors", "5", members, initial=1 + bool(btc))).status_code
+
+    with Crowd(CHECKS_PER_ROUND + 1) as crowd:
+        for _ in range(MEMBERSHIP_ROUNDS):
+            results = crowd.run([a_check] * CHECKS_PER_ROUND + [membership()])
+
+            assert raised(results) == []
+            assert results == ["approved"] * CHECKS_PER_ROUND + [302]
+            assert counter_drift() == []
+    members = set(group.members.values_list("symbol", flat=True))
+    assert members == {"ETH-USD"}  # added and removed four times
+    assert AuditEntry.objects.filter(action="correlation_group.change").count() == MEMBERSHIP_ROUNDS
