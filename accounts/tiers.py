@@ -1,7 +1,10 @@
-"""Subscription tiers: the defaults a new user's `UserPermission` is seeded with, and the API rate limit.
+"""Subscription tiers: the defaults a new user's `UserPermission` is seeded with.
 
 The tier only seeds: once a `UserPermission` row exists, operators edit it (through
 `accounts.services.user_permission_update`) and the tier no longer matters for trading limits.
+
+API rate limits per tier are not here: their one source is `settings.RATE_LIMITS[scope][tier]`, read by the
+DRF throttle (`nija.api.throttling`) from the tier on the authenticated user or token.
 """
 
 from dataclasses import dataclass
@@ -16,14 +19,13 @@ class TierDefaults:
     max_position_size: Decimal
     max_daily_loss: Decimal
     max_open_positions: int
-    api_requests_per_minute: int
 
 
 TIER_DEFAULTS: dict[str, TierDefaults] = {
-    SubscriptionTier.FREE: TierDefaults(True, Decimal("1000"), Decimal("200"), 3, 60),
-    SubscriptionTier.BASIC: TierDefaults(True, Decimal("10000"), Decimal("1000"), 10, 300),
-    SubscriptionTier.PRO: TierDefaults(True, Decimal("100000"), Decimal("10000"), 50, 1200),
-    SubscriptionTier.ENTERPRISE: TierDefaults(True, Decimal("1000000"), Decimal("100000"), 200, 6000),
+    SubscriptionTier.FREE: TierDefaults(True, Decimal("1000"), Decimal("200"), 3),
+    SubscriptionTier.BASIC: TierDefaults(True, Decimal("10000"), Decimal("1000"), 10),
+    SubscriptionTier.PRO: TierDefaults(True, Decimal("100000"), Decimal("10000"), 50),
+    SubscriptionTier.ENTERPRISE: TierDefaults(True, Decimal("1000000"), Decimal("100000"), 200),
 }
 
 
