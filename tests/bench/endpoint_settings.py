@@ -1,0 +1,19 @@
+"""Settings of the gunicorn server that tests/bench/bench_check_endpoint.py measures: the test settings, plus two
+changes that make it serve like production rather than like a test run.
+
+- Persistent database connections (production's CONN_MAX_AGE): the test settings close the connection after
+  every request, which would add a PostgreSQL connection set-up to every check but not to the bare GET (it needs no
+  query), and so measure the settings rather than the code.
+- Rate limits lifted: every scope and tier allows a billion requests a minute. The limiter still runs (one EVALSHA
+  a request, as in production); it just never says no, so the benchmark measures the endpoints, not the limits.
+
+The database (DATABASE_URL) and Redis (TEST_REDIS_URL) come from the environment the benchmark sets.
+"""
+
+from nija.settings.test import *  # noqa: F403
+from nija.settings.test import DATABASES, RATE_LIMITS
+
+DATABASES["default"]["CONN_MAX_AGE"] = 60
+
+LIFTED_LIMIT = (1_000_000_000, 60)
+RATE_LIMITS = {scope: dict.fromkeys(tiers, LIFTED_LIMIT) for scope, tiers in RATE_LIMITS.items()}
