@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
-from logs.redaction import redact_secrets
+from logs.redaction import redact_secrets, redact_text
 from logs.sinks import DEFAULT_DROPS_KEY, DEFAULT_MAXLEN, DEFAULT_QUEUE_SIZE, DEFAULT_STREAM_KEY
 
 FILE_MAX_BYTES = 10 * 1024 * 1024
@@ -30,11 +30,12 @@ _render_exception = structlog.processors.ExceptionRenderer(ExceptionDictTransfor
 
 
 def _json_default(value: Any) -> Any:
+    """Decimal as a string; any other object the redaction processor let through as redacted text (a backstop)."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (set, frozenset, tuple)):
         return list(value)
-    return str(value)
+    return redact_text(str(value))
 
 
 _LEADING_KEYS = ("timestamp", "level", "logger", "event", "request_id", "user_id", "account_id")

@@ -1,19 +1,26 @@
 """Secret redaction: the structlog processor every log line passes before it reaches any sink.
 
-Two rules, applied at any depth of dicts, lists, tuples and sets:
+Two rules, applied at any depth of mappings, lists, tuples and sets:
 - a value whose key looks sensitive (token, secret, password, api key, authorization, passphrase, cookie ...)
   is replaced whole, whatever its type;
 - inside every string (the event, stdlib messages, exception messages, request paths), `Bearer <token>`
-  and `key=value` / `"key": "value"` pairs with a sensitive key lose their value.
+  and `key=value` / `"key": "value"` pairs with a sensitive key lose their value (query strings included:
+  `?access_token=...&api_key=...`).
+Any other object (a request, a model instance ...) is turned into its `str()` and that text is redacted, so
+the renderer never prints an object it has not seen.
 
 Over-redacting a harmless field is accepted; leaking a secret is not.
 """
 
 import functools
 import re
+from collections.abc import Mapping
+from decimal import Decimal
 from typing import Any
 
 REDACTED = "[REDACTED]"
+# Values rendered as they are; everything else that is not a container becomes redacted text.
+_PLAIN_SCALARS = (int, float, bool, Decimal)
 
 _SENSITIVE_WORDS = (
     r"token|secret|password|passwd|pwd|api[_-]?key|apikey|authorization|passphrase|cookie|credential"
@@ -75,17 +82,31 @@ def redact_text(text: str) -> str:
     return _KEY_VALUE.sub(_redact_pair, text)
 
 
+def _redact_key(key: Any) -> Any:
+    """A mapping key as JSON can carry it: plain scalars kept, anything else as redacted text."""
+    return key if isinstance(key, _PLAIN_SCALARS) else redact_text(str(key))
+
+
 def redact_value(value: Any) -> Any:
-    """A copy of `value` with every secret removed; containers are rebuilt, other objects left as they are."""
+    """A copy of `value` with every secret removed, made of JSON-ready parts only.
+
+    Any `Mapping` (dict, Django's `HttpHeaders`, `QueryDict` ...) is rebuilt like a dict, iterables like lists;
+    every other object (a `WSGIRequest`, a model, a URL object) becomes its redacted `str()` here, before any
+    renderer could print its unredacted form.
+    """
     if isinstance(value, str):
         return redact_text(value)
-    if isinstance(value, dict):
-        return {key: REDACTED if is_sensitive_key(key) else redact_value(item) for key, item in value.items()}
+    if value is None or isinstance(value, _PLAIN_SCALARS):
+        return value
+    if isinstance(value, Mapping):
+        return {
+            _redact_key(key): REDACTED if is_sensitive_key(key) else redact_value(item) for key, item in value.items()
+        }
     if isinstance(value, (list, tuple, set, frozenset)):
         return [redact_value(item) for item in value]
     if isinstance(value, BaseException):
         return redact_text(f"{type(value).__name__}: {value}")
-    return value
+    return redact_text(str(value))
 
 
 def redact_secrets(logger: object, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:

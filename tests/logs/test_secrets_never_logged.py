@@ -4,8 +4,11 @@ exception message, never reach stdout, the log files or the stream."""
 import logging.config
 
 import pytest
+import structlog
 from django.conf import settings
-from django.test import Client
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
+from django.utils.log import log_response
 
 from logs.config import build_logging
 from logs.sinks import active_sink
@@ -62,3 +65,84 @@ def test_secrets_never_reach_stdout_files_or_stream(logging_with_files, redis_cl
     assert connected["note"] == "called with Bearer [REDACTED]"
     failed = next(line for line in json_lines(stdout) if line["event"] == "broker_failed")
     assert failed["exception"][0]["exc_value"] == "broker refused api_secret=[REDACTED]"
+
+
+QUERY_SECRET = "SECRETVALUE123"
+
+
+def _every_sink(stdout: str, log_dir) -> dict[str, str]:
+    """The text each sink holds: stdout, the three files, the stream (its queue drained first)."""
+    assert active_sink().flush_queue()
+    files = {path.name: path.read_text() for path in log_dir.glob("nija*.log")}
+    return {"stdout": stdout, **files, "stream": stream_text()}
+
+
+def _assert_nowhere(texts: dict[str, str], secrets: tuple[str, ...]) -> None:
+    for name, text in texts.items():
+        for secret in secrets:
+            assert secret not in text, f"{secret} leaked into {name}"
+
+
+@pytest.mark.usefixtures("redis_client")
+def test_request_headers_and_request_objects_are_redacted(logging_with_files, capfd):
+    # given a request carrying a bearer token, a session cookie and a token in its query string
+    request = RequestFactory().get(
+        f"/api/x?access_token={QUERY_SECRET}&page=2",
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+        HTTP_COOKIE=f"sessionid={API_SECRET}",
+        HTTP_ACCEPT="application/json",
+    )
+    # when its headers (an HttpHeaders mapping, not a dict) and the request itself are logged
+    structlog.get_logger("tests.logs.headers").info("incoming", headers=request.headers, request=request)
+    logging.getLogger("tests.logs.headers").info("incoming stdlib", extra={"headers": request.headers})
+
+    texts = _every_sink(capfd.readouterr().out, logging_with_files)
+    # then the lines exist everywhere and no secret is in any of them
+    for name in ("stdout", "nija.log", "nija-daily.log", "stream"):
+        assert '"incoming"' in texts[name], name
+        assert '"incoming stdlib"' in texts[name], name
+    _assert_nowhere(texts, (TOKEN, API_SECRET, QUERY_SECRET))
+    lines = {line["event"]: line for line in json_lines(texts["stdout"]) if line["logger"] == "tests.logs.headers"}
+    for event in ("incoming", "incoming stdlib"):
+        assert lines[event]["headers"] == {
+            "Authorization": "[REDACTED]",
+            "Cookie": "[REDACTED]",
+            "Accept": "application/json",
+        }
+    assert lines["incoming"]["request"] == "<WSGIRequest: GET '/api/x?access_token=[REDACTED]&page=2'>"
+
+
+@pytest.mark.usefixtures("redis_client")
+def test_log_response_with_the_request_attached_is_redacted(logging_with_files, capfd):
+    # given Django's own 4xx/5xx logging, which attaches the request object to the record
+    request = RequestFactory().get(f"/api/x?token={QUERY_SECRET}&api_key={API_SECRET}", HTTP_AUTHORIZATION=TOKEN)
+    log_response("Forbidden: %s", request.path, response=HttpResponse(status=403), request=request)
+
+    texts = _every_sink(capfd.readouterr().out, logging_with_files)
+    _assert_nowhere(texts, (TOKEN, API_SECRET, QUERY_SECRET))
+    line = next(line for line in json_lines(texts["stdout"]) if line["logger"] == "django.request")
+    assert (line["level"], line["event"], line["status_code"]) == ("warning", "Forbidden: /api/x", 403)
+    assert line["request"] == "<WSGIRequest: GET '/api/x?token=[REDACTED]&api_key=[REDACTED]"
+
+
+@pytest.mark.django_db
+@pytest.mark.usefixtures("redis_client")
+def test_a_404_with_a_secret_in_the_query_string_logs_no_secret(logging_with_files, capfd):
+    response = Client().get(
+        f"/api/no-such-endpoint?access_token={QUERY_SECRET}&password={PASSWORD}",
+        HTTP_AUTHORIZATION=f"Bearer {TOKEN}",
+        HTTP_X_REQUEST_ID="secrets-404",
+    )
+    assert response.status_code == 404
+
+    texts = _every_sink(capfd.readouterr().out, logging_with_files)
+    _assert_nowhere(texts, (TOKEN, PASSWORD, QUERY_SECRET))
+    lines = json_lines(texts["stdout"])
+    not_found = next(line for line in lines if line["logger"] == "django.request")
+    assert not_found["event"] == "Not Found: /api/no-such-endpoint"
+    assert (
+        not_found["request"] == "<WSGIRequest: GET '/api/no-such-endpoint?access_token=[REDACTED]&password=[REDACTED]"
+    )
+    finished = next(line for line in lines if line["event"] == "request_finished")
+    assert finished["request"] == "GET /api/no-such-endpoint?access_token=[REDACTED]&password=[REDACTED]"
+    assert '"Not Found: /api/no-such-endpoint"' in texts["stream"]
