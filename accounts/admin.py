@@ -20,6 +20,7 @@ from accounts.services import (
     api_token_revoke,
     broker_credential_create,
     broker_credential_update_secrets,
+    canonical_symbols,
     trading_instance_update,
     user_permission_ensure,
     user_permission_update,
@@ -45,10 +46,7 @@ class UserPermissionForm(forms.ModelForm):
         fields = [*PERMISSION_FIELDS]
 
     def clean_allowed_symbols(self) -> object:
-        symbols = self.cleaned_data["allowed_symbols"]
-        if isinstance(symbols, list):
-            return [str(symbol).strip().upper() for symbol in symbols]
-        return symbols
+        return canonical_symbols(self.cleaned_data["allowed_symbols"])  # the model's validator then checks them
 
 
 def _save_permission(request: HttpRequest, form: forms.ModelForm, user: User) -> None:

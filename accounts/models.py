@@ -5,7 +5,6 @@ Models are declarative: no logic in save(), no signals. Writes go through accoun
 counters on TradingInstance (`exposure`, `position_count`) are moved only by the risk services, with F().
 """
 
-import re
 from decimal import Decimal
 
 from django.conf import settings
@@ -17,20 +16,20 @@ from django.db.models.lookups import Exact
 
 from accounts.crypto import EncryptedTextField
 from nija.models import TimeStampedModel
+from nija.symbols import is_canonical_symbol
 
 MONEY = {"max_digits": 18, "decimal_places": 8}
 ZERO = Decimal("0")
 SMALLEST_AMOUNT = Decimal("0.00000001")
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,12}-[A-Z0-9]{2,12}$")
 
 
 def validate_symbol_list(value: object) -> None:
-    """A list of canonical BASE-QUOTE symbols in upper case (`BTC-USD`), without duplicates."""
+    """A list of canonical symbols (`BTC-USD`: nija.symbols, the one definition), without duplicates."""
     if not isinstance(value, list):
         raise ValidationError("Allowed symbols must be a list.")
-    bad = [symbol for symbol in value if not isinstance(symbol, str) or not _SYMBOL.match(symbol)]
+    bad = [symbol for symbol in value if not isinstance(symbol, str) or not is_canonical_symbol(symbol)]
     if bad:
-        raise ValidationError("Not canonical BASE-QUOTE symbols in upper case: %(bad)s", params={"bad": bad})
+        raise ValidationError("Not canonical BASE-USD symbols (like BTC-USD): %(bad)s", params={"bad": bad})
     if len(set(value)) != len(value):
         raise ValidationError("Allowed symbols contain duplicates.")
 
@@ -100,7 +99,7 @@ class UserPermission(TimeStampedModel):
     max_position_size = models.DecimalField(**MONEY, validators=[MinValueValidator(SMALLEST_AMOUNT)])
     max_daily_loss = models.DecimalField(**MONEY, validators=[MinValueValidator(SMALLEST_AMOUNT)])
     max_open_positions = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    # Canonical BASE-QUOTE symbols in upper case (BTC-USD); an empty list allows every symbol.
+    # Canonical symbols (BTC-USD, nija.symbols); an empty list allows every symbol.
     allowed_symbols = models.JSONField(default=list, blank=True, validators=[validate_symbol_list])
 
     class Meta:

@@ -19,6 +19,7 @@ from accounts.selectors import REVOKED, user_permission_data
 from accounts.tiers import permission_defaults
 from accounts.tokens import PREFIX_LENGTH, generate_raw_token, token_digest
 from nija.cache import PERM, TOKEN
+from nija.symbols import canonical_symbol
 
 TOUCH_INTERVAL = timedelta(seconds=60)
 # A key shorter than this shows no last 4 characters at all: 4 of 8 would reveal half of it.
@@ -68,6 +69,21 @@ def audit_entry_create(
 # ------------------------------------------------------------------------------------------------
 # Trading permissions
 # ------------------------------------------------------------------------------------------------
+def canonical_symbols(symbols: object) -> object:
+    """Each entry of a list in canonical form (`" btc/usd"` -> `"BTC-USD"`, nija.symbols); an entry that cannot
+    be one is kept as given, for `validate_symbol_list` to report. Anything but a list is returned unchanged."""
+    if not isinstance(symbols, list):
+        return symbols
+    return [_canonical_or_given(symbol) for symbol in symbols]
+
+
+def _canonical_or_given(symbol: object) -> object:
+    try:
+        return canonical_symbol(symbol)  # type: ignore[arg-type]
+    except ValueError:
+        return symbol
+
+
 def _permission_values(permission: UserPermission) -> dict:
     return {field: getattr(permission, field) for field in PERMISSION_FIELDS}
 
@@ -106,8 +122,8 @@ def user_permission_update(
         raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
     locked = UserPermission.objects.select_for_update().get(pk=permission.pk)
     before = _permission_values(locked)
-    if isinstance(changes.get("allowed_symbols"), list):
-        changes["allowed_symbols"] = [str(symbol).strip().upper() for symbol in changes["allowed_symbols"]]
+    if "allowed_symbols" in changes:
+        changes["allowed_symbols"] = canonical_symbols(changes["allowed_symbols"])
     for field, value in changes.items():
         setattr(locked, field, value)
     locked.full_clean(exclude=["user"], validate_unique=False, validate_constraints=False)

@@ -13,6 +13,7 @@ from accounts.selectors import cache_fill, user_permission_get
 from accounts.services import api_token_create, api_token_revoke, user_permission_ensure, user_permission_update
 from accounts.tokens import token_digest
 from nija.cache import PERM, TOKEN
+from nija.symbols import is_canonical_symbol
 from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserFactory, UserPermissionFactory
 
 pytestmark = pytest.mark.django_db
@@ -97,6 +98,9 @@ def test_an_update_writes_one_audit_entry_with_before_and_after():
         {"max_position_size": Decimal("0")},
         {"max_open_positions": 0},
         {"allowed_symbols": ["BTCUSD"]},
+        {"allowed_symbols": ["BTC-EUR"]},
+        {"allowed_symbols": ["BTC-USD", "btc/usd"]},
+        {"allowed_symbols": [7]},
         {"allowed_symbols": "BTC-USD"},
         {"subscription_tier": "pro"},
     ],
@@ -109,6 +113,18 @@ def test_an_invalid_update_writes_nothing(changes):
 
     assert UserPermission.objects.get(pk=permission.pk).max_position_size == Decimal("100000")
     assert AuditEntry.objects.count() == 0
+
+
+def test_allowed_symbols_are_stored_in_the_one_canonical_form():
+    permission = UserPermissionFactory()
+
+    user_permission_update(
+        permission=permission, actor=None, reason="symbols", allowed_symbols=[" btc/usd", "eth_usd", "1inch-USD"]
+    )
+
+    permission.refresh_from_db()
+    assert permission.allowed_symbols == ["BTC-USD", "ETH-USD", "1INCH-USD"]
+    assert all(is_canonical_symbol(symbol) for symbol in permission.allowed_symbols)
 
 
 def test_a_user_without_a_row_reads_the_tier_defaults_and_ensure_creates_it():
