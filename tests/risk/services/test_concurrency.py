@@ -276,6 +276,7 @@ def test_over_real_http_64_simultaneous_requests_approve_exactly_k(crowd, live_s
         warm = session.post(url, json=body | {"dry_run": True}, headers=headers, timeout=30)
         assert warm.status_code == 200
         assert warm.json()["position_id"] is None
+        assert warm.headers.get("Connection", "").lower() != "close"  # the connection stays open for the race
 
     def post(session: requests.Session) -> Callable[[], tuple[int, dict]]:
         def call() -> tuple[int, dict]:
