@@ -136,7 +136,8 @@ class Namespace:
 
 
 MARKET = Namespace("market", default_ttl=60)
-SESSION = Namespace("session", default_ttl=14 * 24 * 3600)
+# Sessions set their own TTL (nija/sessions.py: settings.SESSION_CACHE_TTL, 300 s by default); this matches it.
+SESSION = Namespace("session", default_ttl=300)
 PERM = Namespace("perm", default_ttl=300)
 TOKEN = Namespace("token", default_ttl=60)
 RATE = Namespace("rate", default_ttl=None)

@@ -163,6 +163,9 @@ CACHES = {
 # `nija:session:<key>` on the default cache (nija/sessions.py).
 SESSION_ENGINE = "nija.sessions"
 SESSION_CACHE_ALIAS = "default"
+# A session's cache entry lives at most this long (PostgreSQL is the record): an entry that outlives its row
+# (a logout during a Redis hiccup) stops authenticating within this many seconds.
+SESSION_CACHE_TTL = env.int("SESSION_CACHE_TTL", default=300)
 
 # Market prices (trading/market.py): a price older than this many seconds reads as missing.
 MARKET_PRICE_TTL = env.int("MARKET_PRICE_TTL", default=60)
