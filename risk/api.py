@@ -6,10 +6,7 @@ read, or a lock wait passes its timeout, the answer is 503 `risk_state_unavailab
 """
 
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from decimal import Decimal
-from functools import wraps
 from typing import Any
 
 from django.db import DatabaseError
@@ -43,22 +40,15 @@ DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-@contextmanager
-def fail_closed() -> Iterator[None]:
-    """Turn "cannot read the risk state" into a 503 that approves nothing (the transaction has rolled back)."""
-    try:
-        yield
-    except (DatabaseError, RedisError) as exc:
-        raise RiskStateUnavailable(f"Risk state is unavailable ({type(exc).__name__}); nothing was approved.") from exc
+class FailClosedApiView(APIView):
+    """Every risk view: "cannot read the risk state" (database or Redis unreachable, a lock or statement timeout)
+    becomes a 503 that approves nothing, whether it happens while DRF authenticates (an uncached token needs
+    PostgreSQL) or inside the view (the transaction has rolled back)."""
 
-
-def failing_closed(method: Callable[..., Response]) -> Callable[..., Response]:
-    @wraps(method)
-    def wrapper(*args: Any, **kwargs: Any) -> Response:
-        with fail_closed():
-            return method(*args, **kwargs)
-
-    return wrapper
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, DatabaseError | RedisError):
+            exc = RiskStateUnavailable(f"Risk state is unavailable ({type(exc).__name__}); nothing was approved.")
+        return super().handle_exception(exc)
 
 
 def money(*, required: bool = True, positive: bool = True, allow_zero: bool = False, signed: bool = False):
@@ -182,14 +172,13 @@ def outcome_json(outcome: CheckOutcome, *, legacy: bool = False) -> dict:
     return body
 
 
-class PositionCheckApi(APIView):
+class PositionCheckApi(FailClosedApiView):
     """POST /api/risk/check-position: the pre-trade check (bots, their own account)."""
 
     permission_classes = [IsBot]
     throttle_scope = "risk_check"
 
     @extend_schema(request=CheckPositionInput, responses={200: dict})
-    @failing_closed
     def post(self, request: Request) -> Response:
         data = request.data
         legacy = isinstance(data, dict) and "position_size" in data and "symbol" not in data
@@ -251,13 +240,12 @@ class CloseInputSerializer(StrictSerializer):
     quantity = money(required=False)
 
 
-class PositionFillApi(APIView):
+class PositionFillApi(FailClosedApiView):
     """POST /api/positions/{id}/fill: a bot reports an exchange fill of its reserved position."""
 
     permission_classes = [IsBot]
 
     @extend_schema(request=FillInputSerializer, responses={200: PositionOutput})
-    @failing_closed
     def post(self, request: Request, position_id: int) -> Response:
         fill = FillInput(**validated(FillInputSerializer, request.data))
         position = position_fill(
@@ -266,13 +254,12 @@ class PositionFillApi(APIView):
         return Response(position_json(position))
 
 
-class PositionCloseApi(APIView):
+class PositionCloseApi(FailClosedApiView):
     """POST /api/positions/{id}/close: a bot reports a whole or partial close (accepted in every state)."""
 
     permission_classes = [IsBot]
 
     @extend_schema(request=CloseInputSerializer, responses={200: dict})
-    @failing_closed
     def post(self, request: Request, position_id: int) -> Response:
         close = CloseInput(**validated(CloseInputSerializer, request.data))
         trade = position_close(
@@ -295,14 +282,13 @@ def trade_json(trade: Any) -> dict:
     }
 
 
-class PositionCancelApi(APIView):
+class PositionCancelApi(FailClosedApiView):
     """POST /api/positions/{id}/cancel: release the unfilled reservation (the bot's own, or any for operators)."""
 
     def get_permissions(self) -> list[BasePermission]:
         return [IsBot()] if request_principal(self.request) and principal_instance_id(self.request) else [CanApprove()]
 
     @extend_schema(request=None, responses={200: PositionOutput})
-    @failing_closed
     def post(self, request: Request, position_id: int) -> Response:
         if request.data:
             raise ApiError("Cancel takes no body.", code="validation_error", fields={"body": ["Must be empty."]})
@@ -316,26 +302,24 @@ class DecisionInput(StrictSerializer):
     reason = serializers.CharField(max_length=1000, required=False, default="", allow_blank=True)
 
 
-class PositionApproveApi(APIView):
+class PositionApproveApi(FailClosedApiView):
     """POST /api/positions/{id}/approve (approver role): re-runs every rule now; may still reject."""
 
     permission_classes = [CanApprove]
 
     @extend_schema(request=DecisionInput, responses={200: PositionOutput})
-    @failing_closed
     def post(self, request: Request, position_id: int) -> Response:
         reason = validated(DecisionInput, request.data)["reason"]
         position = position_approve(position_id=position_id, actor=request.user, reason=reason, now=timezone.now())
         return Response(position_json(position))
 
 
-class PositionRejectApi(APIView):
+class PositionRejectApi(FailClosedApiView):
     """POST /api/positions/{id}/reject (approver role)."""
 
     permission_classes = [CanApprove]
 
     @extend_schema(request=DecisionInput, responses={200: PositionOutput})
-    @failing_closed
     def post(self, request: Request, position_id: int) -> Response:
         reason = validated(DecisionInput, request.data)["reason"]
         position = position_reject(position_id=position_id, actor=request.user, reason=reason, now=timezone.now())
@@ -354,13 +338,12 @@ class ResumeInput(StrictSerializer):
     reason = serializers.CharField(max_length=1000)
 
 
-class TradingHaltApi(APIView):
+class TradingHaltApi(FailClosedApiView):
     """POST /api/risk/halt (risk admin): the kill switch for the portfolio or one account."""
 
     permission_classes = [CanHalt]
 
     @extend_schema(request=HaltInput, responses={200: dict})
-    @failing_closed
     def post(self, request: Request) -> Response:
         data = validated(HaltInput, request.data)
         change = trading_halt(
@@ -378,13 +361,12 @@ class TradingHaltApi(APIView):
         return Response(body)
 
 
-class TradingResumeApi(APIView):
+class TradingResumeApi(FailClosedApiView):
     """POST /api/risk/resume (risk admin)."""
 
     permission_classes = [CanHalt]
 
     @extend_schema(request=ResumeInput, responses={200: dict})
-    @failing_closed
     def post(self, request: Request) -> Response:
         data = validated(ResumeInput, request.data)
         change = trading_resume(
@@ -399,13 +381,12 @@ class EquityReportInput(StrictSerializer):
     cash_balance = money(required=False, allow_zero=True)
 
 
-class AccountMetricsReportApi(APIView):
+class AccountMetricsReportApi(FailClosedApiView):
     """POST /api/accounts/{id}/metrics: a bot reports its equity (a heartbeat); may trip an emergency halt."""
 
     permission_classes = [IsBot]
 
     @extend_schema(request=EquityReportInput, responses={200: dict})
-    @failing_closed
     def post(self, request: Request, account_id: int) -> Response:
         data = validated(EquityReportInput, request.data)
         bot_account_id(request, account_id)

@@ -15,14 +15,13 @@ from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.permissions import IsBot, principal_instance_id
 from nija.api.errors import ApiError
 from nija.api.pagination import CappedPageNumberPagination
 from nija.api.permissions import IsOperator
 from risk import selectors
-from risk.api import PositionOutput, bot_account_id, failing_closed, position_json
+from risk.api import FailClosedApiView, PositionOutput, bot_account_id, position_json
 from risk.errors import PositionNotFound
 from risk.models import RiskLimits, Severity, TradingState
 from risk.services.events import risk_event_json
@@ -78,13 +77,12 @@ class PositionListQuery(serializers.Serializer):
         return statuses
 
 
-class PositionListApi(APIView):
+class PositionListApi(FailClosedApiView):
     """GET /api/positions?status=&account_id=: newest first, paginated (operators: all; a bot: its own)."""
 
     permission_classes = [IsOperatorOrBot]
 
     @extend_schema(parameters=[PositionListQuery], responses={200: PositionOutput(many=True)})
-    @failing_closed
     def get(self, request: Request) -> Response:
         filters = query(PositionListQuery, request, also=PAGE_PARAMS)
         instance_id = filters.get("account_id")
@@ -97,13 +95,12 @@ class PositionListApi(APIView):
         return paginator.get_paginated_response([position_json(position) for position in page])
 
 
-class PositionDetailApi(APIView):
+class PositionDetailApi(FailClosedApiView):
     """GET /api/positions/{id}: one position (operators: any; a bot: its own, e.g. to poll a pending approval)."""
 
     permission_classes = [IsOperatorOrBot]
 
     @extend_schema(responses={200: PositionOutput})
-    @failing_closed
     def get(self, request: Request, position_id: int) -> Response:
         query(serializers.Serializer, request)
         position = selectors.position_get(position_id=position_id, instance_id=principal_instance_id(request))
@@ -127,7 +124,7 @@ class RiskEventQuery(serializers.Serializer):
         return attrs
 
 
-class RiskEventListApi(APIView):
+class RiskEventListApi(FailClosedApiView):
     """GET /api/risk/events?severity=&type=&account_id=&since=&until=&limit= (operators): newest first; since
     inclusive, until exclusive; limit default 100, at most 1,000. The list shape of /api/logs: `count` is the
     number returned; for older events pass `until` = the oldest `created_at` received."""
@@ -135,7 +132,6 @@ class RiskEventListApi(APIView):
     permission_classes = [IsOperator]
 
     @extend_schema(parameters=[RiskEventQuery], responses={200: dict})
-    @failing_closed
     def get(self, request: Request) -> Response:
         filters = query(RiskEventQuery, request)
         events = selectors.risk_event_list(
@@ -165,7 +161,7 @@ def portfolio_state_json(state: TradingState | None) -> dict:
     return state_json(state)
 
 
-class RiskStatusApi(APIView):
+class RiskStatusApi(FailClosedApiView):
     """GET /api/risk/status (operators): the limits in force (portfolio defaults and each account's overrides),
     the trading states (the portfolio's and every account not ACTIVE), account counts, the portfolio counters and
     the critical risk events of the last 24 hours (newest first, at most 100)."""
@@ -173,7 +169,6 @@ class RiskStatusApi(APIView):
     permission_classes = [IsOperator]
 
     @extend_schema(responses={200: dict})
-    @failing_closed
     def get(self, request: Request) -> Response:
         query(serializers.Serializer, request)
         status = selectors.risk_status(now=timezone.now())

@@ -177,11 +177,6 @@ def test_postgresql_unreachable_with_a_cold_token_cache_approves_nothing(account
     assert_nothing_reserved(account)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (risk/api.py): `failing_closed` wraps only the view method; a database error while DRF "
-    "authenticates a token that is not cached escapes it and answers 500 internal_error, not 503",
-)
 def test_postgresql_unreachable_with_a_cold_token_cache_answers_503_risk_state_unavailable(account, redis_client):
     client = bot_client(account)
     redis_client.flushdb()
