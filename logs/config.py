@@ -138,6 +138,23 @@ def _file_handlers(log_dir: str) -> dict[str, dict[str, Any]]:
     }
 
 
+# Loggers that others give handlers of their own: stripped, so their lines reach only ours (JSON, redacted).
+# Django's DEFAULT_LOGGING (applied before LOGGING) puts a plain stderr "console" handler (DEBUG on) and
+# mail_admins on "django" and a plain handler on "django.server" (propagate off): left there, every django.*
+# line would print twice, once unredacted, and the plain formatter's `record.message` would leak into the JSON.
+_LOGGERS_ROUTED_TO_ROOT = (
+    "django",
+    "django.request",
+    "django.server",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "gunicorn.error",
+    "gunicorn.access",
+    "celery",
+)
+
+
 def build_logging(
     *,
     level: str = "INFO",
@@ -161,13 +178,11 @@ def build_logging(
         }
     if log_dir:
         handlers.update(_file_handlers(log_dir))
-    # Servers that install their own handlers: route them through ours so their lines are JSON too.
-    server_loggers = ("uvicorn", "uvicorn.error", "uvicorn.access", "gunicorn.error", "gunicorn.access", "celery")
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "logs.config.JsonFormatter"}},
         "handlers": handlers,
         "root": {"handlers": list(handlers), "level": level},
-        "loggers": {name: {"handlers": [], "propagate": True} for name in server_loggers},
+        "loggers": {name: {"handlers": [], "propagate": True} for name in _LOGGERS_ROUTED_TO_ROOT},
     }
