@@ -30,5 +30,5 @@ class DecimalJSONParser(JSONParser):
         encoding = parser_context.get("encoding", "utf-8")
         try:
             return loads_decimal(stream.read().decode(encoding))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: deeply nested JSON
             raise ParseError(f"Malformed JSON: {exc}") from exc
