@@ -120,6 +120,14 @@ MALFORMED_INFINITY = error("malformed_request", "Malformed JSON: Infinity is not
 MALFORMED_MINUS_INFINITY = error("malformed_request", "Malformed JSON: -Infinity is not a valid number")
 MALFORMED_TRUNCATED = error("malformed_request", "Malformed JSON: Expecting value: line 1 column 14 (char 13)")
 MALFORMED_STATUS = error("malformed_request", "Malformed JSON: Expecting value: line 1 column 12 (char 11)")
+TOO_DEEP_ARRAY = error(
+    "malformed_request",
+    "Malformed JSON: maximum recursion depth exceeded while decoding a JSON array from a unicode string",
+)
+TOO_DEEP_OBJECT = error(
+    "malformed_request",
+    "Malformed JSON: maximum recursion depth exceeded while decoding a JSON object from a unicode string",
+)
 NOT_OBJECT = invalid("non_field_errors", OBJECT)
 NO_DATA = invalid("non_field_errors", "No data provided")
 TOO_BIG = error("payload_too_large", "Request bodies are limited to 65536 bytes.")
@@ -189,6 +197,8 @@ def body_cases() -> list:
         pytest.param(Body("true"), 400, NOT_OBJECT, id="body-true"),
         pytest.param(Body('{"quantity": '), 400, MALFORMED_TRUNCATED, id="body-malformed"),
         pytest.param(Body(json.dumps({"pad": ONE_MEGABYTE})), 413, TOO_BIG, id="body-1MB"),
+        pytest.param(Body("[" * 5000 + "]" * 5000), 400, TOO_DEEP_ARRAY, id="body-nested-5000-deep"),
+        pytest.param(Body('{"a": ' * 3000 + "1" + "}" * 3000), 400, TOO_DEEP_OBJECT, id="body-objects-3000-deep"),
     ]
 
 
@@ -518,10 +528,10 @@ def test_cancel_refuses_a_body_and_releases_nothing(open_positions, text, status
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("action", ["fill", "close", "cancel"])
-@pytest.mark.parametrize("whose", ["unknown", "another-bot"])
+@pytest.mark.parametrize("whose", ["unknown", "another-bot", "beyond-bigint"])
 def test_position_actions_on_a_position_it_may_not_use_are_404(open_positions, action, whose):
     client, _, _, others = open_positions
-    position_id = others.pk if whose == "another-bot" else others.pk + 1000
+    position_id = {"another-bot": others.pk, "unknown": others.pk + 1000, "beyond-bigint": 10**20}[whose]
     body = {"fill": encode(FILL_BODY), "close": encode(CLOSE_BODY), "cancel": ""}[action]
     before = database_state()
 
@@ -676,12 +686,14 @@ def test_metrics_report_refuses_bad_input_and_writes_nothing(own_and_other, chan
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("whose", ["unknown", "another-bot", "inactive-own"])
+@pytest.mark.parametrize("whose", ["unknown", "another-bot", "inactive-own", "beyond-bigint"])
 def test_metrics_report_for_an_account_it_may_not_use_is_404(own_and_other, whose):
     client, own, other = own_and_other
     if whose == "inactive-own":
         trading_instance_update(instance=own, actor=OperatorFactory(), reason="retired", is_active=False)
-    account_id = {"unknown": other.pk + 1000, "another-bot": other.pk, "inactive-own": own.pk}[whose]
+    account_id = {"unknown": other.pk + 1000, "another-bot": other.pk, "inactive-own": own.pk, "beyond-bigint": 10**20}[
+        whose
+    ]
     before = database_state()
 
     response = post_text(client, f"/api/accounts/{account_id}/metrics", encode(METRICS_BODY))
