@@ -158,6 +158,16 @@ class TradingInstance(TimeStampedModel):
         constraints = [
             models.CheckConstraint(condition=models.Q(equity__gte=0), name="tradinginstance_equity_gte_0"),
             models.CheckConstraint(condition=models.Q(peak_equity__gte=0), name="tradinginstance_peak_equity_gte_0"),
+            models.CheckConstraint(
+                condition=models.Q(starting_balance__gte=0), name="tradinginstance_starting_balance_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(day_start_equity__gte=0), name="tradinginstance_day_start_equity_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(cash_balance__isnull=True) | models.Q(cash_balance__gte=0),
+                name="tradinginstance_cash_balance_gte_0_or_null",
+            ),
             models.CheckConstraint(condition=models.Q(exposure__gte=0), name="tradinginstance_exposure_gte_0"),
             models.CheckConstraint(
                 condition=models.Q(position_count__gte=0), name="tradinginstance_position_count_gte_0"

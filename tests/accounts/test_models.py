@@ -26,6 +26,9 @@ pytestmark = pytest.mark.django_db
     [
         ("equity", Decimal("-0.00000001")),
         ("peak_equity", Decimal("-1")),
+        ("starting_balance", Decimal("-0.00000001")),
+        ("day_start_equity", Decimal("-1")),
+        ("cash_balance", Decimal("-0.00000001")),
         ("exposure", Decimal("-1")),
         ("position_count", -1),
         ("status", "paused"),
@@ -39,6 +42,15 @@ def test_trading_instance_constraints_reject_invalid_values(field, value):
 
     instance.refresh_from_db()
     assert getattr(instance, field) != value
+
+
+def test_cash_balance_may_be_null_or_zero():
+    instance = TradingInstanceFactory(cash_balance=Decimal("5"))
+
+    TradingInstance.objects.filter(pk=instance.pk).update(cash_balance=None)
+    assert TradingInstance.objects.get(pk=instance.pk).cash_balance is None
+    TradingInstance.objects.filter(pk=instance.pk).update(cash_balance=Decimal("0"), starting_balance=Decimal("0"))
+    assert TradingInstance.objects.get(pk=instance.pk).cash_balance == Decimal("0")
 
 
 @pytest.mark.parametrize(
