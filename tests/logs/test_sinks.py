@@ -5,6 +5,8 @@ import logging
 import os
 import subprocess
 import time
+import traceback
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -27,6 +29,35 @@ def _log_many(start: int, count: int, sink: RedisStreamHandler, chunk: int = 100
         assert sink.flush_queue(timeout=30)
 
 
+def _fork(work: Callable[[], object]) -> int:
+    """Runs `work` in a forked child that exits 0 if it returned, 1 (traceback on stderr) if it raised."""
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            work()
+            code = 0
+        except BaseException:  # noqa: BLE001 - an assertion failure in the child must reach the parent
+            traceback.print_exc()
+        finally:
+            os._exit(code)
+    return child
+
+
+def _exit_code(child: int) -> int:
+    _, status = os.waitpid(child, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _fail_an_assertion() -> None:
+    assert [] == ["an entry"], "the child's assertion failed"
+
+
+def test_a_forked_child_reports_a_failed_assertion_in_its_exit_status():
+    assert _exit_code(_fork(_fail_an_assertion)) == 1
+    assert _exit_code(_fork(lambda: None)) == 0
+
+
 @pytest.mark.slow
 def test_the_stream_keeps_exactly_the_newest_10000_entries(log_sink):
     client = get_redis_connection("default")
@@ -44,16 +75,11 @@ def test_the_stream_keeps_exactly_the_newest_10000_entries(log_sink):
 def test_two_processes_writing_still_never_exceed_10000_and_the_child_writes_after_fork(log_sink):
     client = get_redis_connection("default")
     log_sink.flush_queue()
-    child = os.fork()
-    if child == 0:  # the child: its own queue, thread and client, started lazily on its first line
-        try:
-            _log_many(100_000, 6_000, log_sink)
-        finally:
-            os._exit(0)
+    # the child: its own queue, thread and client, started lazily on its first line
+    child = _fork(lambda: _log_many(100_000, 6_000, log_sink))
     _log_many(0, 6_000, log_sink)
-    _, status = os.waitpid(child, 0)
 
-    assert status == 0
+    assert _exit_code(child) == 0
     assert client.xlen(DEFAULT_STREAM_KEY) == 10_000
     pids = {entry["pid"] for entry in stream_entries()}
     assert pids == {os.getpid(), child}
