@@ -1,12 +1,14 @@
 """The sliding-window limiter and the API throttle, against the suite's real Redis."""
 
+import importlib
 import socket
 import threading
 import time
 from collections import Counter
 
 import pytest
-from django.contrib.auth.models import AnonymousUser
+from django.apps import apps as django_apps
+from django.contrib.auth.models import AnonymousUser, Group
 from rest_framework.request import Request
 from rest_framework.test import APIClient, APIRequestFactory
 
@@ -244,9 +246,18 @@ def test_each_token_has_its_own_window_even_for_one_user(small_limits):
     assert response["X-RateLimit-Remaining"] == "2"
 
 
-@pytest.mark.django_db
-def test_scopes_count_separately(small_limits):
+@pytest.fixture
+def market_writer(db) -> object:
+    """A staff user allowed to move the mark (risk_admin, which trading migration 0003 grants the permission)."""
+    importlib.import_module("trading.migrations.0003_market_price_permission").grant(django_apps, None)
     operator = OperatorFactory(subscription_tier=SubscriptionTier.FREE)
+    operator.groups.add(Group.objects.get(name="risk_admin"))
+    return operator
+
+
+@pytest.mark.django_db
+def test_scopes_count_separately(small_limits, market_writer):
+    operator = market_writer
     client = APIClient()
     client.force_login(operator)
     body = {"price": "100"}
@@ -280,9 +291,9 @@ def test_16_threads_x_20_requests_through_the_api_let_exactly_the_limit_through(
 
 
 @pytest.mark.django_db
-def test_redis_down_a_fail_closed_scope_answers_503(small_limits, dead_redis):
+def test_redis_down_a_fail_closed_scope_answers_503(small_limits, market_writer, dead_redis):
     client = APIClient()
-    client.force_login(OperatorFactory())
+    client.force_login(market_writer)
 
     response = client.put("/api/market/BTC-USD", {"price": "100"}, format="json")
 

@@ -1,5 +1,6 @@
 """GET/PUT /api/market/{symbol} and trading.market, against real PostgreSQL (tokens) and real Redis (prices)."""
 
+import importlib
 import json
 import pickle
 import time
@@ -7,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.apps import apps as django_apps
+from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -22,6 +25,12 @@ def _bearer(raw_token: str) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_token}")
     return client
+
+
+@pytest.fixture
+def market_price_permission(db) -> None:
+    """trading migration 0003's rows (permission, risk_admin grant): a transactional test's flush removes them."""
+    importlib.import_module("trading.migrations.0003_market_price_permission").grant(django_apps, None)
 
 
 @pytest.fixture
@@ -145,20 +154,57 @@ def test_a_bot_token_of_a_staff_user_may_not_either(db, redis_client):
     assert redis_client.exists(KEY) == 0
 
 
-def test_an_operator_token_writes(db, redis_client):
-    assert _put(_bearer(issue_token(TokenKind.OPERATOR)), {"price": "2"}).status_code == 200
+@pytest.mark.parametrize("roles", [(), ("viewer",), ("approver",), ("viewer", "approver")])
+def test_an_operator_token_without_write_market_price_may_not_move_the_mark(
+    market_price_permission, redis_client, roles
+):
+    operator = OperatorFactory()
+    operator.groups.add(*Group.objects.filter(name__in=roles))
+
+    response = _put(_bearer(issue_token(TokenKind.OPERATOR, user=operator)), {"price": "2"})
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+    assert redis_client.exists(KEY) == 0
+
+
+def test_a_risk_admin_operator_token_writes(market_price_permission, redis_client):
+    operator = OperatorFactory()
+    operator.groups.add(Group.objects.get(name="risk_admin"))
+
+    assert _put(_bearer(issue_token(TokenKind.OPERATOR, user=operator)), {"price": "2"}).status_code == 200
     assert redis_client.exists(KEY) == 1
 
 
-@pytest.mark.django_db
-def test_an_operator_session_writes_and_a_plain_user_session_may_not(client, redis_client):
-    client.force_login(UserFactory())
+def test_the_permission_alone_is_not_enough_without_staff(market_price_permission, redis_client, client):
+    user = UserFactory()
+    user.user_permissions.add(Permission.objects.get(codename="write_market_price"))
+    client.force_login(user)
+
     assert _put(client, {"price": "2"}).status_code == 403
     assert redis_client.exists(KEY) == 0
 
+
+def test_operator_sessions_need_the_permission_too(market_price_permission, client, redis_client):
+    client.force_login(UserFactory())
+    assert _put(client, {"price": "2"}).status_code == 403
     client.force_login(OperatorFactory())
+    assert _put(client, {"price": "2"}).status_code == 403
+    assert redis_client.exists(KEY) == 0
+
+    operator = OperatorFactory()
+    operator.groups.add(Group.objects.get(name="risk_admin"))
+    client.force_login(operator)
     assert _put(client, {"price": "2"}).status_code == 200
     assert redis_client.exists(KEY) == 1
+
+
+def test_the_migrations_grant_gives_write_market_price_to_risk_admin_only(market_price_permission):
+    holders = Group.objects.filter(permissions__codename="write_market_price")
+
+    assert list(holders.values_list("name", flat=True)) == ["risk_admin"]
+    permission = Permission.objects.get(codename="write_market_price")
+    assert (permission.content_type.app_label, permission.content_type.model) == ("trading", "position")
 
 
 @pytest.mark.django_db
