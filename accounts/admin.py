@@ -5,14 +5,17 @@ audit record. Every change goes through accounts.services (audited; caches refre
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
+from django.utils.text import Truncator
 
 from accounts.models import ApiToken, AuditEntry, BrokerCredential, TradingInstance, User, UserPermission
+from accounts.selectors import broker_credential_list_masked
 from accounts.services import (
     INSTANCE_OPERATOR_FIELDS,
     PERMISSION_FIELDS,
@@ -184,8 +187,8 @@ class BrokerCredentialAdmin(admin.ModelAdmin):
         return f"****{obj.api_key_last4}" if obj.api_key_last4 else "—"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet:
-        # The changelist never needs (nor decrypts) the secrets.
-        return super().get_queryset(request).defer("api_key", "api_secret", "passphrase")
+        # No page of this admin needs (nor decrypts) the secrets: they are write-only inputs.
+        return super().get_queryset(request).defer(*BrokerCredential.SECRET_FIELDS)
 
     def save_model(self, request: HttpRequest, obj: BrokerCredential, form, change: bool) -> None:
         data = form.cleaned_data
@@ -215,6 +218,21 @@ class BrokerCredentialAdmin(admin.ModelAdmin):
 # ------------------------------------------------------------------------------------------------
 # Trading instances (risk accounts)
 # ------------------------------------------------------------------------------------------------
+class MaskedCredentialRawIdWidget(ForeignKeyRawIdWidget):
+    """The raw-id widget of a credential foreign key, labelled `broker:label (****last4)` from a row loaded
+    without its secrets (Django's own widget loads, and so decrypts, the whole row)."""
+
+    def label_and_url_for_value(self, value: object) -> tuple[str, str]:
+        try:
+            credential = broker_credential_list_masked().filter(pk=value).first()
+        except (ValueError, TypeError):
+            return "", ""
+        if credential is None:
+            return "", ""
+        url = reverse("admin:accounts_brokercredential_change", args=[credential.pk], current_app=self.admin_site.name)
+        return Truncator(str(credential)).words(14), url
+
+
 @admin.register(TradingInstance)
 class TradingInstanceAdmin(admin.ModelAdmin):
     list_display = ("name", "user", "status", "equity", "exposure", "position_count", "last_heartbeat", "is_active")
@@ -241,6 +259,15 @@ class TradingInstanceAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple:
         return (*self.readonly_fields, "user") if obj is not None else ("exposure", "position_count")
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "broker_credential":
+            # Validating and labelling the choice needs broker, label, last4 and the owner: never the secrets.
+            kwargs["queryset"] = broker_credential_list_masked()
+            kwargs["widget"] = MaskedCredentialRawIdWidget(
+                db_field.remote_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
         return False  # instances with history are deactivated, never deleted

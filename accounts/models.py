@@ -68,6 +68,9 @@ class User(AbstractUser):
 class BrokerCredential(TimeStampedModel):
     """API credentials of one broker account, encrypted at rest. Only `api_key_last4` is ever displayed."""
 
+    # Encrypted columns: decrypted on every load, so code that shows only label/last4 defers them.
+    SECRET_FIELDS = ("api_key", "api_secret", "passphrase")
+
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="broker_credentials")
     broker = models.CharField(max_length=64)
     label = models.CharField(max_length=100)

@@ -10,9 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
+from django.db.models import QuerySet
 from redis import RedisError
 
-from accounts.models import ApiToken, User, UserPermission
+from accounts.models import ApiToken, BrokerCredential, User, UserPermission
 from accounts.tiers import permission_defaults
 from accounts.tokens import ApiPrincipal, CachedToken
 from nija.cache import PERM, TOKEN, Namespace
@@ -140,3 +141,12 @@ def light_user(cached: CachedToken) -> User:
     # Model.from_db takes the values in concrete-field order.
     names = [field.attname for field in User._meta.concrete_fields if field.attname in known]
     return User.from_db("default", names, [known[name] for name in names])
+
+
+# ------------------------------------------------------------------------------------------------
+# Broker credentials
+# ------------------------------------------------------------------------------------------------
+def broker_credential_list_masked() -> QuerySet[BrokerCredential]:
+    """Credentials for display (broker, label, ****last4, owner): the encrypted secrets are deferred, so loading
+    a row decrypts nothing. Reading a secret from such a row costs one query per field: load it unmasked."""
+    return BrokerCredential.objects.defer(*BrokerCredential.SECRET_FIELDS)

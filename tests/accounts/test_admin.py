@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from cryptography.fernet import Fernet
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -284,3 +285,36 @@ def test_a_limit_edited_in_the_user_inline_is_read_fresh_at_once(operator_client
     assert user_permission_get(user_id=user.pk).max_open_positions == 7
     assert UserPermission.objects.get(pk=permission.pk).max_open_positions == 7
     assert AuditEntry.objects.filter(action="user_permission.update", target_id=str(permission.pk)).count() == 1
+
+
+def _credential_selects(queries) -> list[str]:
+    return [query["sql"] for query in queries.captured_queries if '"accounts_brokercredential"' in query["sql"]]
+
+
+def test_credential_lookups_that_show_only_label_and_last4_never_decrypt(operator_client, settings):
+    instance = TradingInstanceFactory(broker_credential__api_key="KEY-0000-0000-LAST")
+    credential = instance.broker_credential
+    # Under a key that cannot decrypt the rows, any page that decrypted a secret would fail.
+    settings.CREDENTIALS_KEYS = [Fernet.generate_key().decode()]
+    pages = [
+        reverse("admin:accounts_tradinginstance_change", args=[instance.pk]),
+        reverse("admin:accounts_tradinginstance_add"),
+        reverse("admin:accounts_tradinginstance_changelist"),
+        reverse("admin:accounts_brokercredential_changelist"),
+        reverse("admin:accounts_brokercredential_change", args=[credential.pk]),
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        responses = [operator_client.get(url) for url in pages]
+        renamed = operator_client.post(
+            pages[0],
+            {"name": "renamed", "status": "running", "is_active": "on", "broker_credential": credential.pk},
+        )
+
+    assert [response.status_code for response in responses] == [200] * 5
+    assert "****LAST" in responses[0].content.decode()
+    assert renamed.status_code == 302
+    assert TradingInstance.objects.get(pk=instance.pk).name == "renamed"
+    selects = _credential_selects(queries)
+    assert selects
+    assert not [sql for sql in selects if "api_secret" in sql]
