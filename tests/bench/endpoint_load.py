@@ -435,6 +435,7 @@ class OpenLoopResult:
     decisions: Counter
     connections_opened: int
     elapsed: float = 0.0
+    unanswered: int = 0
 
     def percentile(self, values: list[float], pct: float) -> float:
         """Nearest rank."""
@@ -464,9 +465,18 @@ class _Connection:
 
 
 async def _open_loop(
-    host: str, port: int, rate: float, seconds: float, make_request: Callable[[int], bytes], warm: int, limit: int
+    host: str,
+    port: int,
+    rate: float,
+    seconds: float,
+    make_request: Callable[[int], bytes],
+    *,
+    warm: int,
+    limit: int,
+    grace: float,
 ) -> OpenLoopResult:
     idle: list[_Connection] = []
+    every: list[_Connection] = []
     opened = 0
     # At most `limit` connections at once: past that, due requests queue here (their latency still counts from
     # their due time), as clients behind a connection pool would.
@@ -475,7 +485,8 @@ async def _open_loop(
     async def connect() -> _Connection:
         nonlocal opened
         opened += 1
-        return _Connection(*await asyncio.open_connection(host, port))
+        every.append(_Connection(*await asyncio.open_connection(host, port)))
+        return every[-1]
 
     for _ in range(warm):
         idle.append(await connect())
@@ -485,6 +496,7 @@ async def _open_loop(
     total = int(rate * seconds)
     start = loop.time() + 0.05
     pending: list[asyncio.Task] = []
+    due_of: dict[asyncio.Task, float] = {}
 
     async def one(number: int, due: float) -> None:
         result.send_lag_ms.append((loop.time() - due) * 1000)
@@ -521,9 +533,18 @@ async def _open_loop(
         delay = due - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
-        pending.append(asyncio.ensure_future(one(number, due)))
-    await asyncio.gather(*pending)
-    for connection in idle:
+        task = asyncio.ensure_future(one(number, due))
+        due_of[task] = due
+        pending.append(task)
+    # Requests still unanswered `grace` seconds after the last one was due are given up (the server could not
+    # keep the rate): each counts with the time it had waited, a lower bound of its latency.
+    _, late = await asyncio.wait(pending, timeout=grace) if pending else (set(), set())
+    cutoff = loop.time()
+    for task in late:
+        task.cancel()
+    result.unanswered = len(late)
+    result.latencies_ms.extend((cutoff - due_of[task]) * 1000 for task in late)
+    for connection in every:
         connection.close()
     result.connections_opened = opened
     return result
@@ -537,11 +558,14 @@ def open_loop(
     make_request: Callable[[int], bytes],
     warm: int = 8,
     max_connections: int = 64,
+    grace: float = 10.0,
 ) -> OpenLoopResult:
     """Send `rate` requests a second for `seconds`, each at its due time; latency counts from the due time."""
     host, port = base_url.removeprefix("http://").split(":")
     started = time.monotonic()
-    result = asyncio.run(_open_loop(host, int(port), rate, seconds, make_request, warm, max_connections))
+    result = asyncio.run(
+        _open_loop(host, int(port), rate, seconds, make_request, warm=warm, limit=max_connections, grace=grace)
+    )
     result.elapsed = time.monotonic() - started
     return result
 
