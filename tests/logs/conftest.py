@@ -1,9 +1,15 @@
-"""Fixtures for the logging tests: the process's stream sink on a clean stream, an operator, the test URLs."""
+"""Fixtures for the logging tests: the process's stream sink on a clean stream, an operator, the test URLs, and a
+throwaway Redis server a test may stop and start (never the suite's shared one)."""
 
 import json
+import socket
+import subprocess
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from django.contrib.auth import get_user_model
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
@@ -57,3 +63,53 @@ def json_lines(text: str) -> list[dict[str, Any]]:
         if line.startswith("{"):
             lines.append(json.loads(line))
     return lines
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class ThrowawayRedis:
+    """A redis-server of one test's own on a free port: no persistence, bound to 127.0.0.1, stoppable at will."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._directory = directory
+        self._process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        command += ["--appendonly", "no", "--dir", str(self._directory)]
+        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                if self._process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+            finally:
+                client.close()
+
+    def stop(self) -> None:
+        """Kill the server (an outage: the data goes with it) and wait until it is gone."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        self._process = None
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path) -> ThrowawayRedis:
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

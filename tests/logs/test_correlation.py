@@ -6,6 +6,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import redis
@@ -51,10 +54,29 @@ def _worker_env() -> dict[str, str]:
     return env
 
 
-def _start_worker(stdout) -> subprocess.Popen:
+@contextmanager
+def _broker_queue_of_its_own() -> Iterator[str]:
+    """A queue name no earlier run or other test uses; afterwards only the broker keys and bindings that carry it
+    (the queue, the worker's pidbox) are removed: the broker database is never flushed."""
+    name = f"logs-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    try:
+        yield name
+    finally:
+        own_keys = list(broker.scan_iter(match=f"*{name}*"))
+        if own_keys:
+            broker.delete(*own_keys)
+        for binding in broker.scan_iter(match="_kombu.binding.*"):
+            members = [member for member in broker.smembers(binding) if name.encode() in member]
+            if members:
+                broker.srem(binding, *members)
+        broker.close()
+
+
+def _start_worker(stdout, queue: str) -> subprocess.Popen:
     command = [sys.executable, "-m", "celery", "-A", "nija", "worker", "--include", "tests.logs.tasks"]
     command += ["--pool", "prefork", "--concurrency", "1", "--without-gossip", "--without-mingle"]
-    command += ["--without-heartbeat", "--hostname", f"logs-test-{os.getpid()}@%h"]
+    command += ["--without-heartbeat", "--queues", queue, "--hostname", f"{queue}@%h"]
     return subprocess.Popen(
         command,
         cwd=settings.BASE_DIR,
@@ -87,11 +109,10 @@ def _wait_for_task_lines(request_id: str, timeout: float) -> list[dict]:
 
 @pytest.mark.slow
 def test_a_real_worker_logs_the_task_under_the_request_id(operator_client, log_sink):
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no task left over from an earlier run
-    with tempfile.TemporaryFile() as worker_output:
-        worker = _start_worker(worker_output)
+    with tempfile.TemporaryFile() as worker_output, _broker_queue_of_its_own() as queue:
+        worker = _start_worker(worker_output, queue)
         try:
-            response = Client().post("/api/test/enqueue", HTTP_X_REQUEST_ID="abc-123")
+            response = Client().post(f"/api/test/enqueue?queue={queue}", HTTP_X_REQUEST_ID="abc-123")
             assert response.status_code == 202
             assert response["X-Request-ID"] == "abc-123"
             assert log_sink.flush_queue()

@@ -3,7 +3,6 @@ when Redis is down or the queue is full, resume when Redis is back."""
 
 import logging
 import os
-import subprocess
 import time
 import traceback
 from collections.abc import Callable
@@ -17,7 +16,7 @@ from django_redis import get_redis_connection
 
 from logs.config import JsonFormatter
 from logs.sinks import DEFAULT_DROPS_KEY, DEFAULT_STREAM_KEY, RedisStreamHandler
-from tests.logs.conftest import stream_entries
+from tests.logs.conftest import ThrowawayRedis, stream_entries
 
 logger = structlog.get_logger("tests.logs.sinks")
 
@@ -109,19 +108,6 @@ def test_a_full_queue_drops_and_counts_without_blocking():
     assert elapsed < 0.5
 
 
-def _redis_cli(*args: str) -> None:
-    port = str(redis.Redis.from_url(settings.REDIS_URL).connection_pool.connection_kwargs["port"])
-    subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", port, *args], check=False, capture_output=True, timeout=10)
-
-
-def _start_test_redis() -> None:
-    port = str(redis.Redis.from_url(settings.REDIS_URL).connection_pool.connection_kwargs["port"])
-    env = {**os.environ, "TEST_REDIS_PORT": port}
-    env.pop("TEST_REDIS_URL", None)
-    command = ["scripts/services.sh", "start", "test-redis"]
-    subprocess.run(command, cwd=settings.BASE_DIR, env=env, check=True, timeout=30)
-
-
 def _wait_for_line(event: str, sink: RedisStreamHandler, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -136,31 +122,39 @@ def _wait_for_line(event: str, sink: RedisStreamHandler, timeout: float) -> bool
     return False
 
 
+@pytest.fixture
+def sink_on_throwaway_redis(log_sink, throwaway_redis, settings) -> ThrowawayRedis:
+    """The process's sink, the cache (`/api/health`, `stream_entries`) on a Redis of this test's own."""
+    log_sink.set_redis_url(throwaway_redis.url)
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": throwaway_redis.url}}
+    return throwaway_redis
+
+
 @pytest.mark.slow
 @pytest.mark.django_db
 @pytest.mark.usefixtures("test_urls")
-def test_with_redis_stopped_requests_succeed_drops_are_counted_and_logging_resumes(log_sink):
+def test_with_redis_stopped_requests_succeed_drops_are_counted_and_logging_resumes(log_sink, sink_on_throwaway_redis):
     dropped_before = log_sink.dropped
     logger.info("before_outage")
     assert log_sink.flush_queue()
     assert [entry["event"] for entry in stream_entries()] == ["before_outage"]
 
-    _redis_cli("shutdown", "nosave")
-    try:
-        # when Redis is down, requests that log still succeed, quickly
-        started = time.perf_counter()
-        responses = [Client().get("/api/test/ping", HTTP_X_REQUEST_ID=f"outage-{n}") for n in range(5)]
-        elapsed = time.perf_counter() - started
-        assert [response.status_code for response in responses] == [200] * 5
-        assert elapsed < 2.0
-        assert log_sink.flush_queue()
-        # then every line of those requests (3 each) was dropped and counted in this process
-        assert log_sink.dropped - dropped_before >= 15
-        assert log_sink.unreported_drops >= 15
-    finally:
-        _start_test_redis()
+    sink_on_throwaway_redis.stop()
+    # when Redis is down, requests that log still succeed, quickly
+    started = time.perf_counter()
+    responses = [Client().get("/api/test/ping", HTTP_X_REQUEST_ID=f"outage-{n}") for n in range(5)]
+    elapsed = time.perf_counter() - started
+    assert [response.status_code for response in responses] == [200] * 5
+    assert elapsed < 2.0
+    assert log_sink.flush_queue()
+    # then every line of those requests (3 each) was dropped and counted in this process
+    assert log_sink.dropped - dropped_before >= 15
+    assert log_sink.unreported_drops >= 15
+    # and the suite's shared Redis never went down
+    assert redis.Redis.from_url(settings.REDIS_URL).ping()
 
     # when Redis is back, logging resumes and the process's drops reach the shared counter
+    sink_on_throwaway_redis.start()
     assert _wait_for_line("after_outage", log_sink, timeout=10)
     assert log_sink.unreported_drops == 0
     client = get_redis_connection("default")

@@ -18,14 +18,15 @@ logger = structlog.get_logger("tests.logs.views")
 
 
 class EnqueueApi(APIView):
-    """Logs one line, enqueues one task (eager or real, per settings), answers 202."""
+    """Logs one line, enqueues one task (eager or real, per settings; on `?queue=` if given), answers 202."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
     def post(self, request: Request) -> Response:
         logger.info("enqueue_view_called")
-        record_correlation.delay("from-view")
+        queue = request.query_params.get("queue")
+        record_correlation.apply_async(("from-view",), **({"queue": queue} if queue else {}))
         return Response({"queued": True}, status=202)
 
 
