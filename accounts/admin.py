@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -19,6 +20,7 @@ from accounts.selectors import broker_credential_list_masked
 from accounts.services import (
     INSTANCE_OPERATOR_FIELDS,
     PERMISSION_FIELDS,
+    api_token_check_owner,
     api_token_create,
     api_token_revoke,
     broker_credential_create,
@@ -295,6 +297,18 @@ class ApiTokenCreateForm(forms.ModelForm):
     class Meta:
         model = ApiToken
         fields = ["kind", "user", "instance", "name"]
+
+    def clean(self) -> dict:
+        """The service's owner rules as form errors (operator tokens for staff, a bot token on the user's own
+        instance), so an invalid owner re-renders the form instead of failing in save_model."""
+        cleaned = super().clean()
+        kind, user = cleaned.get("kind"), cleaned.get("user")
+        if kind and user is not None and "instance" not in self.errors:
+            try:
+                api_token_check_owner(kind=kind, user=user, instance=cleaned.get("instance"))
+            except ValidationError as error:
+                self.add_error(None, error)
+        return cleaned
 
 
 class RevokedFilter(admin.SimpleListFilter):

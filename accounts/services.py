@@ -147,7 +147,8 @@ def user_permission_update(
 # ------------------------------------------------------------------------------------------------
 # API tokens
 # ------------------------------------------------------------------------------------------------
-def _check_token_owner(*, kind: str, user: User, instance: TradingInstance | None) -> None:
+def api_token_check_owner(*, kind: str, user: User, instance: TradingInstance | None) -> None:
+    """ValidationError unless `user` (and `instance`) may own a token of `kind` (forms call it to show errors)."""
     if kind not in TokenKind.values:
         raise ValidationError(f"Unknown token kind {kind!r}.")
     if kind == TokenKind.BOT and (instance is None or instance.user_id != user.pk):
@@ -163,7 +164,7 @@ def api_token_create(
     *, kind: str, user: User, instance: TradingInstance | None = None, name: str, actor: User | None = None
 ) -> tuple[ApiToken, str]:
     """Create a token; returns the row and the raw token, which exists nowhere else: show it once."""
-    _check_token_owner(kind=kind, user=user, instance=instance)
+    api_token_check_owner(kind=kind, user=user, instance=instance)
     raw_token = generate_raw_token()
     token = ApiToken.objects.create(
         kind=kind,

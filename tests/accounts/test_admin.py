@@ -318,3 +318,32 @@ def test_credential_lookups_that_show_only_label_and_last4_never_decrypt(operato
     selects = _credential_selects(queries)
     assert selects
     assert not [sql for sql in selects if "api_secret" in sql]
+
+
+@pytest.mark.parametrize("case", ["operator_token_for_a_non_staff_user", "bot_token_on_another_users_instance"])
+def test_token_creation_with_an_invalid_owner_shows_a_form_error_and_writes_nothing(operator_client, case):
+    instance = TradingInstanceFactory()
+    stranger = UserFactory()
+    form = {
+        "operator_token_for_a_non_staff_user": {"kind": "operator", "user": stranger.pk, "instance": "", "name": "x"},
+        "bot_token_on_another_users_instance": {
+            "kind": "bot",
+            "user": stranger.pk,
+            "instance": instance.pk,
+            "name": "x",
+        },
+    }[case]
+
+    response = operator_client.post(reverse("admin:accounts_apitoken_add"), form)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.non_field_errors()
+    assert errors == [
+        {
+            "operator_token_for_a_non_staff_user": "Operator tokens are for staff users only.",
+            "bot_token_on_another_users_instance": "A bot token needs a trading instance of the same user.",
+        }[case]
+    ]
+    assert "it will not be shown again" not in response.content.decode()
+    assert ApiToken.objects.count() == 0
+    assert AuditEntry.objects.count() == 0
