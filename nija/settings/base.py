@@ -133,6 +133,8 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 REDIS_URL = env("REDIS_URL", default=f"redis://127.0.0.1:{REDIS_PORT}/0")
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=0.5)
 REDIS_MAX_CONNECTIONS = env.int("REDIS_MAX_CONNECTIONS", default=50)
+# Seconds a request waits for a free pooled connection before a Redis error (then: fail soft / open / closed).
+REDIS_POOL_TIMEOUT = env.float("REDIS_POOL_TIMEOUT", default=1.0)
 
 
 def _redis_db_url(url: str, db: int) -> str:
@@ -152,7 +154,10 @@ CACHES = {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
             "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
             "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
-            "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS},
+            # Blocking: a burst beyond max_connections queues up to REDIS_POOL_TIMEOUT for a free connection
+            # (redis-py's default ConnectionPool raises "Too many connections" at once instead).
+            "CONNECTION_POOL_CLASS": "redis.BlockingConnectionPool",
+            "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS, "timeout": REDIS_POOL_TIMEOUT},
             # JSON only: pickle is never read back from Redis (DESIGN.md section 7).
             "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
         },

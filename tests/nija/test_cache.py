@@ -3,12 +3,14 @@
 import json
 import pickle
 import socket
+import threading
 import time
 
 import pytest
 from django.core.cache import cache
+from redis import Redis
 
-from nija.cache import BALANCE, DASH, MARKET, POSITION, RATE, SESSION, Namespace, make_key
+from nija.cache import BALANCE, DASH, MARKET, POSITION, RATE, SESSION, Namespace, make_key, raw_client
 from tests.accounts.factories import OperatorFactory
 
 UNPICKLED: list[str] = []
@@ -178,3 +180,74 @@ def test_with_redis_unreachable_sessions_fall_back_to_postgresql(client, redis_c
     settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": _dead_redis_url()}}
 
     assert client.get("/admin/").status_code == 200
+
+
+POOL_THREADS = 80
+POOL_SIZE = 10
+
+
+def _pool_of(settings, size: int, db: int, **pool_kwargs) -> Redis:
+    """The cache with a pool of `size` on database `db`, from the project's pool settings otherwise.
+
+    django-redis keeps one pool per URL and process: each caller uses a database number no other test uses, so
+    its pool is built from these settings.
+    """
+    default = settings.CACHES["default"]
+    kwargs = {**default["OPTIONS"]["CONNECTION_POOL_KWARGS"], "max_connections": size, **pool_kwargs}
+    options = {**default["OPTIONS"], "CONNECTION_POOL_KWARGS": kwargs}
+    location = default["LOCATION"].rsplit("/", 1)[0] + f"/{db}"
+    settings.CACHES = {"default": {**default, "LOCATION": location, "OPTIONS": options}}
+    raw = raw_client()
+    raw.flushdb()
+    return raw
+
+
+@pytest.fixture
+def small_pool(settings, redis_client):
+    raw = _pool_of(settings, POOL_SIZE, db=2)
+    yield raw
+    raw.flushdb()
+    raw.connection_pool.disconnect()
+
+
+def test_80_threads_reading_at_once_through_a_pool_of_10_all_succeed(small_pool):
+    value = {"blob": "x" * 200_000}  # big enough that reads overlap
+    cache.set("dash:big", value, timeout=60)
+    barrier = threading.Barrier(POOL_THREADS)
+    results: list = []
+    errors: list = []
+
+    def reader() -> None:
+        barrier.wait()
+        try:
+            for _ in range(5):
+                results.append(cache.get("dash:big") == value)
+        except Exception as exc:  # noqa: BLE001 - the test reports whatever a read raised
+            errors.append(repr(exc))
+
+    threads = [threading.Thread(target=reader) for _ in range(POOL_THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert results == [True] * POOL_THREADS * 5
+    assert type(small_pool.connection_pool).__name__ == "BlockingConnectionPool"
+    assert len(small_pool.connection_pool._connections) <= POOL_SIZE
+
+
+def test_with_every_connection_taken_a_read_waits_the_pool_timeout_then_misses(settings, redis_client):
+    raw = _pool_of(settings, 1, db=3, timeout=0.3)
+    held = raw.connection_pool.get_connection()
+    try:
+        started = time.monotonic()
+        assert DASH.get("anything", default="miss") == "miss"  # fail soft: the pool's error reads as a miss
+        waited = time.monotonic() - started
+    finally:
+        raw.connection_pool.release(held)
+        raw.connection_pool.disconnect()
+
+    assert 0.3 <= waited < 1.0
+    assert DASH.set("anything", 1) is True  # the connection is back: the pool works again
+    raw.flushdb()
