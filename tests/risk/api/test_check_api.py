@@ -427,7 +427,7 @@ def test_a_fresh_mark_above_the_price_sets_the_notional(big_portfolio, writer):
         feeder = APIClient()
         feeder.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(TokenKind.FEED)}")
     else:
-        feeder, _ = operator_client()
+        feeder, _ = operator_client("risk_admin")  # staff alone may not move the mark
     account = funded_account("100000")
     client = bot_client(account)
 
