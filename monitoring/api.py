@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from logs.selectors import log_drop_stats
 from monitoring import selectors
+from nija.ratelimit import fail_open_count
 
 
 class HealthApi(APIView):
@@ -28,5 +29,7 @@ class HealthApi(APIView):
             **{name: result.as_dict() for name, result in components.items()},
             **selectors.host_resources(),
             "logs": log_drop_stats(),
+            # Checks this process let through unlimited because Redis was unreachable (fail-open scopes).
+            "rate_limiter": {"fail_open_this_process": fail_open_count()},
         }
         return Response(body, status=200 if healthy else 503)

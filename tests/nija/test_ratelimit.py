@@ -314,3 +314,17 @@ def test_redis_down_other_scopes_fail_open_logged_and_counted(small_limits, dead
     assert statuses == [404] * 5  # the view ran; no price is readable without Redis
     assert ratelimit.fail_open_count() == before + 5
     assert caplog.text.count("rate_limiter_unavailable_fail_open") == 5
+
+
+@pytest.mark.django_db
+def test_health_shows_the_fail_open_count_of_this_process(redis_client, settings, api_client):
+    before = api_client.get("/api/health").json()["rate_limiter"]["fail_open_this_process"]
+    assert before == ratelimit.fail_open_count()
+    working_caches = settings.CACHES
+    settings.CACHES = {"default": {**working_caches["default"], "LOCATION": _dead_redis_url()}}
+
+    assert [rate_limit_check("health-probe", 1, 60) for _ in range(3)] == [(True, 1)] * 3  # let through, counted
+
+    settings.CACHES = working_caches
+    response = api_client.get("/api/health")
+    assert response.json()["rate_limiter"] == {"fail_open_this_process": before + 3}
