@@ -1,5 +1,7 @@
 """`GET /api/logs`: the recent structured log entries, filtered, newest first (operators only)."""
 
+import re
+
 from drf_spectacular.utils import extend_schema
 from redis.exceptions import RedisError
 from rest_framework import serializers
@@ -13,6 +15,8 @@ from nija.api.errors import ServiceUnavailableError
 from nija.api.permissions import IsOperator
 
 MAX_LIMIT = 1000
+# Dot-separated parts, none empty, no whitespace.
+_LOGGER_NAME = re.compile(r"[^.\s]+(?:\.[^.\s]+)*")
 
 
 def _validate_identifier(value: str) -> str:
@@ -21,9 +25,15 @@ def _validate_identifier(value: str) -> str:
     return value
 
 
+def _validate_logger_name(value: str) -> str:
+    if _LOGGER_NAME.fullmatch(value) is None:
+        raise serializers.ValidationError("A logger name such as risk or risk.services (it matches its children).")
+    return value
+
+
 class LogQuerySerializer(serializers.Serializer):
     level = serializers.CharField(required=False)
-    logger = serializers.CharField(max_length=200, required=False)
+    logger = serializers.CharField(max_length=200, required=False, validators=[_validate_logger_name])
     correlation_id = serializers.CharField(required=False, validators=[_validate_identifier])
     user_id = serializers.CharField(required=False, validators=[_validate_identifier])
     account_id = serializers.CharField(required=False, validators=[_validate_identifier])
@@ -43,7 +53,7 @@ class LogQuerySerializer(serializers.Serializer):
 
 
 class LogListApi(APIView):
-    """Filters: level (this level and above), logger (name prefix), correlation_id (the request id),
+    """Filters: level (this level and above), logger (that logger and its children), correlation_id (the request id),
     user_id, account_id, since / until (ISO-8601), limit (default 100, at most 1,000)."""
 
     permission_classes = [IsOperator]

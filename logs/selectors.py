@@ -34,7 +34,7 @@ class LogQuery:
     def matches(self, entry: dict[str, Any]) -> bool:
         return (
             (self.level is None or LEVELS.get(str(entry.get("level")), 0) >= LEVELS[self.level])
-            and (self.logger is None or str(entry.get("logger", "")).startswith(self.logger))
+            and (self.logger is None or _is_logger_or_child(str(entry.get("logger", "")), self.logger))
             and (self.correlation_id is None or self.correlation_id in _correlation_ids(entry))
             and (self.user_id is None or _as_text(entry.get("user_id")) == self.user_id)
             and (self.account_id is None or _as_text(entry.get("account_id")) == self.account_id)
@@ -48,6 +48,11 @@ class LogQuery:
         if moment is None:
             return False
         return (self.since is None or moment >= self.since) and (self.until is None or moment <= self.until)
+
+
+def _is_logger_or_child(name: str, logger: str) -> bool:
+    """`risk` matches `risk` and `risk.services`, never `riskwatch`."""
+    return name == logger or name.startswith(logger + ".")
 
 
 def _as_text(value: Any) -> str | None:
