@@ -26,7 +26,7 @@ from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate,
 from risk.errors import AccountNotFound, IdempotencyConflict, PositionNotFound, StaleState
 from risk.models import Severity
 from risk.services.events import risk_event_raise
-from risk.services.exposure import counters_move
+from risk.services.exposure import position_insert
 from trading.market import market_price_get
 from trading.models import Position, PositionStatus
 
@@ -188,13 +188,14 @@ def _check_scope(request: CheckInput) -> selectors.CheckScope | None:
 def _record(
     *, request: CheckInput, decision: Decision, scope: selectors.LockedScope, limits, now: datetime
 ) -> Position:
-    """Write the position with its decision; approved and pending ones reserve their notional on every counter."""
+    """Write the position with its decision; approved and pending ones reserve their notional on every counter
+    (one statement: `position_insert`). Returns the position as written (not re-read)."""
     status = DECISION_STATUS[decision.decision]
     ttl = limits.approval_ttl if status == PositionStatus.PENDING_APPROVAL else limits.reservation_ttl
-    position = Position.objects.create(
-        instance=scope.account,
+    position = Position(
+        instance_id=scope.account.pk,
         symbol=request.symbol,
-        side=request.side,
+        side=str(request.side),
         quantity=request.quantity,
         requested_price=request.price,
         notional=decision.notional,
@@ -206,9 +207,10 @@ def _record(
         request_fingerprint=request.fingerprint(),
         reservation_expires_at=None if status == PositionStatus.REJECTED else now + ttl,
         decided_at=now,
+        created_at=now,
+        updated_at=now,
     )
-    if status != PositionStatus.REJECTED:
-        counters_move(scope=scope, notional_delta=decision.notional, count_delta=1)
+    position.pk = position_insert(scope=scope, position=position, reserve=status != PositionStatus.REJECTED)
     return position
 
 
