@@ -186,3 +186,25 @@ def build_logging(
         "root": {"handlers": list(handlers), "level": level},
         "loggers": {name: {"handlers": [], "propagate": True} for name in _LOGGERS_ROUTED_TO_ROOT},
     }
+
+
+def build_gunicorn_logging() -> dict[str, Any]:
+    """gunicorn's `logconfig_dict` (see gunicorn.conf.py): its master process never loads Django, so without this
+    its own lines (starting, listening, booting and reaping workers, timeouts) would be plain text.
+
+    The same `JsonFormatter` on stdout (neither imports Django; no stream sink, which needs the settings). Each
+    worker replaces this with `settings.LOGGING` when it loads the app. `gunicorn.error` keeps the level of
+    gunicorn's `--log-level`; access lines stay off (WARNING), as django-structlog's `request_finished` already
+    records every request with its request id.
+    """
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "logs.config.JsonFormatter"}},
+        "handlers": {"stdout": {"class": "logs.sinks.StdoutHandler", "formatter": "json"}},
+        "root": {"handlers": ["stdout"], "level": "INFO"},
+        "loggers": {
+            "gunicorn.error": {"handlers": [], "propagate": True},
+            "gunicorn.access": {"handlers": [], "propagate": True, "level": "WARNING"},
+        },
+    }
