@@ -1,8 +1,9 @@
 """Reads of the accounts app: trading permissions through the `perm:` cache, API tokens through `token:`.
 
 Cache reads fail soft (nija.cache), so every read here falls back to PostgreSQL when Redis is unreachable.
-Readers fill the cache with SET NX (`cache_fill`), writers overwrite it after commit: a reader that loaded
-a row just before an edit committed can never put the old value back over the new one.
+Readers fill `perm:` and writers refresh it after commit through one versioned write (accounts.caching: set if
+absent or older), so a reader that loaded a row just before an edit committed can never put the old value back
+over the new one, nor can a stalled writer. `token:` is filled with SET NX (`cache_fill`).
 """
 
 from dataclasses import asdict, dataclass
@@ -13,6 +14,7 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 from redis import RedisError
 
+from accounts.caching import set_if_newer, version_of
 from accounts.models import ApiToken, BrokerCredential, User, UserPermission
 from accounts.tiers import permission_defaults
 from accounts.tokens import ApiPrincipal, CachedToken
@@ -72,25 +74,27 @@ def user_permission_data(*, user_id: int, values: dict) -> UserPermissionData:
     )
 
 
-def _user_permission_from_db(user_id: int) -> UserPermissionData:
+def _user_permission_from_db(user_id: int) -> tuple[UserPermissionData, int]:
+    """The limits and their cache version (the row's updated_at; 0 for the tier's defaults, older than any row)."""
     fields = ("can_trade", "max_position_size", "max_daily_loss", "max_open_positions", "allowed_symbols")
-    row = UserPermission.objects.filter(user_id=user_id).values(*fields).first()
+    row = UserPermission.objects.filter(user_id=user_id).values(*fields, "updated_at").first()
     if row is None:
         # No row yet (a user created outside accounts.services): the tier's defaults apply.
         tier = User.objects.filter(pk=user_id).values_list("subscription_tier", flat=True).first()
         if tier is None:
             raise User.DoesNotExist(f"user {user_id} does not exist")
-        row = permission_defaults(tier)
-    return user_permission_data(user_id=user_id, values=row)
+        return user_permission_data(user_id=user_id, values=permission_defaults(tier)), 0
+    return user_permission_data(user_id=user_id, values=row), version_of(row["updated_at"])
 
 
 def user_permission_get(*, user_id: int) -> UserPermissionData:
-    """The user's limits: from `perm:<user_id>` when cached, else PostgreSQL (then cached)."""
+    """The user's limits: from `perm:<user_id>` when cached, else PostgreSQL, then cached unless a newer
+    version is already there (accounts.caching: a stalled reader never puts an older value back)."""
     cached = PERM.get(str(user_id))
     if cached is not None:
         return UserPermissionData.from_json(cached)
-    data = _user_permission_from_db(user_id)
-    cache_fill(PERM, str(user_id), data.to_json())
+    data, version = _user_permission_from_db(user_id)
+    set_if_newer(PERM, str(user_id), data.to_json(), version=version)
     return data
 
 

@@ -9,17 +9,22 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from celery import Task
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Model, Q
 from django.utils import timezone
 
+from accounts.caching import set_if_newer, version_of
 from accounts.models import ApiToken, AuditEntry, BrokerCredential, TokenKind, TradingInstance, User, UserPermission
 from accounts.selectors import REVOKED, user_permission_data
+from accounts.tasks import permission_cache_evict
 from accounts.tiers import permission_defaults
 from accounts.tokens import PREFIX_LENGTH, generate_raw_token, token_digest
 from nija.cache import PERM, TOKEN
 from nija.symbols import canonical_symbol
+
+logger = structlog.get_logger(__name__)
 
 TOUCH_INTERVAL = timedelta(seconds=60)
 # A key shorter than this shows no last 4 characters at all: 4 of 8 would reveal half of it.
@@ -89,14 +94,26 @@ def _permission_values(permission: UserPermission) -> dict:
 
 
 def _cache_permission_after_commit(permission: UserPermission) -> None:
-    data = user_permission_data(user_id=permission.user_id, values=_permission_values(permission)).to_json()
-    key = str(permission.user_id)
+    """After commit, write the new limits to `perm:` unless a newer version is there; when Redis fails, a
+    Celery task deletes the key with retries (a stale value must not outlive the outage by its TTL)."""
+    user_id = permission.user_id
+    data = user_permission_data(user_id=user_id, values=_permission_values(permission)).to_json()
+    version = version_of(permission.updated_at)
 
     def write() -> None:
-        if not PERM.set(key, data):
-            PERM.delete(key)
+        if set_if_newer(PERM, str(user_id), data, version=version) is None:
+            _schedule(permission_cache_evict, user_id)
 
     transaction.on_commit(write)
+
+
+def _schedule(task: Task, *args: Any) -> None:
+    """Enqueue `task` after commit (at once when no transaction is open); a broker error is logged, not raised:
+    the write it follows has committed."""
+    try:
+        task.delay_on_commit(*args)
+    except Exception:  # kombu and redis raise several types; the commit must stand
+        logger.error("task_enqueue_failed", task=task.name, args=args, exc_info=True)
 
 
 @transaction.atomic

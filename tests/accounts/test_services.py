@@ -1,16 +1,22 @@
 """Permission cache (perm:), permission and token services: audit, validation, after-commit cache writes."""
 
+import base64
 import copy
+import json
 from decimal import Decimal
 
 import pytest
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.test import override_settings
+from django.utils import timezone
+from redis import Redis, RedisError
 
+from accounts.caching import TOMBSTONE_VERSION, set_if_newer, version_of
 from accounts.models import ApiToken, AuditEntry, SubscriptionTier, TokenKind, UserPermission
-from accounts.selectors import cache_fill, user_permission_get
+from accounts.selectors import user_permission_get
 from accounts.services import api_token_create, api_token_revoke, user_permission_ensure, user_permission_update
+from accounts.tasks import PERMISSION_CACHE_EVICT, permission_cache_evict
 from accounts.tokens import token_digest
 from nija.cache import PERM, TOKEN
 from nija.symbols import is_canonical_symbol
@@ -52,17 +58,98 @@ def test_a_reader_never_sees_the_old_limit_after_an_edit(django_capture_on_commi
 
 
 def test_a_stale_fill_cannot_overwrite_the_value_written_after_commit(django_capture_on_commit_callbacks):
-    """A reader that loaded the row before the edit committed fills with SET NX: the new value wins."""
+    """A reader that loaded the row before the edit committed fills with an older version: the new value wins."""
     permission = UserPermissionFactory(max_open_positions=10)
     stale = user_permission_get(user_id=permission.user_id).to_json()
+    stale_version = version_of(permission.updated_at)
     PERM.delete(str(permission.user_id))
 
     with django_capture_on_commit_callbacks(execute=True):
         user_permission_update(permission=permission, actor=None, reason="edit", max_open_positions=3)
-    filled = cache_fill(PERM, str(permission.user_id), stale)
+    filled = set_if_newer(PERM, str(permission.user_id), stale, version=stale_version)
 
     assert filled is False
     assert user_permission_get(user_id=permission.user_id).max_open_positions == 3
+
+
+def test_post_commit_writes_landing_out_of_order_keep_the_newest_value(django_capture_on_commit_callbacks):
+    """Two committed edits whose cache writes run in reverse order (a stalled thread): the newer value stays."""
+    permission = UserPermissionFactory(max_open_positions=10)
+    with django_capture_on_commit_callbacks() as older:
+        user_permission_update(permission=permission, actor=None, reason="first", max_open_positions=3)
+    with django_capture_on_commit_callbacks() as newer:
+        user_permission_update(permission=permission, actor=None, reason="second", max_open_positions=7)
+
+    for callback in [*newer, *older]:
+        callback()
+
+    assert PERM.get(str(permission.user_id))["max_open_positions"] == 7
+    assert PERM.get(str(permission.user_id))["version"] == version_of(
+        UserPermission.objects.get(pk=permission.pk).updated_at
+    )
+    assert user_permission_get(user_id=permission.user_id).max_open_positions == 7
+
+
+def test_a_newer_version_replaces_an_older_one_and_a_tombstone_is_never_overwritten():
+    permission = UserPermissionFactory(max_open_positions=10)
+    key = str(permission.user_id)
+    fresh = user_permission_get(user_id=permission.user_id).to_json()  # a miss: filled with the row's version
+    filled_version = PERM.get(key)["version"]
+    PERM.delete(key)
+
+    older = set_if_newer(PERM, key, {**fresh, "max_open_positions": 1}, version=1)
+    newer = set_if_newer(PERM, key, fresh, version=version_of(permission.updated_at))
+    tombstoned = set_if_newer(PERM, "tomb", {"gone": True}, version=TOMBSTONE_VERSION)
+    overwritten = set_if_newer(PERM, "tomb", {"gone": False}, version=version_of(timezone.now()))
+
+    assert filled_version == version_of(permission.updated_at)
+    assert (older, newer) == (True, True)
+    assert user_permission_get(user_id=permission.user_id).max_open_positions == 10
+    assert (tombstoned, overwritten) == (True, False)
+    assert PERM.get("tomb")["gone"] is True
+
+
+@pytest.fixture
+def broker():
+    """The Celery broker's Redis database (the test Redis server, database 1), emptied before and after."""
+    client = Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+def _queued_tasks(broker) -> list[tuple[str, list]]:
+    messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+    return [(message["headers"]["task"], json.loads(base64.b64decode(message["body"]))[0]) for message in messages]
+
+
+def test_a_failed_cache_write_after_commit_schedules_a_retried_eviction(django_capture_on_commit_callbacks, broker):
+    permission = UserPermissionFactory(max_open_positions=10)
+    user_permission_get(user_id=permission.user_id)  # cached: 10
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = "redis://127.0.0.1:1/0"
+
+    with override_settings(CACHES=caches), django_capture_on_commit_callbacks(execute=True):
+        user_permission_update(permission=permission, actor=None, reason="edit", max_open_positions=3)
+
+    assert PERM.get(str(permission.user_id))["max_open_positions"] == 10  # the write failed: stale until evicted
+    assert _queued_tasks(broker) == [(PERMISSION_CACHE_EVICT, [permission.user_id])]
+    permission_cache_evict.apply(args=[permission.user_id]).get()
+    assert PERM.get(str(permission.user_id)) is None
+    assert user_permission_get(user_id=permission.user_id).max_open_positions == 3
+
+
+def test_the_eviction_task_retries_while_redis_is_unreachable():
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = "redis://127.0.0.1:1/0"
+
+    with override_settings(CACHES=caches):
+        result = permission_cache_evict.apply(args=[42], retries=permission_cache_evict.max_retries)
+
+    assert isinstance(result.result, RedisError)
+    assert result.state == "FAILURE"
+    assert permission_cache_evict.autoretry_for == (RedisError,)
+    assert (permission_cache_evict.retry_backoff, permission_cache_evict.max_retries) == (2, 10)
 
 
 def test_the_cache_is_not_touched_before_commit():
