@@ -56,6 +56,15 @@ def _add_pid(logger: object, method_name: str, event_dict: dict[str, Any]) -> di
     return event_dict
 
 
+def _add_request_id_of_record(logger: object, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """django.request logs a 4xx/5xx after every middleware has returned, when the request's bound context is
+    already cleared: the request it attaches still carries the id `RequestIdMiddleware` gave it."""
+    request_id = getattr(getattr(event_dict.get("_record"), "request", None), "request_id", None)
+    if isinstance(request_id, str):
+        event_dict.setdefault("request_id", request_id)
+    return event_dict
+
+
 # Run for every line, structlog or stdlib, before the formatter's own processors.
 SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -74,6 +83,7 @@ class JsonFormatter(structlog.stdlib.ProcessorFormatter):
         super().__init__(
             processors=[
                 _add_pid,
+                _add_request_id_of_record,
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 _render_exception,
                 redact_secrets,

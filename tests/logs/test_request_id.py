@@ -65,6 +65,23 @@ def test_the_id_is_echoed_on_the_json_404():
     assert response["X-Request-ID"] == "id-404"
 
 
+@pytest.mark.parametrize(
+    ("path", "status", "event"),
+    [
+        ("/api/no/such/path", 404, "Not Found: /api/no/such/path"),
+        ("/api/test/boom", 500, "Internal Server Error: /api/test/boom"),
+        ("/api/logs", 401, "Unauthorized: /api/logs"),
+    ],
+)
+def test_djangos_own_4xx_5xx_line_carries_the_request_id(path, status, event, capfd):
+    # Django logs it after every middleware has returned, when the request's bound context is already cleared
+    response = Client().get(path, HTTP_X_REQUEST_ID=f"id-{status}")
+
+    assert response.status_code == status
+    [line] = [line for line in json_lines(capfd.readouterr().out) if line["logger"] == "django.request"]
+    assert (line["event"], line["status_code"], line["request_id"]) == (event, status, f"id-{status}")
+
+
 def test_the_id_is_echoed_on_the_json_413():
     response = Client().generic(
         "POST", "/api/test/ping", b"x" * (64 * 1024 + 1), content_type="application/json", HTTP_X_REQUEST_ID="id-413"
