@@ -32,7 +32,7 @@ from risk.services.trading_state import state_json, trading_halt, trading_resume
 from trading.symbols import canonical_symbol
 
 MAX_AMOUNT = Decimal("9999999999.99999999")  # NUMERIC(18, 8)
-MIN_POSITIVE = Decimal("0.00000001")
+MIN_POSITIVE = EIGHT_PLACES = Decimal("0.00000001")
 SAFE_ID = r"^[A-Za-z0-9._:\-]{1,64}$"
 # An amount written as a string: plain ASCII decimal notation. Python's Decimal() alone would also take "1_000"
 # and non-ASCII digits ("\u0661\u0662").
@@ -162,7 +162,7 @@ def outcome_json(outcome: CheckOutcome, *, legacy: bool = False) -> dict:
         "reasons": list(outcome.reasons),
         "position_id": outcome.position_id,
         "expires_at": outcome.expires_at,
-        "notional": outcome.notional,
+        "notional": outcome.notional.quantize(EIGHT_PLACES),
         "metrics": outcome.metrics,
     }
     if outcome.replayed:

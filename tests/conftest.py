@@ -24,6 +24,7 @@ def _reference_rows() -> None:
     limits and trading state, and the operator roles (groups) with their permissions."""
     import importlib
 
+    from django.apps import apps as django_apps
     from django.contrib.auth.models import Group, Permission
 
     from risk.models import Portfolio, RiskLimits, TradingState
@@ -37,10 +38,13 @@ def _reference_rows() -> None:
     for app_label, module in (
         ("accounts", "accounts.migrations.0004_operator_roles"),
         ("risk", "risk.migrations.0003_risk_roles"),
+        ("trading", "trading.migrations.0004_operator_view_roles"),
     ):
         for role, codenames in importlib.import_module(module).ROLES.items():
             group, _ = Group.objects.get_or_create(name=role)
             group.permissions.add(*Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames))
+    # The market-price write permission is created by its migration, not by a model's Meta.
+    importlib.import_module("trading.migrations.0003_market_price_permission").grant(django_apps, None)
 
 
 @pytest.fixture(autouse=True)

@@ -373,7 +373,7 @@ def test_a_reduce_only_check_is_a_confirmation_that_writes_nothing(open_position
         "reasons": reasons,
         "position_id": position.pk,
         "expires_at": None,
-        "notional": "0",
+        "notional": "0.00000000",
         "metrics": {},
     }
     assert database_state() == before
