@@ -35,6 +35,8 @@ migrate: env services
 run: migrate
 	$(BIN)/python manage.py sync_schedule
 	@$(BIN)/python manage.py ensure_operator --url http://127.0.0.1:$(PORT)/admin/
+	@[ -f var/demo-tokens.json ] || $(BIN)/python manage.py seed_demo --accounts 20 --positions 400 --tokens-out var/demo-tokens.json
+	@echo "Demo bot and operator tokens: var/demo-tokens.json"
 	@echo "API http://127.0.0.1:$(PORT)/api/health   SSE http://127.0.0.1:$(EVENTS_PORT)   Ctrl-C stops everything"
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) WEB_WORKERS=$(WEB_WORKERS) \
 		$(BIN)/honcho start -f Procfile
