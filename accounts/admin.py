@@ -3,10 +3,13 @@ trading instances (risk accounts), API tokens (created once, revoked, never show
 audit record. Every change goes through accounts.services (audited; caches refreshed after commit).
 """
 
+from contextvars import ContextVar
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -20,6 +23,8 @@ from accounts.selectors import broker_credential_list_masked
 from accounts.services import (
     INSTANCE_OPERATOR_FIELDS,
     PERMISSION_FIELDS,
+    USER_FIELDS,
+    USER_M2M_FIELDS,
     api_token_check_owner,
     api_token_create,
     api_token_revoke,
@@ -27,8 +32,12 @@ from accounts.services import (
     broker_credential_update_secrets,
     canonical_symbols,
     trading_instance_update,
+    user_create,
+    user_delete,
+    user_password_set,
     user_permission_ensure,
     user_permission_update,
+    user_update,
 )
 
 ADMIN_REASON = "edited in admin"
@@ -87,6 +96,22 @@ class ApiTokenInline(admin.TabularInline):
         return super().get_queryset(request).select_related("instance")
 
 
+# The operator changing a password, for AuditedPasswordChangeForm.save (Django's view builds the form itself).
+_password_actor: ContextVar[User | None] = ContextVar("password_actor", default=None)
+
+
+class AuditedPasswordChangeForm(AdminPasswordChangeForm):
+    """Django's admin password form, saved through the audited `user_password_set` service."""
+
+    def save(self, commit: bool = True) -> User:
+        password = self.cleaned_data["password1"] if self.cleaned_data["set_usable_password"] else None
+        saved = user_password_set(
+            user=self.user, password=password, actor=_password_actor.get(), reason="password changed in admin"
+        )
+        self.user.password = saved.password  # the view re-hashes the operator's own session from it
+        return saved
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
     list_display = ("username", "email", "subscription_tier", "is_staff", "is_active", "date_joined")
@@ -95,14 +120,61 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (*DjangoUserAdmin.fieldsets, ("Subscription", {"fields": ("subscription_tier",)}))
     add_fieldsets = (*DjangoUserAdmin.add_fieldsets, ("Subscription", {"fields": ("email", "subscription_tier")}))
     inlines = [UserPermissionInline, ApiTokenInline]
+    readonly_fields = ("last_login", "date_joined")  # records, not settings
+
+    change_password_form = AuditedPasswordChangeForm
 
     def get_inlines(self, request: HttpRequest, obj) -> list:
         return self.inlines if obj is not None else []
 
+    def save_form(self, request: HttpRequest, form, change: bool) -> User:
+        return form.instance  # the services write (save_model): nothing is saved or hashed by the form itself
+
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        """Through the audited services: user_create on add; user_update (fields and roles) on change, which
+        rewrites the user's cached tokens after commit."""
+        data = form.cleaned_data
         if not change:
-            user_permission_ensure(user=obj)
+            password = data["password1"] if data.get("set_usable_password", True) else None
+            created = user_create(
+                username=data["username"],
+                email=data["email"],
+                password=password,
+                subscription_tier=data["subscription_tier"],
+                actor=request.user,
+                reason=ADMIN_REASON,
+            )
+            _adopt(obj, created)
+            return
+        editable = (*USER_FIELDS, *USER_M2M_FIELDS)
+        changes = {field: data[field] for field in form.changed_data if field in editable}
+        user_update(user=obj, actor=request.user, reason=ADMIN_REASON, **changes)
+
+    def save_related(self, request: HttpRequest, form, formsets, change: bool) -> None:
+        # Groups and user permissions were written by user_update (audited); only the inlines are left.
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
+
+    def get_deleted_objects(self, objs, request: HttpRequest) -> tuple:
+        """Tokens and the permission row go with their user (user_delete tombstones the tokens): their admins
+        refuse a delete of their own, which must not forbid deleting a user without history."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        cascaded = {str(ApiToken._meta.verbose_name), str(UserPermission._meta.verbose_name)}
+        return deleted, counts, set(perms_needed) - cascaded, protected
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        user_delete(user=obj, actor=request.user, reason="deleted in admin")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for user in queryset:
+            user_delete(user=user, actor=request.user, reason="deleted in admin")
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        token = _password_actor.set(request.user)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _password_actor.reset(token)
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         if formset.model is not UserPermission:

@@ -2,8 +2,10 @@
 
 Resolves to `(user, ApiPrincipal)`. Warm lookups cost no query: the resolution is cached in `token:<digest>`
 (JSON, short TTL) together with the few user fields a request needs, and `request.user` is built from them
-with every other field deferred. A miss (or Redis unreachable) costs one SELECT, plus at most one conditional
-UPDATE of `last_used_at` a minute. Revoking writes a tombstone over the cache entry after commit.
+with every other field deferred (the superuser flag included: `has_perm` reads it from PostgreSQL). A miss (or
+Redis unreachable) costs one SELECT, plus at most one conditional UPDATE of `last_used_at` a minute. Entries are
+versioned by the user's updated_at (accounts.caching): after commit, revoking and deleting a user write tombstones,
+and a user edit (accounts.services.user_update) rewrites the user's entries, which no stale reader can overwrite.
 """
 
 import structlog
@@ -12,12 +14,13 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from accounts.caching import set_if_newer
 from accounts.models import TokenKind, User
 from accounts.selectors import (
     REVOKED,
     api_token_cached,
     api_token_get_by_digest,
-    cache_fill,
+    api_token_version,
     cached_token_from,
     light_user,
 )
@@ -70,7 +73,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         if api_token_touch_due(last_used_at=token.last_used_at, now=now):
             api_token_touch(token_id=token.pk, now=now)
         resolved = cached_token_from(token)
-        cache_fill(TOKEN, digest, resolved.to_json())
+        set_if_newer(TOKEN, digest, resolved.to_json(), version=api_token_version(token))
         return resolved, token.user
 
     @staticmethod

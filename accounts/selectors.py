@@ -1,32 +1,21 @@
 """Reads of the accounts app: trading permissions through the `perm:` cache, API tokens through `token:`.
 
 Cache reads fail soft (nija.cache), so every read here falls back to PostgreSQL when Redis is unreachable.
-Readers fill `perm:` and writers refresh it after commit through one versioned write (accounts.caching: set if
-absent or older), so a reader that loaded a row just before an edit committed can never put the old value back
-over the new one, nor can a stalled writer. `token:` is filled with SET NX (`cache_fill`).
+Readers fill `perm:` and `token:` and writers refresh them after commit through one versioned write
+(accounts.caching: set if absent or older), so a reader that loaded a row just before an edit committed can never
+put the old value back over the new one, nor can a stalled writer.
 """
 
 from dataclasses import asdict, dataclass
 from decimal import Decimal
-from typing import Any
 
-from django.core.cache import cache
 from django.db.models import QuerySet
-from redis import RedisError
 
 from accounts.caching import set_if_newer, version_of
 from accounts.models import ApiToken, BrokerCredential, User, UserPermission
 from accounts.tiers import permission_defaults
 from accounts.tokens import ApiPrincipal, CachedToken
-from nija.cache import PERM, TOKEN, Namespace
-
-
-def cache_fill(namespace: Namespace, key: str, value: Any) -> bool:
-    """Add `value` only if the key is absent (SET NX), failing soft; False when not written."""
-    try:
-        return bool(cache.add(namespace.key(key), value, timeout=namespace.default_ttl))
-    except RedisError:
-        return False
+from nija.cache import PERM, TOKEN
 
 
 @dataclass(frozen=True)
@@ -104,6 +93,11 @@ def user_permission_get(*, user_id: int) -> UserPermissionData:
 REVOKED = "revoked"
 
 
+def api_token_version(token: ApiToken) -> int:
+    """The cache version of a token's resolution: its user's updated_at (accounts.caching)."""
+    return version_of(token.user.updated_at)
+
+
 def api_token_cached(*, digest: str) -> CachedToken | str | None:
     """The cached resolution of a token: a CachedToken, REVOKED (a tombstone written on revoke) or None."""
     data = TOKEN.get(digest)
@@ -120,25 +114,25 @@ def api_token_get_by_digest(*, digest: str) -> ApiToken | None:
 
 
 def cached_token_from(token: ApiToken) -> CachedToken:
-    user = token.user
+    return cached_token_for(token.user, token_id=token.pk, kind=token.kind, instance_id=token.instance_id)
+
+
+def cached_token_for(user: User, *, token_id: int, kind: str, instance_id: int | None) -> CachedToken:
+    """The cached resolution of one token of `user` (the user fields as they are on `user`)."""
     principal = ApiPrincipal(
-        token_id=token.pk,
-        kind=token.kind,
-        user_id=user.pk,
-        instance_id=token.instance_id,
-        tier=user.subscription_tier,
+        token_id=token_id, kind=kind, user_id=user.pk, instance_id=instance_id, tier=user.subscription_tier
     )
-    return CachedToken(principal, user.username, user.is_staff, user.is_superuser, user.is_active)
+    return CachedToken(principal, user.username, user.is_staff, user.is_active)
 
 
 def light_user(cached: CachedToken) -> User:
     """A User built from the cache without a query: the cached fields are set, any other field is deferred
-    (loaded from PostgreSQL on first access, so it is never silently wrong)."""
+    (loaded from PostgreSQL on first access, so it is never silently wrong). `is_superuser` is never cached:
+    `has_perm` reads it from PostgreSQL, so a superuser flag removed a moment ago is never trusted."""
     known = {
         "id": cached.principal.user_id,
         "username": cached.username,
         "is_staff": cached.is_staff,
-        "is_superuser": cached.is_superuser,
         "is_active": cached.is_active,
         "subscription_tier": cached.principal.tier,
     }

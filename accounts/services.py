@@ -10,15 +10,25 @@ from typing import Any
 
 import structlog
 from celery import Task
+from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Model, Q
+from django.db.models import Model, ProtectedError, Q
 from django.utils import timezone
 
-from accounts.caching import set_if_newer, version_of
-from accounts.models import ApiToken, AuditEntry, BrokerCredential, TokenKind, TradingInstance, User, UserPermission
-from accounts.selectors import REVOKED, user_permission_data
-from accounts.tasks import permission_cache_evict
+from accounts.caching import TOMBSTONE_VERSION, set_if_newer, version_of
+from accounts.models import (
+    ApiToken,
+    AuditEntry,
+    BrokerCredential,
+    SubscriptionTier,
+    TokenKind,
+    TradingInstance,
+    User,
+    UserPermission,
+)
+from accounts.selectors import REVOKED, cached_token_for, user_permission_data
+from accounts.tasks import permission_cache_evict, token_cache_evict
 from accounts.tiers import permission_defaults
 from accounts.tokens import PREFIX_LENGTH, generate_raw_token, token_digest
 from nija.cache import PERM, TOKEN
@@ -27,6 +37,8 @@ from nija.symbols import canonical_symbol
 logger = structlog.get_logger(__name__)
 
 TOUCH_INTERVAL = timedelta(seconds=60)
+# A tombstone outlives any cached resolution written before it (TOKEN's TTL is 60 s).
+TOKEN_TOMBSTONE_TTL = 300
 # A key shorter than this shows no last 4 characters at all: 4 of 8 would reveal half of it.
 LAST4_MIN_KEY_LENGTH = 12
 PERMISSION_FIELDS = ("can_trade", "max_position_size", "max_daily_loss", "max_open_positions", "allowed_symbols")
@@ -162,6 +174,202 @@ def user_permission_update(
 
 
 # ------------------------------------------------------------------------------------------------
+# The token cache (token:<digest>): versioned writes after commit, retried evictions when Redis fails
+# ------------------------------------------------------------------------------------------------
+def _write_tokens_after_commit(entries: dict[str, dict], *, version: int, ttl: int | None = None) -> None:
+    """After commit, write each `token:<digest>` entry unless a newer version (or a tombstone) is there; the
+    digests whose write failed are evicted by a retried Celery task."""
+
+    def write() -> None:
+        failed = [
+            digest
+            for digest, value in entries.items()
+            if set_if_newer(TOKEN, digest, value, version=version, ttl=ttl) is None
+        ]
+        if failed:
+            _schedule(token_cache_evict, failed)
+
+    if entries:
+        transaction.on_commit(write)
+
+
+def _tombstone_tokens_after_commit(digests: list[str]) -> None:
+    """Every process answers 401 for these digests at once after commit, even one about to re-cache a token
+    from a read made before the commit (a tombstone has the highest version)."""
+    entries = {digest: {REVOKED: True} for digest in digests}
+    _write_tokens_after_commit(entries, version=TOMBSTONE_VERSION, ttl=TOKEN_TOMBSTONE_TTL)
+
+
+def _refresh_user_tokens_after_commit(user: User) -> None:
+    """Re-cache every live token of `user` with the committed user fields (active, staff, tier, username),
+    versioned by the user's updated_at, so no process keeps serving the old ones."""
+    rows = ApiToken.objects.filter(user=user, revoked_at__isnull=True).values_list(
+        "pk", "kind", "instance_id", "digest"
+    )
+    entries = {
+        digest: cached_token_for(user, token_id=pk, kind=kind, instance_id=instance_id).to_json()
+        for pk, kind, instance_id, digest in rows
+    }
+    _write_tokens_after_commit(entries, version=version_of(user.updated_at))
+
+
+# ------------------------------------------------------------------------------------------------
+# Users: every admin write of a user (fields, roles, password, deletion) is audited and refreshes `token:`
+# ------------------------------------------------------------------------------------------------
+USER_FIELDS = (
+    "username",
+    "email",
+    "first_name",
+    "last_name",
+    "is_active",
+    "is_staff",
+    "is_superuser",
+    "subscription_tier",
+)
+USER_M2M_FIELDS = ("groups", "user_permissions")
+# The user fields a cached token resolution holds: a change re-caches the user's tokens after commit.
+TOKEN_USER_FIELDS = ("username", "is_active", "is_staff", "subscription_tier")
+
+
+def _m2m_names(user: User, field: str) -> list[str]:
+    if field == "groups":
+        return sorted(user.groups.values_list("name", flat=True))
+    return sorted(
+        f"{app}.{codename}"
+        for app, codename in user.user_permissions.values_list("content_type__app_label", "codename")
+    )
+
+
+@transaction.atomic
+def user_create(
+    *,
+    username: str,
+    email: str,
+    password: str | None,
+    subscription_tier: str = SubscriptionTier.FREE,
+    actor: User | None,
+    reason: str = "",
+) -> User:
+    """Create a user (password None: unusable) with the tier's trading permission, audited.
+
+    Raises ValidationError for an invalid or taken username or email; nothing is written then."""
+    user = User(username=username, email=email, subscription_tier=subscription_tier)
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    user.full_clean(exclude=["password"])
+    user.save()
+    user_permission_ensure(user=user)
+    audit_entry_create(
+        actor=actor,
+        action="user.create",
+        target=user,
+        after={
+            "username": username,
+            "email": email,
+            "subscription_tier": subscription_tier,
+            "password_set": bool(password),
+        },
+        reason=reason,
+    )
+    return user
+
+
+@transaction.atomic
+def user_update(*, user: User, actor: User | None, reason: str = "", **changes: Any) -> User:
+    """Change a user's fields (USER_FIELDS) and roles (`groups`, `user_permissions`: iterables of rows): lock,
+    validate, save, audit (before/after). After commit the user's cached token resolutions are rewritten, so a
+    deactivated user, a lost staff flag or a new tier take effect at once in every process.
+
+    Raises ValidationError for an unknown field or an invalid value; nothing is written then."""
+    unknown = set(changes) - set(USER_FIELDS) - set(USER_M2M_FIELDS)
+    if unknown:
+        raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    before, after = _user_apply_fields(locked, {k: v for k, v in changes.items() if k in USER_FIELDS})
+    for field in USER_M2M_FIELDS:
+        if field in changes:
+            _user_apply_m2m(locked, field, changes[field], before, after)
+    if not before:
+        return locked
+    audit_entry_create(actor=actor, action="user.update", target=locked, before=before, after=after, reason=reason)
+    if set(before) & set(TOKEN_USER_FIELDS):
+        _refresh_user_tokens_after_commit(locked)
+    return locked
+
+
+def _user_apply_fields(locked: User, changes: dict) -> tuple[dict, dict]:
+    """Set, validate and save the changed concrete fields; (before, after) of the changed ones."""
+    before = {field: getattr(locked, field) for field in changes}
+    for field, value in changes.items():
+        setattr(locked, field, value)
+    changed = [field for field in changes if before[field] != getattr(locked, field)]
+    if not changed:
+        return {}, {}
+    untouched = [field.name for field in User._meta.fields if field.name not in changed]
+    locked.full_clean(exclude=untouched)
+    locked.save(update_fields=[*changed, "updated_at"])
+    return {field: before[field] for field in changed}, {field: getattr(locked, field) for field in changed}
+
+
+def _user_apply_m2m(locked: User, field: str, rows: Any, before: dict, after: dict) -> None:
+    """Replace a role relation (groups or user_permissions) when it differs, recording names before and after."""
+    model = Group if field == "groups" else Permission
+    wanted = {row.pk for row in rows}
+    current = set(getattr(locked, field).values_list("pk", flat=True))
+    if wanted == current:
+        return
+    before[field] = _m2m_names(locked, field)
+    getattr(locked, field).set(model.objects.filter(pk__in=wanted))
+    after[field] = _m2m_names(locked, field)
+
+
+@transaction.atomic
+def user_password_set(*, user: User, password: str | None, actor: User | None, reason: str = "") -> User:
+    """Set a user's password (None: unusable, password login disabled), audited without any hash."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    if password:
+        locked.set_password(password)
+    else:
+        locked.set_unusable_password()
+    locked.save(update_fields=["password", "updated_at"])
+    audit_entry_create(
+        actor=actor,
+        action="user.password_set",
+        target=locked,
+        after={"password": "set" if password else "unusable"},
+        reason=reason,
+    )
+    return locked
+
+
+@transaction.atomic
+def user_delete(*, user: User, actor: User | None, reason: str = "") -> None:
+    """Delete a user without history (credentials, tokens and permission go with it), audited; every token
+    of the user is tombstoned in `token:` after commit.
+
+    Raises ValidationError when the user has trading instances or audit history (PROTECT): deactivate instead."""
+    locked = User.objects.select_for_update().get(pk=user.pk)
+    digests = list(ApiToken.objects.filter(user=locked).values_list("digest", flat=True))
+    audit_entry_create(
+        actor=actor,
+        action="user.delete",
+        target=locked,
+        before={"username": locked.username, "email": locked.email, "is_staff": locked.is_staff},
+        reason=reason,
+    )
+    user_id = locked.pk
+    try:
+        with transaction.atomic():
+            locked.delete()
+    except ProtectedError:
+        raise ValidationError("This user has trading or audit history: deactivate it instead.") from None
+    _tombstone_tokens_after_commit(digests)
+    transaction.on_commit(lambda: PERM.delete(str(user_id)))
+
+
+# ------------------------------------------------------------------------------------------------
 # API tokens
 # ------------------------------------------------------------------------------------------------
 def api_token_check_owner(*, kind: str, user: User, instance: TradingInstance | None) -> None:
@@ -222,8 +430,7 @@ def api_token_revoke(*, token: ApiToken, actor: User | None, reason: str = "") -
             after={"revoked_at": now},
             reason=reason,
         )
-    digest = token.digest
-    transaction.on_commit(lambda: TOKEN.set(digest, {REVOKED: True}, ttl=max(TOKEN.default_ttl or 0, 300)))
+    _tombstone_tokens_after_commit([token.digest])
     return token
 
 

@@ -8,9 +8,10 @@ from celery import shared_task
 from redis import RedisError
 
 from accounts.caching import cache_evict
-from nija.cache import PERM
+from nija.cache import PERM, TOKEN
 
 PERMISSION_CACHE_EVICT = "accounts.permission_cache_evict"
+TOKEN_CACHE_EVICT = "accounts.token_cache_evict"  # noqa: S105 - a task name
 RETRY = {
     "autoretry_for": (RedisError,),
     "retry_backoff": 2,
@@ -27,3 +28,10 @@ RETRY = {
 def permission_cache_evict(user_id: int) -> bool:
     """Delete `perm:<user_id>`; True when a key was deleted. Raises (and so retries) while Redis is unreachable."""
     return cache_evict(PERM, str(user_id))
+
+
+@shared_task(name=TOKEN_CACHE_EVICT, **RETRY)
+def token_cache_evict(digests: list[str]) -> int:
+    """Delete `token:<digest>` for each digest (SHA-256 digests, never raw tokens); how many were deleted.
+    Raises (and so retries) while Redis is unreachable."""
+    return sum(cache_evict(TOKEN, digest) for digest in digests)

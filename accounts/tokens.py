@@ -26,12 +26,13 @@ class ApiPrincipal:
 
 @dataclass(frozen=True)
 class CachedToken:
-    """The cached resolution of a token (nija.cache.TOKEN, JSON): the principal and what request.user needs."""
+    """The cached resolution of a token (nija.cache.TOKEN, JSON): the principal and what request.user needs.
+
+    Never the superuser flag: `has_perm` must read it from PostgreSQL (accounts.selectors.light_user)."""
 
     principal: ApiPrincipal
     username: str
     is_staff: bool
-    is_superuser: bool
     is_active: bool
 
     def to_json(self) -> dict:
@@ -39,7 +40,6 @@ class CachedToken:
             **asdict(self.principal),
             "username": self.username,
             "is_staff": self.is_staff,
-            "is_superuser": self.is_superuser,
             "is_active": self.is_active,
         }
 
@@ -52,13 +52,7 @@ class CachedToken:
             instance_id=None if data["instance_id"] is None else int(data["instance_id"]),
             tier=str(data["tier"]),
         )
-        return cls(
-            principal,
-            str(data["username"]),
-            bool(data["is_staff"]),
-            bool(data["is_superuser"]),
-            bool(data["is_active"]),
-        )
+        return cls(principal, str(data["username"]), bool(data["is_staff"]), bool(data["is_active"]))
 
 
 def generate_raw_token() -> str:

@@ -4,13 +4,26 @@ from decimal import Decimal
 
 import pytest
 from cryptography.fernet import Fernet
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.test import APIRequestFactory
 
-from accounts.models import ApiToken, AuditEntry, BrokerCredential, TokenKind, TradingInstance, UserPermission
+from accounts.authentication import BearerTokenAuthentication
+from accounts.models import (
+    ApiToken,
+    AuditEntry,
+    BrokerCredential,
+    TokenKind,
+    TradingInstance,
+    User,
+    UserPermission,
+)
 from accounts.selectors import user_permission_get
 from accounts.tokens import token_digest
+from nija.cache import TOKEN
 from tests.accounts.factories import (
     AuditEntryFactory,
     BrokerCredentialFactory,
@@ -20,6 +33,14 @@ from tests.accounts.factories import (
 )
 
 pytestmark = pytest.mark.django_db
+
+
+def authenticate(raw_token: str):
+    """The bearer authentication class on its own (a request through DRF's Request wrapper)."""
+    from rest_framework.request import Request
+
+    request = Request(APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {raw_token}"))
+    return BearerTokenAuthentication().authenticate(request)
 
 
 @pytest.fixture
@@ -347,3 +368,116 @@ def test_token_creation_with_an_invalid_owner_shows_a_form_error_and_writes_noth
     assert "it will not be shown again" not in response.content.decode()
     assert ApiToken.objects.count() == 0
     assert AuditEntry.objects.count() == 0
+
+
+def _user_form(user, **overrides) -> dict:
+    form = {
+        "username": user.username,
+        "email": user.email,
+        "subscription_tier": user.subscription_tier,
+        "trading_permission-TOTAL_FORMS": "0",
+        "trading_permission-INITIAL_FORMS": "0",
+        "trading_permission-MIN_NUM_FORMS": "0",
+        "trading_permission-MAX_NUM_FORMS": "1",
+        "api_tokens-TOTAL_FORMS": "0",
+        "api_tokens-INITIAL_FORMS": "0",
+        "api_tokens-MIN_NUM_FORMS": "0",
+        "api_tokens-MAX_NUM_FORMS": "0",
+        **({"is_active": "on"} if user.is_active else {}),
+        **({"is_staff": "on"} if user.is_staff else {}),
+    }
+    form.update(overrides)
+    return {key: value for key, value in form.items() if value is not None}
+
+
+def test_removing_staff_in_admin_refuses_the_cached_operator_token_at_once_and_is_audited(
+    operator_client, django_capture_on_commit_callbacks
+):
+    from tests.accounts.factories import issue_token
+
+    staff = UserFactory(is_staff=True)
+    raw = issue_token(TokenKind.OPERATOR, user=staff)
+    authenticate(raw)  # now cached
+    assert TOKEN.get(token_digest(raw))["is_staff"] is True
+    viewer = Group.objects.get(name="viewer")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator_client.post(
+            reverse("admin:accounts_user_change", args=[staff.pk]),
+            _user_form(staff, is_staff=None, groups=[viewer.pk], subscription_tier="basic"),
+        )
+
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    cached = TOKEN.get(token_digest(raw))
+    assert (cached["is_staff"], cached["tier"]) == (False, "basic")
+    with pytest.raises(AuthenticationFailed):
+        authenticate(raw)
+    entry = AuditEntry.objects.get(action="user.update", target_id=str(staff.pk))
+    assert entry.before == {"is_staff": True, "subscription_tier": "pro", "groups": []}
+    assert entry.after == {"is_staff": False, "subscription_tier": "basic", "groups": ["viewer"]}
+    assert entry.actor_username == "root"
+    assert list(User.objects.get(pk=staff.pk).groups.values_list("name", flat=True)) == ["viewer"]
+
+
+def test_a_user_added_in_admin_is_created_by_the_audited_service(operator_client):
+    response = operator_client.post(
+        reverse("admin:accounts_user_add"),
+        {
+            "username": "newbie",
+            "usable_password": "true",
+            "password1": "a-long-enough-passphrase-42",
+            "password2": "a-long-enough-passphrase-42",
+            "email": "newbie@example.test",
+            "subscription_tier": "basic",
+        },
+    )
+
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    user = User.objects.get(username="newbie")
+    assert user.check_password("a-long-enough-passphrase-42")
+    assert UserPermission.objects.get(user=user).max_open_positions == 10  # the basic tier's default
+    entry = AuditEntry.objects.get(action="user.create", target_id=str(user.pk))
+    assert entry.after == {
+        "username": "newbie",
+        "email": "newbie@example.test",
+        "subscription_tier": "basic",
+        "password_set": True,
+    }
+    assert "a-long-enough-passphrase-42" not in str(entry.after)
+
+
+def test_a_password_changed_in_admin_is_audited_without_the_password(operator_client):
+    user = UserFactory()
+
+    response = operator_client.post(
+        reverse("admin:auth_user_password_change", args=[user.pk]),
+        {"usable_password": "true", "password1": "another-long-passphrase-7", "password2": "another-long-passphrase-7"},
+    )
+
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password("another-long-passphrase-7")
+    entry = AuditEntry.objects.get(action="user.password_set", target_id=str(user.pk))
+    assert (entry.after, entry.actor_username) == ({"password": "set"}, "root")
+
+
+def test_deleting_a_user_in_admin_tombstones_its_tokens_and_a_user_with_history_is_kept(
+    operator_client, django_capture_on_commit_callbacks
+):
+    from tests.accounts.factories import issue_token
+
+    loner = UserFactory()
+    raw = issue_token(TokenKind.FEED, user=loner)
+    trader = TradingInstanceFactory().user
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = operator_client.post(reverse("admin:accounts_user_delete", args=[loner.pk]), {"post": "yes"})
+        kept = operator_client.post(reverse("admin:accounts_user_delete", args=[trader.pk]), {"post": "yes"})
+
+    assert deleted.status_code == 302
+    assert not User.objects.filter(pk=loner.pk).exists()
+    assert TOKEN.get(token_digest(raw))["revoked"] is True
+    assert AuditEntry.objects.filter(action="user.delete", target_id=str(loner.pk)).count() == 1
+    assert kept.status_code == 200  # Django's "cannot delete: protected objects" page
+    assert User.objects.filter(pk=trader.pk).exists()
+    assert not AuditEntry.objects.filter(action="user.delete", target_id=str(trader.pk)).exists()

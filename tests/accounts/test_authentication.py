@@ -12,9 +12,11 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiToken, TokenKind
+from accounts.caching import set_if_newer
+from accounts.models import ApiToken, TokenKind, User
 from accounts.permissions import IsBot, principal_instance_id
-from accounts.services import api_token_create, api_token_revoke
+from accounts.selectors import api_token_get_by_digest, api_token_version, cached_token_from
+from accounts.services import api_token_create, api_token_revoke, user_delete, user_update
 from accounts.tokens import token_digest
 from nija.cache import TOKEN
 from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserFactory, issue_token
@@ -45,7 +47,16 @@ class BotOnlyApi(APIView):
         return Response({"instance_id": principal_instance_id(request)})
 
 
-urlpatterns = [path("whoami", WhoAmIApi.as_view()), path("bot-only", BotOnlyApi.as_view())]
+class CanViewUsersApi(APIView):
+    def get(self, request):
+        return Response({"has_perm": request.user.has_perm("accounts.view_user")})
+
+
+urlpatterns = [
+    path("whoami", WhoAmIApi.as_view()),
+    path("bot-only", BotOnlyApi.as_view()),
+    path("can-view-users", CanViewUsersApi.as_view()),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -170,16 +181,78 @@ def test_tokens_resolve_through_postgresql_when_redis_is_unreachable(api_client)
     assert second.json()["kind"] == "bot"
 
 
-def test_operator_tokens_need_a_staff_user(api_client):
+def test_operator_tokens_need_a_staff_user(api_client, django_capture_on_commit_callbacks):
     operator = OperatorFactory()
     raw = issue_token(TokenKind.OPERATOR, user=operator)
-    assert _get(api_client, raw).json()["is_staff"] is True
+    assert _get(api_client, raw).json()["is_staff"] is True  # now cached
 
-    operator.is_staff = False
-    operator.save()
-    TOKEN.delete(token_digest(raw))
+    with django_capture_on_commit_callbacks(execute=True):
+        user_update(user=operator, actor=None, reason="left the desk", is_staff=False)
 
+    assert TOKEN.get(token_digest(raw))["is_staff"] is False  # rewritten after commit, not deleted by hand
     assert _get(api_client, raw).status_code == 401
+
+
+def test_a_user_deactivated_while_cached_is_refused_at_once(api_client, django_capture_on_commit_callbacks):
+    instance = TradingInstanceFactory()
+    raw = issue_token(TokenKind.BOT, instance=instance)
+    assert _get(api_client, raw).status_code == 200
+
+    with django_capture_on_commit_callbacks(execute=True):
+        user_update(user=instance.user, actor=OperatorFactory(), reason="fraud", is_active=False)
+
+    response = _get(api_client, raw)
+    assert (response.status_code, response.json()["error"]["message"]) == (401, "User inactive.")
+
+
+def test_a_tier_change_is_seen_at_once(api_client, django_capture_on_commit_callbacks):
+    instance = TradingInstanceFactory()
+    raw = issue_token(TokenKind.BOT, instance=instance)
+    assert _get(api_client, raw).json()["tier"] == "pro"
+
+    with django_capture_on_commit_callbacks(execute=True):
+        user_update(user=instance.user, actor=None, reason="downgrade", subscription_tier="basic")
+
+    assert _get(api_client, raw).json()["tier"] == "basic"
+
+
+def test_a_reader_that_loaded_the_user_before_an_edit_cannot_cache_it_back(
+    api_client, django_capture_on_commit_callbacks
+):
+    operator = OperatorFactory()
+    raw = issue_token(TokenKind.OPERATOR, user=operator)
+    digest = token_digest(raw)
+    stale_row = api_token_get_by_digest(digest=digest)  # a request stalled here, before the edit commits
+
+    with django_capture_on_commit_callbacks(execute=True):
+        user_update(user=operator, actor=None, reason="left the desk", is_staff=False)
+    refilled = set_if_newer(TOKEN, digest, cached_token_from(stale_row).to_json(), version=api_token_version(stale_row))
+
+    assert refilled is False
+    assert _get(api_client, raw).status_code == 401
+
+
+def test_a_deleted_users_cached_token_is_refused_at_once(api_client, django_capture_on_commit_callbacks):
+    user = UserFactory()
+    raw = issue_token(TokenKind.FEED, user=user)
+    assert _get(api_client, raw).status_code == 200
+
+    with django_capture_on_commit_callbacks(execute=True):
+        user_delete(user=user, actor=None, reason="closed")
+
+    assert TOKEN.get(token_digest(raw))["revoked"] is True
+    assert _get(api_client, raw).status_code == 401
+
+
+def test_has_perm_never_trusts_a_cached_superuser_flag(api_client):
+    operator = OperatorFactory(is_superuser=True)
+    raw = issue_token(TokenKind.OPERATOR, user=operator)
+    assert _get(api_client, raw, "/can-view-users").json() == {"has_perm": True}  # now cached
+
+    User.objects.filter(pk=operator.pk).update(is_superuser=False)  # no service: no cache refresh at all
+
+    assert _get(api_client, raw, "/can-view-users").json() == {"has_perm": False}
+    assert "is_superuser" not in TOKEN.get(token_digest(raw))
 
 
 def test_an_inactive_user_cannot_authenticate(api_client):

@@ -13,9 +13,16 @@ from django.utils import timezone
 from redis import Redis, RedisError
 
 from accounts.caching import TOMBSTONE_VERSION, set_if_newer, version_of
-from accounts.models import ApiToken, AuditEntry, SubscriptionTier, TokenKind, UserPermission
+from accounts.models import ApiToken, AuditEntry, SubscriptionTier, TokenKind, User, UserPermission
 from accounts.selectors import user_permission_get
-from accounts.services import api_token_create, api_token_revoke, user_permission_ensure, user_permission_update
+from accounts.services import (
+    api_token_create,
+    api_token_revoke,
+    user_delete,
+    user_permission_ensure,
+    user_permission_update,
+    user_update,
+)
 from accounts.tasks import PERMISSION_CACHE_EVICT, permission_cache_evict
 from accounts.tokens import token_digest
 from nija.cache import PERM, TOKEN
@@ -275,7 +282,7 @@ def test_token_create_refuses_inconsistent_owners(case):
     assert AuditEntry.objects.count() == 0
 
 
-def test_revoke_is_idempotent_and_leaves_a_tombstone_after_commit(django_capture_on_commit_callbacks):
+def test_revoke_is_idempotent_and_leaves_a_tombstone_after_commit(django_capture_on_commit_callbacks, redis_client):
     token, _ = api_token_create(kind=TokenKind.FEED, user=UserFactory(), name="feed")
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -286,4 +293,33 @@ def test_revoke_is_idempotent_and_leaves_a_tombstone_after_commit(django_capture
 
     assert ApiToken.objects.get(pk=token.pk).revoked_at == first
     assert AuditEntry.objects.filter(action="api_token.revoke").count() == 1
-    assert TOKEN.get(token.digest) == {"revoked": True}
+    assert TOKEN.get(token.digest) == {"revoked": True, "version": TOMBSTONE_VERSION}
+    assert 240 < redis_client.ttl(TOKEN.raw_key(token.digest)) <= 300
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"password": "x"}, {"date_joined": None}, {"subscription_tier": "platinum"}, {"email": "not-an-email"}],
+)
+def test_an_invalid_user_update_writes_nothing(changes, django_capture_on_commit_callbacks):
+    user = UserFactory(email="kept@example.test")
+
+    with pytest.raises(ValidationError), django_capture_on_commit_callbacks() as callbacks:
+        user_update(user=user, actor=None, reason="bad", **changes)
+
+    fresh = User.objects.get(pk=user.pk)
+    assert (fresh.email, fresh.subscription_tier, fresh.updated_at) == (user.email, "pro", user.updated_at)
+    assert AuditEntry.objects.count() == 0
+    assert callbacks == []
+
+
+def test_a_user_with_history_cannot_be_deleted_and_nothing_is_written():
+    instance = TradingInstanceFactory()
+    raw = api_token_create(kind=TokenKind.BOT, user=instance.user, instance=instance, name="bot")[1]
+
+    with pytest.raises(ValidationError, match="deactivate"):
+        user_delete(user=instance.user, actor=OperatorFactory(), reason="closing")
+
+    assert User.objects.filter(pk=instance.user_id).exists()
+    assert ApiToken.objects.filter(digest=token_digest(raw)).exists()
+    assert not AuditEntry.objects.filter(action="user.delete").exists()
