@@ -31,6 +31,7 @@ from accounts.services import (
     broker_credential_create,
     broker_credential_update_secrets,
     canonical_symbols,
+    trading_instance_check_credential,
     trading_instance_update,
     user_create,
     user_delete,
@@ -256,6 +257,10 @@ class BrokerCredentialAdmin(admin.ModelAdmin):
         "updated_at",
     )
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple:
+        # A credential never moves to another user: instances of its user trade with it.
+        return (*self.readonly_fields, "user") if obj is not None else self.readonly_fields
+
     @admin.display(description="API key")
     def masked_api_key(self, obj: BrokerCredential) -> str:
         return f"****{obj.api_key_last4}" if obj.api_key_last4 else "—"
@@ -278,7 +283,7 @@ class BrokerCredentialAdmin(admin.ModelAdmin):
             )
             _adopt(obj, created)
             return
-        obj.save(update_fields=["user", "broker", "label", "is_active", "updated_at"])
+        obj.save(update_fields=["broker", "label", "is_active", "updated_at"])
         broker_credential_update_secrets(
             credential=obj,
             actor=request.user,
@@ -307,8 +312,40 @@ class MaskedCredentialRawIdWidget(ForeignKeyRawIdWidget):
         return Truncator(str(credential)).words(14), url
 
 
+class TradingInstanceForm(forms.ModelForm):
+    class Meta:
+        model = TradingInstance
+        fields = [
+            "user",
+            "broker_credential",
+            "name",
+            "status",
+            "is_active",
+            "starting_balance",
+            "equity",
+            "cash_balance",
+            "peak_equity",
+            "day_start_equity",
+            "day_start_date",
+            "last_heartbeat",
+            "equity_reported_at",
+        ]
+
+    def clean(self) -> dict:
+        """The credential must be the instance's user's (the user is read-only once the instance exists)."""
+        cleaned = super().clean()
+        user = cleaned.get("user") if "user" in self.fields else self.instance.user
+        if user is not None and "broker_credential" not in self.errors:
+            try:
+                trading_instance_check_credential(user_id=user.pk, credential=cleaned.get("broker_credential"))
+            except ValidationError as error:
+                self.add_error(None, error)
+        return cleaned
+
+
 @admin.register(TradingInstance)
 class TradingInstanceAdmin(admin.ModelAdmin):
+    form = TradingInstanceForm
     list_display = ("name", "user", "status", "equity", "exposure", "position_count", "last_heartbeat", "is_active")
     list_filter = ("status", "is_active", "user__subscription_tier")
     search_fields = ("name", "user__username", "user__email")

@@ -514,6 +514,12 @@ def broker_credential_update_secrets(
 INSTANCE_OPERATOR_FIELDS = ("name", "status", "is_active", "broker_credential")
 
 
+def trading_instance_check_credential(*, user_id: int, credential: BrokerCredential | None) -> None:
+    """ValidationError unless the credential (if any) belongs to the instance's user (forms call it too)."""
+    if credential is not None and credential.user_id != user_id:
+        raise ValidationError({"broker_credential": "This broker credential belongs to another user."})
+
+
 @transaction.atomic
 def trading_instance_update(
     *, instance: TradingInstance, actor: User | None, reason: str = "", **changes: Any
@@ -524,6 +530,8 @@ def trading_instance_update(
     if unknown:
         raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
     locked = TradingInstance.objects.select_for_update().get(pk=instance.pk)
+    if "broker_credential" in changes:
+        trading_instance_check_credential(user_id=locked.user_id, credential=changes["broker_credential"])
     attnames = {field: TradingInstance._meta.get_field(field).attname for field in changes}
     before = {field: getattr(locked, attnames[field]) for field in changes}
     for field, value in changes.items():

@@ -481,3 +481,48 @@ def test_deleting_a_user_in_admin_tombstones_its_tokens_and_a_user_with_history_
     assert kept.status_code == 200  # Django's "cannot delete: protected objects" page
     assert User.objects.filter(pk=trader.pk).exists()
     assert not AuditEntry.objects.filter(action="user.delete", target_id=str(trader.pk)).exists()
+
+
+def _instance_form(instance, **overrides) -> dict:
+    form = {"name": instance.name, "status": instance.status, "is_active": "on"}
+    form.update(overrides)
+    return form
+
+
+def test_an_instance_cannot_be_bound_to_another_users_credential_in_admin(operator_client):
+    instance = TradingInstanceFactory()
+    foreign = BrokerCredentialFactory()  # another user's
+    own = instance.broker_credential
+
+    changed = operator_client.post(
+        reverse("admin:accounts_tradinginstance_change", args=[instance.pk]),
+        _instance_form(instance, broker_credential=foreign.pk),
+    )
+    added = operator_client.post(
+        reverse("admin:accounts_tradinginstance_add"),
+        {"user": instance.user_id, "name": "second", "status": "stopped", "broker_credential": foreign.pk},
+    )
+
+    for response in (changed, added):
+        assert response.status_code == 200
+        assert response.context["adminform"].form.errors["broker_credential"] == [
+            "This broker credential belongs to another user."
+        ]
+    assert TradingInstance.objects.get(pk=instance.pk).broker_credential_id == own.pk
+    assert not TradingInstance.objects.filter(name="second").exists()
+    assert not AuditEntry.objects.exists()
+
+
+def test_a_credentials_user_is_read_only_once_it_exists(operator_client):
+    credential = BrokerCredentialFactory(label="main")
+    other = UserFactory()
+
+    page = operator_client.get(reverse("admin:accounts_brokercredential_change", args=[credential.pk]))
+    response = operator_client.post(
+        reverse("admin:accounts_brokercredential_change", args=[credential.pk]),
+        {"user": other.pk, "broker": "coinbase", "label": "main", "is_active": "on"},
+    )
+
+    assert "user" not in page.context["adminform"].form.fields
+    assert response.status_code == 302
+    assert BrokerCredential.objects.get(pk=credential.pk).user_id == credential.user_id

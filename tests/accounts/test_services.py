@@ -13,11 +13,12 @@ from django.utils import timezone
 from redis import Redis, RedisError
 
 from accounts.caching import TOMBSTONE_VERSION, set_if_newer, version_of
-from accounts.models import ApiToken, AuditEntry, SubscriptionTier, TokenKind, User, UserPermission
+from accounts.models import ApiToken, AuditEntry, SubscriptionTier, TokenKind, TradingInstance, User, UserPermission
 from accounts.selectors import user_permission_get
 from accounts.services import (
     api_token_create,
     api_token_revoke,
+    trading_instance_update,
     user_delete,
     user_permission_ensure,
     user_permission_update,
@@ -27,7 +28,13 @@ from accounts.tasks import PERMISSION_CACHE_EVICT, permission_cache_evict
 from accounts.tokens import token_digest
 from nija.cache import PERM, TOKEN
 from nija.symbols import is_canonical_symbol
-from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserFactory, UserPermissionFactory
+from tests.accounts.factories import (
+    BrokerCredentialFactory,
+    OperatorFactory,
+    TradingInstanceFactory,
+    UserFactory,
+    UserPermissionFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -323,3 +330,15 @@ def test_a_user_with_history_cannot_be_deleted_and_nothing_is_written():
     assert User.objects.filter(pk=instance.user_id).exists()
     assert ApiToken.objects.filter(digest=token_digest(raw)).exists()
     assert not AuditEntry.objects.filter(action="user.delete").exists()
+
+
+def test_an_instance_cannot_be_moved_to_another_users_credential():
+    instance = TradingInstanceFactory()
+    foreign = BrokerCredentialFactory()
+
+    with pytest.raises(ValidationError) as refused:
+        trading_instance_update(instance=instance, actor=None, reason="swap", broker_credential=foreign)
+
+    assert refused.value.message_dict == {"broker_credential": ["This broker credential belongs to another user."]}
+    assert TradingInstance.objects.get(pk=instance.pk).broker_credential_id == instance.broker_credential_id
+    assert not AuditEntry.objects.exists()
