@@ -21,6 +21,7 @@ from django.utils.text import Truncator
 from accounts.models import ApiToken, AuditEntry, BrokerCredential, TradingInstance, User, UserPermission
 from accounts.selectors import broker_credential_list_masked
 from accounts.services import (
+    CREDENTIAL_FIELDS,
     INSTANCE_OPERATOR_FIELDS,
     PERMISSION_FIELDS,
     USER_FIELDS,
@@ -28,10 +29,13 @@ from accounts.services import (
     api_token_check_owner,
     api_token_create,
     api_token_revoke,
+    broker_credential_check_label,
     broker_credential_create,
+    broker_credential_update,
     broker_credential_update_secrets,
     canonical_symbols,
     trading_instance_check_credential,
+    trading_instance_create,
     trading_instance_update,
     user_create,
     user_delete,
@@ -232,6 +236,13 @@ class BrokerCredentialForm(forms.ModelForm):
             for field in ("new_api_key", "new_api_secret"):
                 if not cleaned.get(field):
                     self.add_error(field, "Required for a new credential.")
+        elif cleaned.get("label"):  # the user is read-only here, so the model form skips the (user, label) check
+            try:
+                broker_credential_check_label(
+                    user_id=self.instance.user_id, label=cleaned["label"], exclude_pk=self.instance.pk
+                )
+            except ValidationError as error:
+                self.add_error(None, error)
         return cleaned
 
 
@@ -283,7 +294,8 @@ class BrokerCredentialAdmin(admin.ModelAdmin):
             )
             _adopt(obj, created)
             return
-        obj.save(update_fields=["broker", "label", "is_active", "updated_at"])
+        changes = {field: data[field] for field in form.changed_data if field in CREDENTIAL_FIELDS}
+        broker_credential_update(credential=obj, actor=request.user, reason=ADMIN_REASON, **changes)
         broker_credential_update_secrets(
             credential=obj,
             actor=request.user,
@@ -312,24 +324,14 @@ class MaskedCredentialRawIdWidget(ForeignKeyRawIdWidget):
         return Truncator(str(credential)).words(14), url
 
 
+ADD_EDITABLE = ("starting_balance",)
+
+
 class TradingInstanceForm(forms.ModelForm):
     class Meta:
         model = TradingInstance
-        fields = [
-            "user",
-            "broker_credential",
-            "name",
-            "status",
-            "is_active",
-            "starting_balance",
-            "equity",
-            "cash_balance",
-            "peak_equity",
-            "day_start_equity",
-            "day_start_date",
-            "last_heartbeat",
-            "equity_reported_at",
-        ]
+        # What an operator sets; equity, peaks, heartbeats and counters come from the bot and the risk services.
+        fields = ["user", "broker_credential", "name", "status", "is_active", "starting_balance"]
 
     def clean(self) -> dict:
         """The credential must be the instance's user's (the user is read-only once the instance exists)."""
@@ -369,7 +371,9 @@ class TradingInstanceAdmin(admin.ModelAdmin):
     actions = ("deactivate",)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple:
-        return (*self.readonly_fields, "user") if obj is not None else ("exposure", "position_count")
+        if obj is None:  # a new instance starts at zero; its equity comes from its bot's first report
+            return tuple(field for field in self.readonly_fields if field not in ADD_EDITABLE)
+        return (*self.readonly_fields, "user")
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if db_field.name == "broker_credential":
@@ -385,7 +389,18 @@ class TradingInstanceAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: TradingInstance, form, change: bool) -> None:
         if not change:
-            super().save_model(request, obj, form, change)
+            data = form.cleaned_data
+            created = trading_instance_create(
+                user=data["user"],
+                name=data["name"],
+                broker_credential=data["broker_credential"],
+                status=data["status"],
+                is_active=data["is_active"],
+                starting_balance=data["starting_balance"],
+                actor=request.user,
+                reason=ADMIN_REASON,
+            )
+            _adopt(obj, created)
             return
         changes = {field: form.cleaned_data[field] for field in form.changed_data if field in INSTANCE_OPERATOR_FIELDS}
         trading_instance_update(instance=obj, actor=request.user, reason=ADMIN_REASON, **changes)

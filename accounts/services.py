@@ -21,6 +21,7 @@ from accounts.models import (
     ApiToken,
     AuditEntry,
     BrokerCredential,
+    InstanceStatus,
     SubscriptionTier,
     TokenKind,
     TradingInstance,
@@ -508,10 +509,96 @@ def broker_credential_update_secrets(
     return credential
 
 
+CREDENTIAL_FIELDS = ("broker", "label", "is_active")
+
+
+def broker_credential_check_label(*, user_id: int, label: str, exclude_pk: int | None = None) -> None:
+    """ValidationError when the user already has a credential with this label (forms call it too)."""
+    taken = BrokerCredential.objects.filter(user_id=user_id, label=label).exclude(pk=exclude_pk).exists()
+    if taken:
+        raise ValidationError({"label": "This user already has a broker credential with this label."})
+
+
+@transaction.atomic
+def broker_credential_update(
+    *, credential: BrokerCredential, actor: User | None, reason: str = "", **changes: Any
+) -> BrokerCredential:
+    """Change a credential's broker, label or active flag (audited, before/after). Its user never changes
+    (instances of that user trade with it); the secrets change through `broker_credential_update_secrets`.
+
+    Raises ValidationError for another field or a label the user already uses; nothing is written then."""
+    unknown = set(changes) - set(CREDENTIAL_FIELDS)
+    if unknown:
+        raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
+    locked = BrokerCredential.objects.select_for_update().defer(*BrokerCredential.SECRET_FIELDS).get(pk=credential.pk)
+    before = {field: getattr(locked, field) for field in changes}
+    changed = [field for field, value in changes.items() if before[field] != value]
+    if not changed:
+        return locked
+    if "label" in changed:
+        broker_credential_check_label(user_id=locked.user_id, label=changes["label"], exclude_pk=locked.pk)
+    for field in changed:
+        setattr(locked, field, changes[field])
+    locked.save(update_fields=[*changed, "updated_at"])
+    audit_entry_create(
+        actor=actor,
+        action="broker_credential.update",
+        target=locked,
+        before={field: before[field] for field in changed},
+        after={field: changes[field] for field in changed},
+        reason=reason,
+    )
+    return locked
+
+
 # ------------------------------------------------------------------------------------------------
 # Trading instances (operator edits; the risk counters are never edited here)
 # ------------------------------------------------------------------------------------------------
 INSTANCE_OPERATOR_FIELDS = ("name", "status", "is_active", "broker_credential")
+
+
+@transaction.atomic
+def trading_instance_create(
+    *,
+    user: User,
+    name: str,
+    broker_credential: BrokerCredential | None = None,
+    status: str = InstanceStatus.STOPPED,
+    is_active: bool = True,
+    starting_balance: Decimal = Decimal("0"),
+    actor: User | None,
+    reason: str = "",
+) -> TradingInstance:
+    """Create a trading instance (audited). It starts with equity, peaks, counters and heartbeats at zero/empty:
+    its equity comes from its bot's first report, never from an operator.
+
+    Raises ValidationError for another user's credential or a negative starting balance; nothing is written."""
+    trading_instance_check_credential(user_id=user.pk, credential=broker_credential)
+    if starting_balance < 0:
+        raise ValidationError({"starting_balance": "The starting balance cannot be negative."})
+    instance = TradingInstance.objects.create(
+        user=user,
+        name=name,
+        broker_credential=broker_credential,
+        status=status,
+        is_active=is_active,
+        starting_balance=starting_balance,
+    )
+    audit_entry_create(
+        actor=actor,
+        action="trading_instance.create",
+        target=instance,
+        after={
+            "user_id": user.pk,
+            "name": name,
+            "broker_credential": instance.broker_credential_id,
+            "status": status,
+            "is_active": is_active,
+            "starting_balance": starting_balance,
+        },
+        reason=reason,
+    )
+    return instance
 
 
 def trading_instance_check_credential(*, user_id: int, credential: BrokerCredential | None) -> None:

@@ -526,3 +526,79 @@ def test_a_credentials_user_is_read_only_once_it_exists(operator_client):
     assert "user" not in page.context["adminform"].form.fields
     assert response.status_code == 302
     assert BrokerCredential.objects.get(pk=credential.pk).user_id == credential.user_id
+
+
+def test_an_instance_added_in_admin_starts_at_zero_and_is_audited(operator_client):
+    credential = BrokerCredentialFactory()
+    forged = {
+        "equity": "999999",
+        "peak_equity": "999999",
+        "day_start_equity": "999999",
+        "equity_reported_at_0": "2026-01-01",
+        "equity_reported_at_1": "00:00:00",
+        "last_heartbeat_0": "2026-01-01",
+        "last_heartbeat_1": "00:00:00",
+        "exposure": "5",
+        "position_count": "3",
+    }
+
+    page = operator_client.get(reverse("admin:accounts_tradinginstance_add"))
+    response = operator_client.post(
+        reverse("admin:accounts_tradinginstance_add"),
+        {
+            "user": credential.user_id,
+            "broker_credential": credential.pk,
+            "name": "fresh-bot",
+            "status": "stopped",
+            "is_active": "on",
+            "starting_balance": "5000",
+            **forged,
+        },
+    )
+
+    assert set(page.context["adminform"].form.fields) == {
+        "user",
+        "broker_credential",
+        "name",
+        "status",
+        "is_active",
+        "starting_balance",
+    }
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    instance = TradingInstance.objects.get(name="fresh-bot")
+    assert (instance.starting_balance, instance.broker_credential_id) == (Decimal("5000"), credential.pk)
+    assert (instance.equity, instance.peak_equity, instance.day_start_equity) == (0, 0, 0)
+    assert (instance.exposure, instance.position_count) == (0, 0)
+    assert (instance.last_heartbeat, instance.equity_reported_at, instance.cash_balance) == (None, None, None)
+    entry = AuditEntry.objects.get(action="trading_instance.create", target_id=str(instance.pk))
+    assert entry.after == {
+        "user_id": credential.user_id,
+        "name": "fresh-bot",
+        "broker_credential": credential.pk,
+        "status": "stopped",
+        "is_active": True,
+        "starting_balance": "5000",
+    }
+    assert entry.actor_username == "root"
+
+
+def test_credential_field_changes_in_admin_are_audited_and_a_taken_label_is_a_form_error(operator_client):
+    credential = BrokerCredentialFactory(label="main", broker="coinbase")
+    BrokerCredentialFactory(user=credential.user, label="spare")
+    url = reverse("admin:accounts_brokercredential_change", args=[credential.pk])
+
+    taken = operator_client.post(url, {"broker": "kraken", "label": "spare", "is_active": "on"})
+    changed = operator_client.post(url, {"broker": "kraken", "label": "main"})
+
+    assert taken.status_code == 200
+    assert taken.context["adminform"].form.errors["label"] == [
+        "This user already has a broker credential with this label."
+    ]
+    assert changed.status_code == 302
+    credential.refresh_from_db()
+    assert (credential.broker, credential.label, credential.is_active) == ("kraken", "main", False)
+    entry = AuditEntry.objects.get(action="broker_credential.update")
+    assert (entry.before, entry.after) == (
+        {"broker": "coinbase", "is_active": True},
+        {"broker": "kraken", "is_active": False},
+    )
