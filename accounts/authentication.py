@@ -6,18 +6,28 @@ with every other field deferred (the superuser flag included: `has_perm` reads i
 Redis unreachable) costs one SELECT, plus at most one conditional UPDATE of `last_used_at` a minute. Entries are
 versioned by the user's updated_at (accounts.caching): after commit, revoking and deleting a user write tombstones,
 and a user edit (accounts.services.user_update) rewrites the user's entries, which no stale reader can overwrite.
+
+Unknown digests are cached for UNKNOWN_TOKEN_TTL seconds (`{"unknown": true}`, version 0, so the entry
+api_token_create writes after commit always replaces it), and failed authentications are counted per client
+address (`nija.ratelimit`, scope `auth_failures`): past AUTH_FAILURE_LIMIT a minute the answer is 429 and a cache
+miss no longer reaches PostgreSQL.
 """
+
+import logging
 
 import structlog
 from django.utils import timezone
+from redis import RedisError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
-from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
+from rest_framework.throttling import BaseThrottle
 
-from accounts.caching import set_if_newer
+from accounts.caching import TOMBSTONE_VERSION, set_if_newer
 from accounts.models import TokenKind, User
 from accounts.selectors import (
     REVOKED,
+    UNKNOWN,
     api_token_cached,
     api_token_get_by_digest,
     api_token_version,
@@ -26,11 +36,23 @@ from accounts.selectors import (
 )
 from accounts.services import api_token_touch, api_token_touch_due
 from accounts.tokens import ApiPrincipal, CachedToken, looks_like_token, token_digest
-from nija.cache import TOKEN
+from nija.cache import RATE, TOKEN
+from nija.ratelimit import rate_limit_hit, record_fail_open
 
 __all__ = ["ApiPrincipal", "BearerTokenAuthentication"]
 
+logger = logging.getLogger(__name__)
+
 INVALID = "Invalid or revoked token."
+# Failed bearer authentications per client address (DRF's get_ident, which honours NUM_PROXIES): past the limit
+# the answer is 429 and unknown tokens are no longer looked up in PostgreSQL (DRF throttles run after
+# authentication, so they never see these requests).
+AUTH_FAILURE_SCOPE = "auth_failures"
+AUTH_FAILURE_LIMIT = 30
+AUTH_FAILURE_WINDOW_MS = 60_000
+# A digest PostgreSQL does not know is cached this long, so repeating it costs no query.
+UNKNOWN_TOKEN_TTL = 30
+REVOKED_TOKEN_TTL = 300
 
 
 class BearerTokenAuthentication(BaseAuthentication):
@@ -39,6 +61,16 @@ class BearerTokenAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
     def authenticate(self, request: Request) -> tuple[User, ApiPrincipal] | None:
+        try:
+            return self._authenticate(request)
+        except AuthenticationFailed:
+            _count_failure(_client_ident(request))  # 429 instead past the limit
+            raise
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+    def _authenticate(self, request: Request) -> tuple[User, ApiPrincipal] | None:
         parts = get_authorization_header(request).split()
         if not parts or parts[0].lower() != self.keyword:
             return None
@@ -50,24 +82,26 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed(INVALID) from None
         if not looks_like_token(raw_token):
             raise AuthenticationFailed(INVALID)
-        cached, user = self._resolve(token_digest(raw_token))
+        cached, user = self._resolve(token_digest(raw_token), request)
         self._check(cached)
         structlog.contextvars.bind_contextvars(
             user_id=cached.principal.user_id, account_id=cached.principal.instance_id
         )
         return user, cached.principal
 
-    def authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
-
-    def _resolve(self, digest: str) -> tuple[CachedToken, User]:
+    def _resolve(self, digest: str, request: Request) -> tuple[CachedToken, User]:
         cached = api_token_cached(digest=digest)
-        if cached == REVOKED:
+        if cached in (REVOKED, UNKNOWN):
             raise AuthenticationFailed(INVALID)
-        if cached is not None:
+        if isinstance(cached, CachedToken):
             return cached, light_user(cached)
+        _refuse_if_blocked(_client_ident(request))  # no SELECT for an address past its failure limit
         token = api_token_get_by_digest(digest=digest)
-        if token is None or token.revoked_at is not None:
+        if token is None:
+            set_if_newer(TOKEN, digest, {UNKNOWN: True}, version=0, ttl=UNKNOWN_TOKEN_TTL)
+            raise AuthenticationFailed(INVALID)
+        if token.revoked_at is not None:
+            set_if_newer(TOKEN, digest, {REVOKED: True}, version=TOMBSTONE_VERSION, ttl=REVOKED_TOKEN_TTL)
             raise AuthenticationFailed(INVALID)
         now = timezone.now()
         if api_token_touch_due(last_used_at=token.last_used_at, now=now):
@@ -82,3 +116,30 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("User inactive.")
         if cached.principal.kind == TokenKind.OPERATOR and not cached.is_staff:
             raise AuthenticationFailed(INVALID)
+
+
+def _client_ident(request: Request) -> str:
+    return BaseThrottle().get_ident(request)
+
+
+def _blocked_key(ident: str) -> str:
+    return f"{AUTH_FAILURE_SCOPE}:blocked:{ident}"
+
+
+def _count_failure(ident: str) -> None:
+    """Count one failed authentication of `ident`; past the limit, mark it blocked for the rest of the window
+    and raise Throttled (429, Retry-After). Redis unreachable: not counted (logged), the 401 stands."""
+    try:
+        decision = rate_limit_hit(f"{AUTH_FAILURE_SCOPE}:ip:{ident}", AUTH_FAILURE_LIMIT, AUTH_FAILURE_WINDOW_MS)
+    except RedisError:
+        record_fail_open(f"{AUTH_FAILURE_SCOPE}:ip:{ident}")
+        return
+    if not decision.allowed:
+        RATE.set(_blocked_key(ident), True, ttl=decision.retry_after_seconds)
+        logger.warning("auth_failures_limited", extra={"client": ident})
+        raise Throttled(wait=decision.retry_after_seconds)
+
+
+def _refuse_if_blocked(ident: str) -> None:
+    if RATE.get(_blocked_key(ident)):
+        raise Throttled(wait=AUTH_FAILURE_WINDOW_MS // 1000)

@@ -91,6 +91,7 @@ def user_permission_get(*, user_id: int) -> UserPermissionData:
 # API tokens
 # ------------------------------------------------------------------------------------------------
 REVOKED = "revoked"
+UNKNOWN = "unknown"
 
 
 def api_token_version(token: ApiToken) -> int:
@@ -99,12 +100,15 @@ def api_token_version(token: ApiToken) -> int:
 
 
 def api_token_cached(*, digest: str) -> CachedToken | str | None:
-    """The cached resolution of a token: a CachedToken, REVOKED (a tombstone written on revoke) or None."""
+    """The cached resolution of a token: a CachedToken, REVOKED (a tombstone), UNKNOWN (PostgreSQL had no such
+    digest a moment ago) or None (not cached)."""
     data = TOKEN.get(digest)
     if data is None:
         return None
     if data.get(REVOKED):
         return REVOKED
+    if data.get(UNKNOWN):
+        return UNKNOWN
     return CachedToken.from_json(data)
 
 

@@ -389,7 +389,12 @@ def api_token_check_owner(*, kind: str, user: User, instance: TradingInstance | 
 def api_token_create(
     *, kind: str, user: User, instance: TradingInstance | None = None, name: str, actor: User | None = None
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns the row and the raw token, which exists nowhere else: show it once."""
+    """Create a token; returns the row and the raw token, which exists nowhere else: show it once.
+
+    After commit its resolution is cached (versioned by the user's updated_at), replacing any `unknown` marker a
+    request with the same digest left, so a new token is never shadowed. The user row is locked so a concurrent
+    user_update cannot commit between the read of its fields and this commit."""
+    user = User.objects.select_for_update().get(pk=user.pk)
     api_token_check_owner(kind=kind, user=user, instance=instance)
     raw_token = generate_raw_token()
     token = ApiToken.objects.create(
@@ -412,6 +417,8 @@ def api_token_create(
             "instance_id": token.instance_id,
         },
     )
+    resolution = cached_token_for(user, token_id=token.pk, kind=kind, instance_id=token.instance_id)
+    _write_tokens_after_commit({token.digest: resolution.to_json()}, version=version_of(user.updated_at))
     return token, raw_token
 
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import AUTH_FAILURE_LIMIT
 from accounts.caching import set_if_newer
 from accounts.models import ApiToken, TokenKind, User
 from accounts.permissions import IsBot, principal_instance_id
@@ -298,3 +299,68 @@ def test_the_raw_token_never_reaches_the_logs_or_an_error_body(api_client, caplo
         assert secret not in caplog.text
         assert secret not in captured.out + captured.err
         assert secret not in ok.content.decode() + refused.content.decode()
+
+
+UNKNOWN_RAW = "u" * 43  # well-formed, never issued
+
+
+def test_an_unknown_token_is_cached_briefly_so_repeating_it_costs_no_query(
+    api_client, django_assert_num_queries, redis_client
+):
+    with django_assert_num_queries(1):
+        assert _get(api_client, UNKNOWN_RAW).status_code == 401
+    with django_assert_num_queries(0):
+        assert _get(api_client, UNKNOWN_RAW).status_code == 401
+
+    digest = token_digest(UNKNOWN_RAW)
+    assert TOKEN.get(digest) == {"unknown": True, "version": 0}
+    assert 0 < redis_client.ttl(TOKEN.raw_key(digest)) <= 30
+
+
+def test_a_revoked_token_read_from_postgresql_is_tombstoned(api_client, django_assert_num_queries):
+    raw = issue_token(TokenKind.FEED)
+    api_token_revoke(token=ApiToken.objects.get(digest=token_digest(raw)), actor=None)  # no commit: no tombstone
+
+    with django_assert_num_queries(1):
+        assert _get(api_client, raw).status_code == 401
+    with django_assert_num_queries(0):
+        assert _get(api_client, raw).status_code == 401
+
+
+@pytest.mark.parametrize("marker_first", [True, False])
+def test_a_new_token_is_never_shadowed_by_an_unknown_marker(
+    api_client, django_capture_on_commit_callbacks, marker_first
+):
+    """A request that looked the digest up before the token committed writes `unknown` before or after the
+    token's own post-commit write: either way the token authenticates at once."""
+    user = UserFactory()
+    with django_capture_on_commit_callbacks() as callbacks:
+        token, raw = api_token_create(kind=TokenKind.FEED, user=user, name="feed")
+    stale_marker = (TOKEN, token.digest, {"unknown": True})
+
+    if marker_first:
+        set_if_newer(*stale_marker, version=0, ttl=30)
+    for callback in callbacks:
+        callback()
+    if not marker_first:
+        assert set_if_newer(*stale_marker, version=0, ttl=30) is False
+
+    assert TOKEN.get(token.digest)["kind"] == "feed"
+    assert _get(api_client, raw).status_code == 200
+
+
+def test_auth_failures_past_the_limit_answer_429_without_a_query(api_client, django_assert_num_queries, redis_client):
+    raw = issue_token(TokenKind.FEED)
+    answers = [_get(api_client, UNKNOWN_RAW).status_code for _ in range(AUTH_FAILURE_LIMIT)]
+
+    refused = _get(api_client, UNKNOWN_RAW)
+    with django_assert_num_queries(0):
+        another_unknown = _get(api_client, "v" * 43)
+    elsewhere = api_client.get("/whoami", HTTP_AUTHORIZATION=f"Bearer {raw}", REMOTE_ADDR="10.0.0.9")
+
+    assert answers == [401] * AUTH_FAILURE_LIMIT
+    assert refused.status_code == 429
+    assert refused.json()["error"]["code"] == "rate_limited"
+    assert 0 < int(refused["Retry-After"]) <= 60
+    assert another_unknown.status_code == 429
+    assert elsewhere.status_code == 200
