@@ -162,6 +162,7 @@ def user_permission_update(
     if not changed:
         return locked
     locked.save(update_fields=[*changed, "updated_at"])
+    locked.refresh_from_db()  # the stored NUMERIC(18,8) values (4000.00000000, not the 4000 given) are cached
     audit_entry_create(
         actor=actor,
         action="user_permission.update",

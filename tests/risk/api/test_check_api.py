@@ -485,12 +485,6 @@ def test_a_permission_edit_is_seen_by_the_next_check(relaxed_rate_limits, redis_
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG accounts.services.user_permission_update caches the in-memory values it was given "
-    "(Decimal('4000')), not the NUMERIC(18,8) ones a cache fill from PostgreSQL reads, so after an edit the "
-    "max_position_size reason reads limit '4000' and '... max position size 4000' instead of '4000.00000000'",
-)
 def test_a_limit_from_an_edited_permission_is_reported_on_the_8_decimal_grid(relaxed_rate_limits, redis_client):
     account = funded_account("100000")
     client = bot_client(account)
