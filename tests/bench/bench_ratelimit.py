@@ -60,4 +60,3 @@ def test_limiter_checks_per_second_against_a_bare_incr(redis_client):
         verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
         print(f"{name:28} {rate:9,.0f} /s   ratio {ratio:.2f} (target >= {TARGET_RATIO}) {verdict}")
     print(f"{'limiter EVALSHA in Redis':28} {_server_usec_per_call(redis_client, 'evalsha'):9.1f} us per call")
-
