@@ -139,7 +139,9 @@ def test_check_endpoint_throughput_latency_and_profile(tmp_path, redis_client, s
         f"{time.monotonic() - started:.1f} s)"
     )
 
-    server = endpoint_load.GunicornServer(env=_server_env(tmp_path), log_path=tmp_path / "gunicorn.log")
+    server = endpoint_load.GunicornServer(
+        env=_server_env(tmp_path), log_path=tmp_path / "gunicorn.log", threads=int(os.environ.get("BENCH_THREADS", "8"))
+    )
     with server:
         _put_prices(server.base_url, feed_token)
         throughput = _throughput(wrk, server, bots, tmp_path)
