@@ -15,6 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import structlog
 from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
@@ -29,6 +30,8 @@ from risk.services.events import risk_event_raise
 from risk.services.exposure import position_insert
 from trading.market import market_price_get
 from trading.models import Position, PositionStatus
+
+logger = structlog.get_logger(__name__)
 
 DECISION_STATUS = {
     Outcome.APPROVED: PositionStatus.APPROVED,
@@ -215,6 +218,17 @@ def _record(
 
 
 def _announce(*, position: Position, decision: Decision, correlation_id: str) -> None:
+    """The decision in the logs (operators query them by correlation id), on the live stream after commit, and a
+    warning event when an operator must decide."""
+    entry = {
+        "position_id": position.pk,
+        "account_id": position.instance_id,
+        "symbol": position.symbol,
+        "decision": position.check_decision,
+        "notional": str(position.notional),
+        "reasons": [str(reason.code) for reason in decision.reasons],
+    }
+    transaction.on_commit(lambda: logger.info("position_checked", **entry))  # formatted outside the row locks
     publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
     if position.status == PositionStatus.PENDING_APPROVAL:
         risk_event_raise(

@@ -563,3 +563,20 @@ def test_the_check_has_its_own_rate_limit_answering_429_with_headers(settings, r
     assert client.post(f"/api/accounts/{account.pk}/metrics", {"equity": "100000"}, format="json").status_code == 200
     other = funded_account("100000")
     assert check(bot_client(other), other.pk).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_decision_is_logged_with_its_correlation_id(relaxed_rate_limits, capfd):
+    account = funded_account("100000")
+    client = bot_client(account)
+    body = {"account_id": account.pk, "symbol": "ETH-USD", "side": "short", "quantity": "2", "price": "3000"}
+
+    response = client.post("/api/risk/check-position", body, format="json", HTTP_X_REQUEST_ID="check-log-1")
+
+    lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
+    logged = [line for line in lines if line["event"] == "position_checked"]
+    assert [(line["request_id"], line["position_id"], line["decision"], line["notional"]) for line in logged] == [
+        ("check-log-1", response.json()["position_id"], "approved", "6000.00000000")
+    ]
+    assert logged[0]["account_id"] == account.pk
+    assert logged[0]["reasons"] == []
