@@ -71,11 +71,16 @@ class Namespace:
         """The key as stored in Redis, for raw-client users (`nija:<namespace>:<key>`)."""
         return f"{key_prefix()}:{self.key(key)}"
 
-    def get(self, key: str, default: Any = None) -> Any:
-        """The cached value, or `default` on a miss, a Redis error or a value that is not JSON."""
+    def get(self, key: str, default: Any = None, *, strict: bool = False) -> Any:
+        """The cached value, or `default` on a miss, a Redis error or a value that is not JSON.
+
+        `strict`: a Redis error is raised instead of read as a miss, for callers that must fail closed (a risk
+        check must not price without a mark that exists only because Redis did not answer)."""
         try:
             return cache.get(self.key(key), default)
-        except CACHE_ERRORS:
+        except CACHE_ERRORS as exc:
+            if strict:  # one exception type for callers: django-redis wraps redis-py's errors in its own
+                raise exc if isinstance(exc, RedisError) else RedisError(f"cache unavailable: {exc}") from exc
             self._log_failure("get")
         except ValueError:
             # Not JSON (a pickled payload, say): never unpickled, read as a miss.

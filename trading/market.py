@@ -127,13 +127,14 @@ def _decoded(symbol: str, data: object) -> MarketPrice | None:
     return MarketPrice(symbol=symbol, price=price, bid=bid, ask=ask, timestamp=timestamp)
 
 
-def market_price_get(symbol: str, *, now: datetime | None = None) -> MarketPrice | None:
-    """The fresh mark for `symbol`, or None when there is none, it is older than the TTL, or Redis is down.
+def market_price_get(symbol: str, *, now: datetime | None = None, strict: bool = False) -> MarketPrice | None:
+    """The fresh mark for `symbol`, or None when there is none, it is older than the TTL, or Redis is down
+    (`strict`: Redis being down raises instead).
 
     `symbol` is canonicalized first (ValueError if it cannot be).
     """
     symbol = canonical_symbol(symbol)
-    data = MARKET.get(symbol)
+    data = MARKET.get(symbol, strict=strict)
     if data is None:
         return None
     mark = _decoded(symbol, data)

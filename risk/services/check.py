@@ -20,7 +20,6 @@ from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
 from accounts.selectors import user_permission_get
-from nija.cache import MARKET, raw_client
 from nija.events import publish_on_commit
 from risk import selectors
 from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate, legacy_request
@@ -143,13 +142,9 @@ def _engine_request(request: CheckInput) -> CheckRequest:
 
 
 def _fresh_mark(symbol: str) -> Decimal | None:
-    """The fresh mark's price, or None when there is none. `market_price_get` also answers None when Redis
-    failed (down, or its connection pool exhausted), and pricing the check without a mark that exists would
-    reserve at the bot's own, possibly lower, price. So a miss is confirmed on the raw client, which raises
-    `RedisError` (503) when Redis is unreachable; a stored mark is read once more (stale or corrupt: None)."""
-    mark = market_price_get(symbol)
-    if mark is None and raw_client().exists(MARKET.raw_key(symbol)):
-        mark = market_price_get(symbol)
+    """The fresh mark's price, or None when there is none. Read strictly: if Redis does not answer, the check
+    fails closed (503) rather than pricing at the bot's own, possibly lower, price when a mark exists."""
+    mark = market_price_get(symbol, strict=True)
     return mark.price if mark is not None else None
 
 

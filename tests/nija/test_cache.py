@@ -251,3 +251,19 @@ def test_with_every_connection_taken_a_read_waits_the_pool_timeout_then_misses(s
     assert 0.3 <= waited < 1.0
     assert DASH.set("anything", 1) is True  # the connection is back: the pool works again
     raw.flushdb()
+
+
+def test_a_strict_read_raises_when_redis_does_not_answer_instead_of_reading_a_miss(settings):
+    import copy
+
+    from django.test import override_settings
+    from redis.exceptions import RedisError
+
+    from nija.cache import MARKET
+
+    caches = copy.deepcopy(settings.CACHES)
+    caches["default"]["LOCATION"] = "redis://127.0.0.1:1/0"
+    with override_settings(CACHES=caches):
+        assert MARKET.get("BTC-USD", "miss") == "miss"
+        with pytest.raises(RedisError):
+            MARKET.get("BTC-USD", "miss", strict=True)
