@@ -32,18 +32,8 @@ from risk.models import (
 )
 from trading.models import Position, PositionStatus
 
-ENGINE_LIMIT_FIELDS = (
-    "max_portfolio_exposure_pct",
-    "max_daily_loss_pct",
-    "max_total_positions",
-    "max_account_exposure_pct",
-    "max_position_pct",
-    "max_symbol_exposure_pct",
-    "max_drawdown_pct",
-    "emergency_daily_loss_pct",
-    "emergency_drawdown_pct",
-    "approval_threshold",
-)
+# The limits the engine decides with; the rest of RiskLimits.LIMIT_FIELDS are lifetimes the services apply.
+ENGINE_LIMIT_FIELDS = tuple(name for name in RiskLimits.LIMIT_FIELDS if not name.endswith("_seconds"))
 
 
 @dataclass(frozen=True)
