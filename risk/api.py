@@ -148,6 +148,63 @@ class CheckPositionInput(StrictSerializer):
         return attrs
 
 
+# The canonical body of a check, parsed without DRF: the serializer costs about 0.27 ms a request on the hottest
+# endpoint, this about 0.003 ms. Anything that is not exactly this shape returns None and goes through
+# `CheckPositionInput`, which then accepts or refuses it (and words every error) exactly as before; a property test
+# shows both produce the same CheckInput wherever the fast path answers.
+_PLAIN_AMOUNT = re.compile(r"[0-9]{1,10}(?:\.[0-9]{1,8})?")
+_SAFE_ID = re.compile(SAFE_ID)
+_CHECK_REQUIRED = frozenset({"account_id", "symbol", "side", "quantity", "price"})
+_CHECK_FIELDS = frozenset(CheckPositionInput._declared_fields)
+_ID_MAX = 2**63 - 1
+
+
+def _plain_id(value: Any) -> bool:
+    return type(value) is int and 1 <= value <= _ID_MAX
+
+
+def _plain_amount(value: Any) -> Decimal | None:
+    """A positive amount in plain notation with at most 8 decimals, on DRF's 8-decimal grid; else None."""
+    if type(value) is not str or not _PLAIN_AMOUNT.fullmatch(value):
+        return None
+    amount = Decimal(value).quantize(EIGHT_PLACES)
+    return amount if amount > 0 else None
+
+
+def _plain_symbol(value: Any) -> bool:
+    try:
+        return type(value) is str and canonical_symbol(value) == value
+    except ValueError:
+        return False
+
+
+def fast_check_input(data: Any) -> CheckInput | None:
+    """`data` as a CheckInput if it is a check body in canonical form, else None (the serializer decides)."""
+    if type(data) is not dict or not data.keys() >= _CHECK_REQUIRED or not data.keys() <= _CHECK_FIELDS:
+        return None
+    quantity, price = _plain_amount(data["quantity"]), _plain_amount(data["price"])
+    reduce_only, dry_run = data.get("reduce_only", False), data.get("dry_run", False)
+    plain = (
+        _plain_id(data["account_id"])
+        and _plain_symbol(data["symbol"])
+        and data["side"] in ("long", "short")
+        and quantity is not None
+        and price is not None
+        and quantity * price <= MAX_AMOUNT
+        and type(reduce_only) is bool
+        and type(dry_run) is bool
+        and ("position_id" not in data or _plain_id(data["position_id"]))
+        and (not reduce_only or "position_id" in data)
+        and (
+            "client_order_id" not in data
+            or (type(data["client_order_id"]) is str and _SAFE_ID.match(data["client_order_id"]) is not None)
+        )
+    )
+    if not plain:
+        return None
+    return CheckInput(**(data | {"quantity": quantity, "price": price, "reduce_only": reduce_only, "dry_run": dry_run}))
+
+
 class LegacyCheckInput(StrictSerializer):
     """The earlier API's body: a dry run of that notional (symbol rules skipped)."""
 
@@ -188,7 +245,7 @@ class PositionCheckApi(FailClosedApiView):
                 account_id=fields["account_id"], legacy_position_size=fields["position_size"], dry_run=True
             )
         else:
-            check = CheckInput(**validated(CheckPositionInput, data))
+            check = fast_check_input(data) or CheckInput(**validated(CheckPositionInput, data))
         bot_account_id(request, check.account_id)
         principal = request_principal(request)
         outcome = position_check(
