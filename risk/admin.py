@@ -18,6 +18,7 @@ from django.db import DatabaseError, transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from redis import RedisError
 
 from accounts.services import audit_entry_create
 from nija.api.errors import ApiError
@@ -60,7 +61,7 @@ def run_each(model_admin: admin.ModelAdmin, request: HttpRequest, rows: QuerySet
             outcome = act(row)
         except ApiError as exc:
             model_admin.message_user(request, f"{row}: {exc.detail}", messages.ERROR)
-        except DatabaseError as exc:
+        except (DatabaseError, RedisError) as exc:
             model_admin.message_user(request, f"{row}: risk state unavailable ({type(exc).__name__})", messages.ERROR)
         else:
             model_admin.message_user(request, outcome, messages.SUCCESS)

@@ -99,7 +99,7 @@ def _recheck(locked: LockedPosition, *, now: datetime) -> Decision:
         selectors.portfolio_state(scope, portfolio_mode),
         notional=position.notional,
     )
-    mark = market_price_get(position.symbol)
+    mark = market_price_get(position.symbol, strict=True)  # Redis down: 503, never the bot's own lower price
     request = CheckRequest(
         symbol=position.symbol,
         side=Side(position.side),

@@ -27,7 +27,9 @@ from accounts.models import TradingInstance
 from nija.cache import raw_client
 from risk.errors import StaleState
 from risk.models import Portfolio, SymbolExposure
+from risk.services.approval import position_approve
 from risk.services.check import CheckInput, position_check
+from tests.accounts.factories import OperatorFactory
 from tests.risk.conftest import bot_client, counter_drift, funded_account
 from tests.risk.threads import rows_locked, run_in_thread
 from trading.market import market_price_set
@@ -268,3 +270,20 @@ def test_equity_exactly_equity_max_age_old_is_still_fresh(account):
     with pytest.raises(StaleState):
         position_check(request=request, user_id=account.user_id, now=now + timedelta(microseconds=1))
     assert_nothing_reserved(account, positions=1)
+
+
+def test_redis_stopped_an_approval_fails_closed_instead_of_pricing_without_the_mark(redis_client):
+    """Approval re-runs the rules at the current mark: with Redis down it must not fall back to the bot's price."""
+    account = funded_account("200000")
+    market_price_set(symbol="BTC-USD", price=Decimal("60000"))
+    request = CheckInput(
+        account_id=account.pk, symbol="BTC-USD", side="long", quantity=Decimal("0.45"), price=Decimal("50000")
+    )
+    outcome = position_check(request=request, user_id=account.user_id, now=timezone.now())
+    assert (outcome.decision, outcome.notional) == ("pending_approval", Decimal("27000.00000000"))
+
+    with redis_stopped(), pytest.raises(RedisError):
+        position_approve(position_id=outcome.position_id, actor=OperatorFactory(), reason="ok", now=timezone.now())
+
+    position = Position.objects.get(pk=outcome.position_id)
+    assert (position.status, position.notional) == ("pending_approval", Decimal("27000.00000000"))
