@@ -27,6 +27,9 @@ class Portfolio(TimeStampedModel):
     position_count = models.IntegerField(default=0)
     equity = models.DecimalField(**MONEY, default=ZERO)
     day_start_equity = models.DecimalField(**MONEY, default=ZERO)
+    # The UTC day the start-of-day equities belong to: the first check, approval or equity report of a new day
+    # rolls every account and the portfolio at once (risk.services.equity.trading_day_roll).
+    day_start_date = models.DateField(null=True, blank=True)
     counters_verified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -7,14 +7,14 @@ key). Every exposure-moving service goes through `lock_scope`.
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
-from django.utils.dateparse import parse_datetime
+from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import TradingInstance
 from accounts.selectors import UserPermissionData
@@ -63,14 +63,24 @@ def limits_in_force(*, instance_id: int | None) -> LimitsInForce:
     return limits_from_rows(list(rows))
 
 
+# Limits the engine also applies to the whole portfolio (its exposure, position count, symbol concentration and
+# daily loss): an account's override may tighten them for that account's checks, never loosen them for everyone.
+PORTFOLIO_SCOPED_LIMITS = frozenset(
+    {"max_portfolio_exposure_pct", "max_total_positions", "max_symbol_exposure_pct", "max_daily_loss_pct"}
+)
+
+
 def limits_from_rows(rows: list[Mapping[str, Any]]) -> LimitsInForce:
-    """Resolve the default row (instance_id null) and the optional override row, field by field."""
+    """Resolve the default row (instance_id null) and the optional override row, field by field (an override of a
+    portfolio-scoped limit counts only where it is stricter)."""
     default = next(row for row in rows if row["instance_id"] is None)
     override = next((row for row in rows if row["instance_id"] is not None), {})
 
     def value(name: str) -> Any:
         own = override.get(name)
-        return own if own is not None else default[name]
+        if own is None:
+            return default[name]
+        return min(own, default[name]) if name in PORTFOLIO_SCOPED_LIMITS else own
 
     return LimitsInForce(
         engine=Limits(**{name: value(name) for name in ENGINE_LIMIT_FIELDS}),
@@ -372,6 +382,7 @@ def _check_scope_from(data: Mapping[str, Any]) -> CheckScope:
             position_count=portfolio["position_count"],
             equity=portfolio["equity"],
             day_start_equity=portfolio["day_start_equity"],
+            day_start_date=_date(portfolio["day_start_date"]),
         ),
         symbol_row=None
         if symbol is None
@@ -390,6 +401,7 @@ def _check_scope_from(data: Mapping[str, Any]) -> CheckScope:
                 "day_start_equity",
             ),
             equity_reported_at=parse_datetime(account["equity_reported_at"]) if account["equity_reported_at"] else None,
+            day_start_date=_date(account["day_start_date"]),
         ),
     )
     states = {row["instance_id"]: TradingMode(row["state"]) for row in data["states"] or []}
@@ -400,6 +412,18 @@ def _check_scope_from(data: Mapping[str, Any]) -> CheckScope:
         account_mode=states.get(account["id"], TradingMode.ACTIVE),
         existing=data["existing"],
     )
+
+
+def _date(text: str | None) -> date | None:
+    return parse_date(text) if text else None
+
+
+def as_of_day(scope: LockedScope, *, today: date) -> None:
+    """The locked rows as a new UTC day would see them (start-of-day equity = equity), in memory only: what a dry
+    run evaluates when the day has not been rolled yet (see risk.services.equity.trading_day_roll)."""
+    if scope.portfolio.day_start_date != today:
+        scope.portfolio.day_start_equity = scope.portfolio.equity
+        scope.account.day_start_equity = scope.account.equity
 
 
 def _fields(row: Mapping[str, Any], *names: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from risk import selectors
 from risk.engine import CheckRequest, Decision, Outcome, Side, evaluate
 from risk.errors import IllegalTransition, StaleState
 from risk.services.check import position_event, reason_json
+from risk.services.day import trading_day_roll
 from risk.services.exposure import position_rehold
 from risk.services.lifecycle import LockedPosition, lock_position
 from trading.market import market_price_get
@@ -90,6 +91,7 @@ def _ensure_within_approval_window(position: Position, *, now: datetime) -> None
 def _recheck(locked: LockedPosition, *, now: datetime) -> Decision:
     """Every rule, now, as if the position's own reservation were not counted yet."""
     position, scope = locked.position, locked.scope
+    trading_day_roll(scope=scope, today=now.date())
     limits = selectors.limits_in_force(instance_id=position.instance_id)
     if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
         raise StaleState()

@@ -25,6 +25,7 @@ from risk import selectors
 from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate, legacy_request
 from risk.errors import AccountNotFound, IdempotencyConflict, PositionNotFound, StaleState
 from risk.models import Severity
+from risk.services.day import trading_day_roll
 from risk.services.events import risk_event_raise
 from risk.services.exposure import position_insert
 from trading.market import market_price_get
@@ -159,6 +160,10 @@ def _check_locked(
     scope, limits = check.locked, check.limits
     if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
         raise StaleState()
+    if request.dry_run:
+        selectors.as_of_day(scope, today=now.date())  # in memory only: a dry run writes nothing
+    else:
+        trading_day_roll(scope=scope, today=now.date())
     decision = evaluate(
         engine_request,
         selectors.account_state(scope.account, check.account_mode),

@@ -22,6 +22,7 @@ from risk.engine import PORTFOLIO_PREFIX, Breach, TradingMode, account_key_prefi
 from risk.engine.money import ratio
 from risk.errors import AccountNotFound
 from risk.models import BreachLatch, Portfolio, Severity
+from risk.services.day import trading_day_roll
 from risk.services.events import risk_event_raise
 from risk.services.trading_state import reservations_cancel, trading_state_set
 from trading.models import DailyStatistic
@@ -48,6 +49,7 @@ def equity_report(
             raise AccountNotFound() from exc
         if not scope.account.is_active:
             raise AccountNotFound()
+        trading_day_roll(scope=scope, today=now.date())
         account, portfolio = _apply_report(scope, equity=equity, cash_balance=cash_balance, now=now)
         new_breaches = _evaluate_emergencies(account=account, portfolio=portfolio, correlation_id=correlation_id)
     cancelled = _sweep_halted_scopes(new_breaches, now=now)
@@ -60,7 +62,9 @@ def _apply_report(
     """Write the report to the account row and move the portfolio totals by the difference (in memory too)."""
     account, portfolio = scope.account, scope.portfolio
     today = now.date()
-    day_start = equity if account.day_start_date != today else account.day_start_equity
+    # The day's first report sets the account's start of day (the day roll put its last equity there meanwhile).
+    first_today = account.equity_reported_at is None or account.equity_reported_at.date() != today
+    day_start = equity if first_today else account.day_start_equity
     equity_delta = equity - account.equity
     day_start_delta = day_start - account.day_start_equity
     Portfolio.objects.filter(pk=portfolio.pk).update(

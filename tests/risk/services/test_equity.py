@@ -1,7 +1,7 @@
 """Equity reports (risk.services.equity): high-water mark, UTC-day rollover of day_start_equity, portfolio totals by
 delta, and the latched emergency halts (account drawdown, portfolio daily loss) with their reservation sweep."""
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,9 +11,10 @@ from django.utils import timezone
 from accounts.models import AuditEntry, TradingInstance
 from risk.errors import AccountNotFound
 from risk.models import BreachLatch, Portfolio, RiskEvent, RiskLimits, TradingState
+from risk.services.check import CheckInput, position_check
 from risk.services.equity import equity_report
 from risk.services.trading_state import trading_resume
-from tests.accounts.factories import OperatorFactory
+from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserPermissionFactory
 from tests.risk.conftest import counter_drift, funded_account
 from tests.risk.services.scenario import exposures, reserve
 from trading.models import DailyStatistic, Position
@@ -228,3 +229,71 @@ def test_resume_re_arms_the_threshold_so_a_breach_still_present_trips_again():
     assert [b.kind for b in outcome.new_breaches] == ["drawdown"]
     assert state_of(account) == "halted"
     assert len(emergencies("drawdown")) == 2
+
+
+def _reported_account(equity: str, *, at) -> TradingInstance:
+    """An instance whose equity was reported at `at` (not now): funded_account always reports now."""
+    instance = TradingInstanceFactory(equity=Decimal(0), peak_equity=Decimal(0), day_start_equity=Decimal(0))
+    UserPermissionFactory(
+        user=instance.user, max_position_size=Decimal(10**6), max_daily_loss=Decimal(10**6), max_open_positions=1000
+    )
+    equity_report(instance_id=instance.pk, equity=Decimal(equity), cash_balance=None, now=at)
+    return instance
+
+
+@pytest.mark.django_db
+def test_a_new_utc_day_rolls_every_account_at_once_so_no_loss_hides_behind_yesterdays_gain(redis_client):
+    now = timezone.now()
+    yesterday = now - timedelta(days=1)
+    a = _reported_account("100000", at=yesterday)
+    b = _reported_account("100000", at=yesterday)
+    equity_report(instance_id=b.pk, equity=Decimal("120000"), cash_balance=None, now=yesterday)  # B gained 20k
+    # An override cannot loosen a limit the portfolio shares: the portfolio's 5% still applies to A's checks.
+    RiskLimits.objects.create(instance=a, max_daily_loss_pct=Decimal("0.20"))
+
+    equity_report(instance_id=a.pk, equity=Decimal("100000"), cash_balance=None, now=now)  # first event today
+    equity_report(instance_id=a.pk, equity=Decimal("88000"), cash_balance=None, now=now)
+    outcome = position_check(
+        request=CheckInput(
+            account_id=a.pk, symbol="BTC-USD", side="long", quantity=Decimal("0.01"), price=Decimal("50000")
+        ),
+        user_id=a.user_id,
+        now=now,
+    )
+
+    portfolio = Portfolio.objects.get()
+    b.refresh_from_db()
+    assert (portfolio.day_start_equity, portfolio.equity, portfolio.day_start_date) == (
+        Decimal("220000"),
+        Decimal("208000"),
+        now.date(),
+    )
+    assert (b.day_start_equity, b.day_start_date) == (Decimal("120000"), now.date())  # rolled without reporting
+    portfolio_reasons = [r for r in outcome.reasons if r["message"].startswith("portfolio daily loss")]
+    assert outcome.decision == "rejected"
+    assert [(r["code"], r["limit"], r["value"]) for r in portfolio_reasons] == [
+        ("daily_loss_limit", "11000.00000000", "12000.00000000")  # 220k start, 208k now: 5.45% >= 5%
+    ]
+
+
+@pytest.mark.django_db
+def test_an_account_override_tightens_portfolio_scoped_limits_but_never_loosens_them():
+    from risk.selectors import limits_in_force
+
+    account = funded_account("100000")
+    RiskLimits.objects.create(
+        instance=account,
+        max_portfolio_exposure_pct=Decimal("0.95"),  # looser than the default 0.80: ignored
+        max_symbol_exposure_pct=Decimal("0.10"),  # stricter than 0.30: applies
+        max_total_positions=1000,  # looser than 50: ignored
+        max_position_pct=Decimal("0.50"),  # an account-level limit: the override replaces the default
+    )
+
+    limits = limits_in_force(instance_id=account.pk).engine
+
+    assert (
+        limits.max_portfolio_exposure_pct,
+        limits.max_symbol_exposure_pct,
+        limits.max_total_positions,
+        limits.max_position_pct,
+    ) == (Decimal("0.80"), Decimal("0.10"), 50, Decimal("0.50"))
