@@ -8,17 +8,20 @@ from celery import shared_task
 from django.utils import timezone
 
 from risk.services.lifecycle import reservations_expire
+from risk.services.trading_state import halted_scopes_sweep
 
 EXPIRE_RESERVATIONS = "risk.expire_reservations"
 
 
 @shared_task(name=EXPIRE_RESERVATIONS, soft_time_limit=30, time_limit=45, ignore_result=True)
 def expire_reservations() -> int:
-    """Expire every reservation past its deadline as of now; returns how many were released.
+    """Expire every reservation past its deadline as of now, and release anything still reserved in a HALTED
+    scope (a halt's own sweep may have been cut short); returns how many were released.
 
     Idempotent, so a redelivered or overlapping run is harmless: a released reservation is not selected again,
     and each position's deadline is re-checked under its row lock (a fill may have won the race). Each expiry
     commits on its own, so a run stopped by its time limit keeps what it did and the next run goes on. No retry:
     the next beat tick is the retry.
     """
-    return reservations_expire(now=timezone.now())
+    now = timezone.now()
+    return reservations_expire(now=now) + len(halted_scopes_sweep(now=now))

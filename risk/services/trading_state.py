@@ -8,8 +8,9 @@ scope, one short transaction per position. Every change is audited, raises a ris
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 
 from accounts.models import TradingInstance, User
 from accounts.services import audit_entry_create
@@ -23,6 +24,8 @@ from risk.services.check import position_event
 from risk.services.events import risk_event_raise
 from risk.services.lifecycle import lock_position, reservation_release
 from trading.models import PositionStatus
+
+logger = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,13 +129,32 @@ def _record_change(state: TradingState, *, previous: str, actor: User | None, re
 
 def reservations_cancel(*, instance_id: int | None, now: datetime) -> tuple[int, ...]:
     """Cancel every unfilled reservation in the scope (pending and approved positions are cancelled, the unfilled
-    rest of open ones released), one short transaction each so a large halt never holds the portfolio lock long."""
+    rest of open ones released), one short transaction each so a large halt never holds the portfolio lock long.
+    A position that cannot be released now (a lock or statement timeout) is logged and left to
+    `halted_scopes_sweep`, which the expiry task runs every few seconds: the halt itself has already committed."""
     cancelled = []
     for position_id in selectors.unfilled_reservation_ids(instance_id=instance_id):
-        with transaction.atomic():
-            locked = lock_position(position_id=position_id, instance_id=None)
-            if reservation_release(locked, now=now, final_status=PositionStatus.CANCELLED):
-                position = locked.position
-                publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
-                cancelled.append(position_id)
+        try:
+            with transaction.atomic():
+                locked = lock_position(position_id=position_id, instance_id=None)
+                if reservation_release(locked, now=now, final_status=PositionStatus.CANCELLED):
+                    position = locked.position
+                    publish_on_commit(
+                        event_type="position", data=position_event(position), account_id=position.instance_id
+                    )
+                    cancelled.append(position_id)
+        except DatabaseError:
+            logger.warning("halt_release_deferred", position_id=position_id, exc_info=True)
+    return tuple(cancelled)
+
+
+def halted_scopes_sweep(*, now: datetime) -> tuple[int, ...]:
+    """Release what is still reserved in every HALTED scope (a halt whose own sweep could not finish, or a
+    reservation that slipped in): the portfolio's if it is halted, else each halted account's."""
+    halted = TradingState.objects.filter(state=TradingMode.HALTED)
+    if halted.filter(instance__isnull=True).exists():
+        return reservations_cancel(instance_id=None, now=now)
+    cancelled: list[int] = []
+    for instance_id in halted.filter(instance__isnull=False).values_list("instance_id", flat=True):
+        cancelled.extend(reservations_cancel(instance_id=instance_id, now=now))
     return tuple(cancelled)

@@ -75,3 +75,22 @@ def test_sync_schedule_never_overwrites_an_admin_edit(settings):
     assert (task.interval.every, task.enabled) == (60, False)
     assert not IntervalSchedule.objects.filter(every=5).exists()
     assert PeriodicTask.objects.filter(task=EXPIRE_RESERVATIONS).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_expiry_task_finishes_a_halt_whose_own_sweep_did_not_release_everything():
+    from risk.engine import TradingMode
+    from risk.services.trading_state import trading_state_set
+
+    halted, running = funded_account("100000"), funded_account("100000")
+    stranded = reserve(halted, quantity="0.1", price="50000")  # still approved, fresh: not yet expirable
+    untouched = reserve(running, quantity="0.1", price="50000")
+    trading_state_set(instance_id=halted.pk, mode=TradingMode.HALTED, reason="test: no sweep", actor=None)
+
+    released = expire_reservations()
+
+    stranded.refresh_from_db()
+    untouched.refresh_from_db()
+    assert released == 1
+    assert (stranded.status, untouched.status) == ("cancelled", "approved")
+    assert counter_drift() == []
