@@ -9,7 +9,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from redis import RedisError
@@ -46,9 +46,25 @@ class FailClosedApiView(APIView):
     PostgreSQL) or inside the view (the transaction has rolled back)."""
 
     def handle_exception(self, exc: Exception) -> Response:
-        if isinstance(exc, DatabaseError | RedisError):
+        if is_out_of_range(exc):
+            exc = AmountOutOfRange()
+        elif isinstance(exc, DatabaseError | RedisError):
             exc = RiskStateUnavailable(f"Risk state is unavailable ({type(exc).__name__}); nothing was approved.")
         return super().handle_exception(exc)
+
+
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"  # PostgreSQL's SQLSTATE
+
+
+def is_out_of_range(exc: Exception) -> bool:
+    """A well-formed request whose result does not fit NUMERIC(18,8) (a fill's notional, a close's P&L, a
+    counter): the request's fault, not an outage; the transaction has rolled back, nothing was written."""
+    return isinstance(exc, DataError) and getattr(exc.__cause__, "pgcode", None) == NUMERIC_VALUE_OUT_OF_RANGE
+
+
+class AmountOutOfRange(ApiError):
+    default_code = "amount_out_of_range"
+    default_detail = "The request's amounts lead to a value beyond 9999999999.99999999; nothing was written."
 
 
 def money(*, required: bool = True, positive: bool = True, allow_zero: bool = False, signed: bool = False):
@@ -288,6 +304,11 @@ class FillInputSerializer(StrictSerializer):
     quantity = money()
     price = money()
     fees = money(required=False, signed=True)
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs["quantity"] * attrs["price"] > MAX_AMOUNT:
+            raise serializers.ValidationError({"quantity": ["quantity x price is beyond the largest notional."]})
+        return attrs
 
 
 class CloseInputSerializer(StrictSerializer):

@@ -388,3 +388,27 @@ def test_a_bot_cannot_report_another_accounts_equity():
     assert (response.status_code, error_code(response)) == (404, "account_not_found")
     theirs.refresh_from_db()
     assert theirs.equity == Decimal("100000")
+
+
+@pytest.mark.django_db
+def test_amounts_whose_results_do_not_fit_the_books_answer_400_not_503_and_write_nothing():
+    account = funded_account("100000")
+    client = bot_client(account)
+    position = reserve(account, quantity="1000", price="0.01")
+    too_big_fill = post(
+        client,
+        f"/api/positions/{position.pk}/fill",
+        {"exchange_order_id": "x-1", "quantity": "1000", "price": "9999999999"},
+    )
+    fill(position, "x-2", quantity="1000", price="0.01")
+    too_big_close = post(
+        client,
+        f"/api/positions/{position.pk}/close",
+        {"client_close_id": "c-1", "exit_price": "9999999999"},  # P&L about 1e13: beyond NUMERIC(18,8)
+    )
+
+    assert (too_big_fill.status_code, error_code(too_big_fill)) == (400, "validation_error")
+    assert (too_big_close.status_code, error_code(too_big_close)) == (400, "amount_out_of_range")
+    assert Trade.objects.count() == 0
+    assert list(Fill.objects.values_list("exchange_order_id", flat=True)) == ["x-2"]
+    assert counter_drift() == []
