@@ -20,6 +20,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 from redis import RedisError
 
+from accounts.admin import ADMIN_REASON, TradingInstanceAdmin
+from accounts.models import TradingInstance
 from accounts.services import audit_entry_create
 from nija.api.errors import ApiError
 from risk import selectors
@@ -32,6 +34,7 @@ from risk.models import (
     SymbolExposure,
     TradingState,
 )
+from risk.services.activation import trading_instance_activation_set
 from risk.services.approval import position_approve, position_reject
 from risk.services.groups import correlation_group_recount
 from risk.services.trading_state import trading_halt, trading_resume
@@ -39,7 +42,6 @@ from trading.admin import PositionAdmin
 from trading.models import Position, PositionStatus
 from trading.symbols import canonical_symbol
 
-ADMIN_REASON = "edited in admin"
 APPROVE_PERMISSION = "risk.approve_position"
 HALT_PERMISSION = "risk.halt_trading"
 
@@ -80,6 +82,31 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+# ---------------------------------------------------------------------------------------------- instances
+admin.site.unregister(TradingInstance)
+
+
+@admin.register(TradingInstance)
+class RiskTradingInstanceAdmin(TradingInstanceAdmin):
+    """The accounts app's instance admin, with (de)activation moving the portfolio's equity totals (a deactivated
+    instance's equity must stop widening every portfolio, symbol and group limit)."""
+
+    def save_model(self, request: HttpRequest, obj: TradingInstance, form, change: bool) -> None:
+        if change and "is_active" in form.changed_data:
+            trading_instance_activation_set(
+                instance_id=obj.pk, active=form.cleaned_data["is_active"], actor=request.user, reason=ADMIN_REASON
+            )
+        super().save_model(request, obj, form, change)  # the other fields; is_active is already in place
+
+    @admin.action(description="Deactivate selected instances", permissions=["change"])
+    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for instance in queryset.filter(is_active=True):
+            trading_instance_activation_set(
+                instance_id=instance.pk, active=False, actor=request.user, reason="deactivated in admin"
+            )
+        self.message_user(request, "Selected instances deactivated.", messages.SUCCESS)
 
 
 # ---------------------------------------------------------------------------------------------- positions

@@ -11,8 +11,9 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from accounts.models import AuditEntry
-from risk.models import CorrelationGroup, CorrelationGroupMember, RiskEvent, RiskLimits, TradingState
+from accounts.models import AuditEntry, TradingInstance
+from risk.models import CorrelationGroup, CorrelationGroupMember, Portfolio, RiskEvent, RiskLimits, TradingState
+from risk.services.activation import trading_instance_activation_set
 from risk.services.groups import correlation_group_recount
 from tests.accounts.factories import OperatorFactory
 from tests.risk.conftest import bot_client, counter_drift, funded_account
@@ -428,3 +429,21 @@ def test_member_edits_racing_checks_leave_the_group_exact_and_never_deadlock(set
     members = set(group.members.values_list("symbol", flat=True))
     assert members == {"ETH-USD"}  # added and removed four times
     assert AuditEntry.objects.filter(action="correlation_group.change").count() == MEMBERSHIP_ROUNDS
+
+
+@pytest.mark.django_db
+def test_deactivating_an_instance_in_admin_takes_its_equity_out_of_the_portfolio_and_reactivating_puts_it_back():
+    funded_account("100000")
+    dropped = funded_account("40000")
+    client, _ = admin_as("risk_admin")
+    url = "/admin/accounts/tradinginstance/"
+
+    client.post(url, {"action": "deactivate", "_selected_action": [dropped.pk]})
+    after_deactivation = Portfolio.objects.get()
+    TradingInstance.objects.filter(pk=dropped.pk).update(equity=Decimal("50000"))  # its bot kept trading meanwhile
+    trading_instance_activation_set(instance_id=dropped.pk, active=True, actor=None, reason="back")
+    after_reactivation = Portfolio.objects.get()
+
+    assert (after_deactivation.equity, after_deactivation.day_start_equity) == (Decimal("100000"), Decimal("100000"))
+    assert (after_reactivation.equity, after_reactivation.day_start_equity) == (Decimal("150000"), Decimal("150000"))
+    assert AuditEntry.objects.filter(action="trading_instance.update", target_id=str(dropped.pk)).count() == 2
