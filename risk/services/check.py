@@ -266,17 +266,15 @@ def _outcome(decision: Decision, *, scope: selectors.LockedScope, position: Posi
 
 
 def _metrics_after(decision: Decision, *, scope: selectors.LockedScope) -> dict:
-    """Account and portfolio exposure as they stand after this decision (a reservation included)."""
+    """The bot's own account as it stands after this decision (a reservation included). Portfolio-wide figures are
+    left out: a bot only ever sees its own account, and with few accounts the portfolio's equity and exposure
+    would tell it another account's."""
     reserved = decision.notional if decision.decision != Outcome.REJECTED else Decimal(0)
     account_exposure = scope.account.exposure + reserved
-    portfolio_exposure = scope.portfolio.exposure + reserved
     return {
         "account_equity": scope.account.equity,
         "account_exposure": account_exposure,
         "account_exposure_pct": _pct(account_exposure, scope.account.equity),
-        "portfolio_equity": scope.portfolio.equity,
-        "portfolio_exposure": portfolio_exposure,
-        "portfolio_exposure_pct": _pct(portfolio_exposure, scope.portfolio.equity),
     }
 
 

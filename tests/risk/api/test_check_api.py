@@ -87,9 +87,6 @@ def test_a_request_breaking_two_rules_reports_both_records_a_rejection_and_reser
             "account_equity": "100000.00000000",
             "account_exposure": "0.00000000",
             "account_exposure_pct": "0.00000000",
-            "portfolio_equity": "10100000.00000000",
-            "portfolio_exposure": "0.00000000",
-            "portfolio_exposure_pct": "0.00000000",
         },
     }
     assert (position.status, position.check_decision, position.reasons) == ("rejected", "rejected", body["reasons"])
