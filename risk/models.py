@@ -14,6 +14,9 @@ from django.db.models import Q
 from nija.models import TimeStampedModel
 
 MONEY = {"max_digits": 18, "decimal_places": 8}
+# Sums over every account (portfolio equity, exposure per portfolio/symbol/group) outgrow one account's
+# NUMERIC(18,8): 10,000 accounts of 1,000,000 already reach 1e10. Ten more integer digits.
+TOTAL = {"max_digits": 28, "decimal_places": 8}
 PCT = {"max_digits": 10, "decimal_places": 6}
 ZERO = Decimal("0")
 
@@ -23,10 +26,10 @@ class Portfolio(TimeStampedModel):
 
     SINGLETON_ID = 1
 
-    exposure = models.DecimalField(**MONEY, default=ZERO)
+    exposure = models.DecimalField(**TOTAL, default=ZERO)
     position_count = models.IntegerField(default=0)
-    equity = models.DecimalField(**MONEY, default=ZERO)
-    day_start_equity = models.DecimalField(**MONEY, default=ZERO)
+    equity = models.DecimalField(**TOTAL, default=ZERO)
+    day_start_equity = models.DecimalField(**TOTAL, default=ZERO)
     # The UTC day the start-of-day equities belong to: the first check, approval or equity report of a new day
     # rolls every account and the portfolio at once (risk.services.equity.trading_day_roll).
     day_start_date = models.DateField(null=True, blank=True)
@@ -51,7 +54,7 @@ class SymbolExposure(models.Model):
     """Portfolio exposure per symbol (one row per canonical symbol, created on first use)."""
 
     symbol = models.CharField(max_length=32, primary_key=True)
-    exposure = models.DecimalField(**MONEY, default=ZERO)
+    exposure = models.DecimalField(**TOTAL, default=ZERO)
     position_count = models.IntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -70,7 +73,7 @@ class CorrelationGroup(TimeStampedModel):
 
     name = models.CharField(max_length=64, unique=True)
     limit_pct = models.DecimalField(**PCT)
-    exposure = models.DecimalField(**MONEY, default=ZERO)
+    exposure = models.DecimalField(**TOTAL, default=ZERO)
     description = models.TextField(blank=True, default="")
 
     class Meta:
