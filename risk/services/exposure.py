@@ -1,8 +1,10 @@
-"""Moving exposure: the one place that changes the counters, under the locks of `risk.selectors.lock_scope`.
+"""Moving exposure: the one place that changes the counters, under the locks the caller holds
+(`risk.selectors.lock_scope`, or `lock_check_scope` on the check path).
 
 Every transition computes what a position holds afterwards (`risk.engine.holding.held_notional`) and moves the
-portfolio, symbol, correlation-group and account counters by the difference with F() expressions, in the lock
-order. Applying differences (never recomputed totals) keeps the counters equal to the sum over positions.
+portfolio, symbol, correlation-group and account counters by the difference (`x = x + delta`), in one SQL statement,
+rows in the lock order. Applying differences (never recomputed totals) keeps the counters equal to the sum over
+positions.
 """
 
 import json
