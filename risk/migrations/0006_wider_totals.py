@@ -5,35 +5,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('risk', '0005_portfolio_day_start_date'),
+        ("risk", "0005_portfolio_day_start_date"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='correlationgroup',
-            name='exposure',
-            field=models.DecimalField(decimal_places=8, default=Decimal('0'), max_digits=28),
+            model_name="correlationgroup",
+            name="exposure",
+            field=models.DecimalField(decimal_places=8, default=Decimal("0"), max_digits=28),
         ),
         migrations.AlterField(
-            model_name='portfolio',
-            name='day_start_equity',
-            field=models.DecimalField(decimal_places=8, default=Decimal('0'), max_digits=28),
+            model_name="portfolio",
+            name="day_start_equity",
+            field=models.DecimalField(decimal_places=8, default=Decimal("0"), max_digits=28),
         ),
         migrations.AlterField(
-            model_name='portfolio',
-            name='equity',
-            field=models.DecimalField(decimal_places=8, default=Decimal('0'), max_digits=28),
+            model_name="portfolio",
+            name="equity",
+            field=models.DecimalField(decimal_places=8, default=Decimal("0"), max_digits=28),
         ),
         migrations.AlterField(
-            model_name='portfolio',
-            name='exposure',
-            field=models.DecimalField(decimal_places=8, default=Decimal('0'), max_digits=28),
+            model_name="portfolio",
+            name="exposure",
+            field=models.DecimalField(decimal_places=8, default=Decimal("0"), max_digits=28),
         ),
         migrations.AlterField(
-            model_name='symbolexposure',
-            name='exposure',
-            field=models.DecimalField(decimal_places=8, default=Decimal('0'), max_digits=28),
+            model_name="symbolexposure",
+            name="exposure",
+            field=models.DecimalField(decimal_places=8, default=Decimal("0"), max_digits=28),
         ),
     ]
