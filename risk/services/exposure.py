@@ -84,16 +84,15 @@ def position_insert(*, scope: LockedScope, position: Position, reserve: bool) ->
         return cursor.fetchone()[0]
 
 
-def holding_of(position: Position, *, unfilled_released: bool | None = None) -> Holding:
+def holding_of(position: Position) -> Holding:
     """The position's quantities as the engine's `Holding`."""
-    released = position.unfilled_released_at is not None if unfilled_released is None else unfilled_released
     return Holding(
         checked_notional=position.checked_notional,
         quantity=position.quantity,
         filled_quantity=position.filled_quantity,
         closed_quantity=position.closed_quantity,
         entry_price=position.entry_price,
-        unfilled_released=released,
+        unfilled_released=position.unfilled_released_at is not None,
     )
 
 
