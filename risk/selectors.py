@@ -101,13 +101,20 @@ def trading_modes(*, instance_id: int | None) -> tuple[TradingMode, TradingMode]
     return portfolio_mode, account_mode
 
 
-def set_lock_timeouts(*, lock_timeout_ms: int, statement_timeout_ms: int) -> None:
-    """Bound how long this transaction may wait for a row lock or run a statement (SET LOCAL: this transaction
-    only). Past either, PostgreSQL raises and the caller answers 503: the gate fails closed instead of hanging."""
+_SET_TIMEOUTS_SQL = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
+
+
+def _timeouts() -> list[str]:
+    return [f"{settings.RISK_LOCK_TIMEOUT_MS}ms", f"{settings.RISK_STATEMENT_TIMEOUT_MS}ms"]
+
+
+def set_lock_timeouts() -> None:
+    """Bound how long this transaction may wait for a row lock or run a statement (RISK_LOCK_TIMEOUT_MS,
+    RISK_STATEMENT_TIMEOUT_MS; SET LOCAL: this transaction only). Past either, PostgreSQL raises and the caller
+    answers 503: the gate fails closed instead of hanging."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
-            [f"{lock_timeout_ms}ms", f"{statement_timeout_ms}ms"],
+            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)", _timeouts()
         )
 
 
@@ -356,15 +363,8 @@ def lock_check_scope(*, instance_id: int, symbol: str, client_order_id: str | No
     `risk_lock_check_scope` function of migration risk 0004). None when the account does not exist."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true);"
-            " SELECT risk_lock_check_scope(%s, %s, %s)",
-            [
-                f"{settings.RISK_LOCK_TIMEOUT_MS}ms",
-                f"{settings.RISK_STATEMENT_TIMEOUT_MS}ms",
-                instance_id,
-                symbol,
-                client_order_id,
-            ],
+            f"{_SET_TIMEOUTS_SQL}; SELECT risk_lock_check_scope(%s, %s, %s)",
+            [*_timeouts(), instance_id, symbol, client_order_id],
         )
         (text,) = cursor.fetchone()
     if text is None:

@@ -6,7 +6,6 @@ under the same lock order as every check (portfolio, then account); the accounts
 rest of the change (audited). The admin's instance page routes activation changes here (risk/admin.py).
 """
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -24,9 +23,7 @@ def trading_instance_activation_set(
     """Set `is_active`; the portfolio's equity totals lose (or regain) the instance's equity. A reactivated
     instance starts its day at its current equity."""
     with transaction.atomic():
-        selectors.set_lock_timeouts(
-            lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
-        )
+        selectors.set_lock_timeouts()
         try:
             account = selectors.lock_scope(instance_id=instance_id, symbol=None).account
         except TradingInstance.DoesNotExist as exc:

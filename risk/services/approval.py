@@ -11,12 +11,12 @@ from django.db import transaction
 from accounts.models import User
 from accounts.selectors import user_permission_get
 from accounts.services import audit_entry_create
-from nija.events import publish_on_commit
 from risk import selectors
 from risk.engine import CheckRequest, Decision, Outcome, Side, evaluate
 from risk.errors import IllegalTransition, StaleState
-from risk.services.check import position_event, reason_json
+from risk.services.check import reason_json
 from risk.services.day import trading_day_roll
+from risk.services.events import position_published
 from risk.services.exposure import position_rehold
 from risk.services.lifecycle import LockedPosition, lock_position
 from trading.market import market_price_get
@@ -132,4 +132,4 @@ def _decide(locked: LockedPosition, *, status: str, actor: User, reason: str, no
             "updated_at",
         ]
     )
-    publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+    position_published(position)

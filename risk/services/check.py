@@ -20,13 +20,12 @@ from django.db import IntegrityError, transaction
 from django.utils.dateparse import parse_datetime
 
 from accounts.selectors import user_permission_get
-from nija.events import publish_on_commit
 from risk import selectors
 from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate, legacy_request
 from risk.errors import AccountNotFound, IdempotencyConflict, PositionNotFound, StaleState
 from risk.models import Severity
 from risk.services.day import trading_day_roll
-from risk.services.events import risk_event_raise
+from risk.services.events import position_published, risk_event_raise
 from risk.services.exposure import position_insert
 from trading.market import market_price_get
 from trading.models import Position, PositionStatus
@@ -229,7 +228,7 @@ def _announce(*, position: Position, decision: Decision, correlation_id: str) ->
         "reasons": [str(reason.code) for reason in decision.reasons],
     }
     transaction.on_commit(lambda: logger.info("position_checked", **entry))  # formatted outside the row locks
-    publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+    position_published(position)
     if position.status == PositionStatus.PENDING_APPROVAL:
         risk_event_raise(
             event_type="approval_requested",
@@ -239,19 +238,6 @@ def _announce(*, position: Position, decision: Decision, correlation_id: str) ->
             details={"position_id": position.pk, "notional": str(position.notional)},
             correlation_id=correlation_id,
         )
-
-
-def position_event(position: Position) -> dict:
-    """The `position` event's payload (SSE), amounts as strings."""
-    return {
-        "position_id": position.pk,
-        "account_id": position.instance_id,
-        "symbol": position.symbol,
-        "side": position.side,
-        "status": position.status,
-        "quantity": str(position.quantity),
-        "notional": str(position.notional),
-    }
 
 
 def _outcome(decision: Decision, *, scope: selectors.LockedScope, position: Position | None) -> CheckOutcome:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
@@ -40,9 +39,7 @@ def equity_report(
 ) -> EquityOutcome:
     """Record a bot's equity report and trip any emergency threshold it reaches."""
     with transaction.atomic():
-        selectors.set_lock_timeouts(
-            lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
-        )
+        selectors.set_lock_timeouts()
         try:
             scope = selectors.lock_scope(instance_id=instance_id, symbol=None)
         except TradingInstance.DoesNotExist as exc:

@@ -1,9 +1,11 @@
-"""Risk events: persisted and published after commit (the emergency latch lives in risk.services.equity)."""
+"""Live events of the risk app: risk events (persisted) and position changes, published after commit (the
+emergency latch lives in risk.services.equity)."""
 
 from typing import Any
 
 from nija.events import publish_on_commit
 from risk.models import RiskEvent
+from trading.models import Position
 
 
 def risk_event_json(event: RiskEvent) -> dict[str, Any]:
@@ -39,3 +41,21 @@ def risk_event_raise(
     )
     publish_on_commit(event_type="risk_event", data=risk_event_json(event), account_id=instance_id)
     return event
+
+
+def position_event(position: Position) -> dict[str, Any]:
+    """The `position` event's payload (SSE), amounts as strings."""
+    return {
+        "position_id": position.pk,
+        "account_id": position.instance_id,
+        "symbol": position.symbol,
+        "side": position.side,
+        "status": position.status,
+        "quantity": str(position.quantity),
+        "notional": str(position.notional),
+    }
+
+
+def position_published(position: Position) -> None:
+    """Tell the dashboard and the position's own bot, once the surrounding transaction commits."""
+    publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)

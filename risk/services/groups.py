@@ -8,7 +8,6 @@ before is in the SUM, every check after sees the new membership and moves the re
 
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Sum
 
@@ -20,9 +19,7 @@ from trading.models import EXPOSURE_STATUSES, Position
 def correlation_group_recount(*, group: CorrelationGroup) -> CorrelationGroup:
     """Set the group's exposure to the sum of notional over pending, approved and open positions in its symbols."""
     with transaction.atomic():
-        selectors.set_lock_timeouts(
-            lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
-        )
+        selectors.set_lock_timeouts()
         selectors.lock_portfolio()
         locked = CorrelationGroup.objects.select_for_update().get(pk=group.pk)
         symbols = CorrelationGroupMember.objects.filter(group_id=group.pk).values("symbol")

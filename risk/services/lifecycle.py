@@ -11,16 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from nija.events import publish_on_commit
 from risk import selectors
 from risk.engine.holding import realized_pnl, volume_weighted_price
 from risk.engine.money import round8
 from risk.errors import IdempotencyConflict, IllegalTransition, PositionNotFound, QuantityExceeded
-from risk.services.check import position_event
+from risk.services.events import position_published
 from risk.services.exposure import position_rehold
 from trading.models import DailyStatistic, Fill, Position, PositionStatus, Trade
 
@@ -53,9 +51,7 @@ class LockedPosition:
 def lock_position(*, position_id: int, instance_id: int | None) -> LockedPosition:
     """Lock the position's scope in the fixed order, then the position row itself. `instance_id` restricts the
     lookup to one account (a bot's own); another account's position is simply not found."""
-    selectors.set_lock_timeouts(
-        lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
-    )
+    selectors.set_lock_timeouts()
     lookup = Position.objects.filter(pk=position_id)
     if instance_id is not None:
         lookup = lookup.filter(instance_id=instance_id)
@@ -100,7 +96,7 @@ def position_fill(*, position_id: int, instance_id: int | None, fill: FillInput,
             fees=fill.fees,
             filled_at=now,
         )
-        publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+        position_published(position)
     return position
 
 
@@ -136,7 +132,7 @@ def position_close(*, position_id: int, instance_id: int | None, close: CloseInp
             return existing
         quantity = _close_quantity(position, close)
         trade = _close_apply(locked, quantity=quantity, close=close, now=now)
-        publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+        position_published(position)
     return trade
 
 
@@ -242,7 +238,7 @@ def position_cancel(*, position_id: int, instance_id: int | None, now: datetime)
         locked = lock_position(position_id=position_id, instance_id=instance_id)
         position = locked.position
         if reservation_release(locked, now=now, final_status=PositionStatus.CANCELLED):
-            publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+            position_published(position)
         elif position.status not in (PositionStatus.CANCELLED, PositionStatus.OPEN):
             raise IllegalTransition(f"A {position.status} position cannot be cancelled.")
     return position
@@ -276,7 +272,7 @@ def position_expire(*, position_id: int, now: datetime) -> bool:
         released = reservation_release(locked, now=now, final_status=PositionStatus.EXPIRED)
         if released:
             position = locked.position
-            publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+            position_published(position)
     return released
 
 

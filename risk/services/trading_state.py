@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from django.conf import settings
 from django.db import DatabaseError, transaction
 
 from accounts.models import TradingInstance, User
@@ -20,8 +19,7 @@ from risk.engine import TradingMode, account_key_prefix
 from risk.engine.emergency import PORTFOLIO_PREFIX
 from risk.errors import AccountNotFound
 from risk.models import BreachLatch, Severity, TradingState
-from risk.services.check import position_event
-from risk.services.events import risk_event_raise
+from risk.services.events import position_published, risk_event_raise
 from risk.services.lifecycle import lock_position, reservation_release
 from trading.models import PositionStatus
 
@@ -74,9 +72,7 @@ def trading_state_set(
     """Set the scope's state (audited and published). `raise_event` False: the caller raises the one risk event
     that explains the change itself (an emergency halt), so one incident never pages twice."""
     with transaction.atomic():
-        selectors.set_lock_timeouts(
-            lock_timeout_ms=settings.RISK_LOCK_TIMEOUT_MS, statement_timeout_ms=settings.RISK_STATEMENT_TIMEOUT_MS
-        )
+        selectors.set_lock_timeouts()
         selectors.lock_portfolio()
         if instance_id is not None and not TradingInstance.objects.filter(pk=instance_id).exists():
             raise AccountNotFound()
@@ -139,9 +135,7 @@ def reservations_cancel(*, instance_id: int | None, now: datetime) -> tuple[int,
                 locked = lock_position(position_id=position_id, instance_id=None)
                 if reservation_release(locked, now=now, final_status=PositionStatus.CANCELLED):
                     position = locked.position
-                    publish_on_commit(
-                        event_type="position", data=position_event(position), account_id=position.instance_id
-                    )
+                    position_published(position)
                     cancelled.append(position_id)
         except DatabaseError:
             logger.warning("halt_release_deferred", position_id=position_id, exc_info=True)
