@@ -48,7 +48,7 @@ lint: venv
 	DJANGO_SETTINGS_MODULE=nija.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: env
-	@scripts/services.sh start postgres test-redis
+	@scripts/services.sh start postgres test-redis browser
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -4,8 +4,9 @@ the JSON 404 of the error contract (also with DEBUG on, where Django would rende
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
+from nija.api.docs import RedocDocsView, SwaggerDocsView
 from nija.api.errors import error_response
 
 
@@ -32,8 +33,10 @@ def page_not_found(request: HttpRequest, exception: Exception | None = None):
 api_patterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("schema", SpectacularAPIView.as_view()),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("docs", SpectacularSwaggerView.as_view(url_name="schema")),
+    path("docs/", SwaggerDocsView.as_view(url_name="schema"), name="api-docs"),
+    path("docs", SwaggerDocsView.as_view(url_name="schema")),
+    path("redoc/", RedocDocsView.as_view(url_name="schema"), name="api-redoc"),
+    path("redoc", RedocDocsView.as_view(url_name="schema")),
     path("", include("accounts.urls")),
     path("", include("trading.urls")),
     path("", include("risk.urls")),

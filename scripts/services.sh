@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Local PostgreSQL and Redis for development and tests, with no Docker (DESIGN.md sections 2 and 9).
 #
-#   scripts/services.sh start [postgres|redis|test-redis ...]   start what is not running (default: postgres redis)
+#   scripts/services.sh start [postgres|redis|test-redis|browser ...]   start what is not running (default: postgres redis);
+#                                                                `browser` installs Debian's Chromium for the browser tests
 #   scripts/services.sh stop                                     stop everything this checkout started
 #   scripts/services.sh status
 #
@@ -146,6 +147,15 @@ stop_redis_on() {
   fi
 }
 
+# ---------------------------------------------------------------- Browser (the browser tests drive it)
+CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+
+ensure_browser() {
+  if [ -x "$CHROMIUM" ]; then return; fi
+  apt_install Chromium chromium
+  [ -x "$CHROMIUM" ] || die "Chromium is not at $CHROMIUM after install"
+}
+
 # ---------------------------------------------------------------- main
 cmd="${1:-start}"; shift || true
 case "$cmd" in
@@ -156,6 +166,7 @@ case "$cmd" in
         postgres) start_postgres ;;
         redis) start_redis ;;
         test-redis) start_test_redis ;;
+        browser) ensure_browser ;;
         *) die "unknown service: $what" ;;
       esac
     done ;;
@@ -164,5 +175,5 @@ case "$cmd" in
     pg_running && echo "postgres: running on 127.0.0.1:$PG_PORT" || echo "postgres: stopped"
     redis_up "$REDIS_PORT" && echo "redis: running on 127.0.0.1:$REDIS_PORT" || echo "redis: stopped"
     redis_up "$TEST_REDIS_PORT" && echo "test-redis: running on 127.0.0.1:$TEST_REDIS_PORT" || echo "test-redis: stopped" ;;
-  *) die "usage: $0 start [postgres|redis|test-redis]... | stop | status" ;;
+  *) die "usage: $0 start [postgres|redis|test-redis|browser]... | stop | status" ;;
 esac

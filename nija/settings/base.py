@@ -38,8 +38,6 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # ------------------------------------------------------------------------------------------------
 # Applications
@@ -59,6 +57,8 @@ THIRD_PARTY_APPS = [
     "django_celery_beat",
     "django_structlog",
     "django_eventstream",
+    "drf_spectacular_sidecar",
+    "corsheaders",
 ]
 LOCAL_APPS = [
     "accounts",
@@ -74,6 +74,11 @@ MIDDLEWARE = [
     "logs.middleware.RequestIdMiddleware",
     "nija.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the process itself (no CDN, no separate file server needed), before any other work.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Credentialed CORS for the event stream only (the page on the web origin reads the events origin).
+    "corsheaders.middleware.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -89,7 +94,8 @@ MIDDLEWARE = [
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Project-wide templates (the API docs pages); apps keep their own under <app>/templates.
+        "DIRS": [BASE_DIR / "nija" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -283,7 +289,59 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Risk, monitoring, persistence and logging backbone of the NIJA trading platform.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from the project's own static files (drf-spectacular-sidecar), never a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+
+# ------------------------------------------------------------------------------------------------
+# Static files: served by every process itself through WhiteNoise (admin, API docs, the dashboard page).
+# Production collects them (`collectstatic`, done in the image) into STATIC_ROOT with hashed, compressed names;
+# local and test settings serve them straight from the apps (no collect step).
+# ------------------------------------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "nija" / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
+# ------------------------------------------------------------------------------------------------
+# Origins: the web process (API, admin, pages) and the events process (the SSE stream). Under `make run` they
+# are two ports of 127.0.0.1; behind the production proxy both are the one public origin (set both to it).
+# ------------------------------------------------------------------------------------------------
+WEB_PORT = env.int("WEB_PORT", default=8000)
+EVENTS_PORT = env.int("EVENTS_PORT", default=8001)
+WEB_ORIGINS = env.list("WEB_ORIGINS", default=[f"http://127.0.0.1:{WEB_PORT}", f"http://localhost:{WEB_PORT}"])
+EVENTS_ORIGINS = env.list(
+    "EVENTS_ORIGINS", default=[f"http://127.0.0.1:{EVENTS_PORT}", f"http://localhost:{EVENTS_PORT}"]
+)
+
+# Content-Security-Policy (django-csp): pages load only the project's own files and talk only to the project's
+# own origins. ReDoc runs its search in a `blob:` worker (its page alone also allows inline styles: nija/api/docs.py).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'", *EVENTS_ORIGINS],
+        "worker-src": ["'self'", "blob:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# CORS (django-cors-headers) only for the event stream: the page on a web origin opens it with its session
+# cookie (EventSource `withCredentials`), so the answer names the origin and allows credentials.
+CORS_ALLOWED_ORIGINS = WEB_ORIGINS
+CORS_ALLOW_CREDENTIALS = True
+CORS_URLS_REGEX = r"^/api/metrics/stream$"
 
 # ------------------------------------------------------------------------------------------------
 # Health probes

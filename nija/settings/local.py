@@ -5,3 +5,7 @@ from .base import env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 SECRET_KEY = env("DJANGO_SECRET_KEY", default="local-development-only-not-secret")
+
+# Static files straight from the apps (no collect step before `make run`), picked up as they change.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

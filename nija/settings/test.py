@@ -25,3 +25,7 @@ CREDENTIALS_KEYS = ["dGVzdC1vbmx5LWNyZWRlbnRpYWxzLWtleS0wMDAwMDA="]
 
 # The default hasher costs ~0.5 s a hash here; tests hash many passwords.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Static files straight from the apps, as under `make run` (no collect step before the suite).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
