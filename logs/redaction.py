@@ -1,13 +1,21 @@
 """Secret redaction: the structlog processor every log line passes before it reaches any sink.
 
-Two rules, applied at any depth of mappings, lists, tuples and sets:
+Three rules, applied at any depth of mappings, lists, tuples and sets:
 - a value whose key looks sensitive (token, secret, password, api key, authorization, passphrase, cookie ...)
-  is replaced whole, whatever its type;
-- inside every string (the event, stdlib messages, exception messages, request paths), `Bearer <token>`
-  and `key=value` / `"key": "value"` pairs with a sensitive key lose their value (query strings included:
-  `?access_token=...&api_key=...`).
+  is replaced whole, whatever its type; so is the value of a `(name, value)` pair whose name looks sensitive
+  (headers as ASGI and most HTTP clients list them: `[(b"authorization", b"Basic ...")]`);
+- inside every string (the event, stdlib messages, exception messages, request paths), `key=value` /
+  `"key": "value"` / `Key: value` pairs with a sensitive key lose their whole value, an authentication scheme
+  included (`Authorization: Basic <secret>` and `Authorization: Token <secret>` keep neither; query strings too:
+  `?access_token=...&api_key=...`);
+- `Bearer <token>` is redacted wherever it appears.
 Any other object (a request, a model instance ...) is turned into its `str()` and that text is redacted, so
 the renderer never prints an object it has not seen.
+
+Cost: linear in the text, whatever it holds (log lines carry what clients send: a User-Agent is attacker text),
+and a text longer than MAX_TEXT_CHARS is cut there first, so one field costs a bounded amount of work. The
+patterns are possessive and every key is read once from its first character, so no input makes a scan go back
+over what it has read.
 
 Over-redacting a harmless field is accepted; leaking a secret is not.
 """
@@ -19,6 +27,8 @@ from decimal import Decimal
 from typing import Any
 
 REDACTED = "[REDACTED]"
+# A text longer than this is cut before redaction (gunicorn already refuses headers over 8,190 bytes).
+MAX_TEXT_CHARS = 16_384
 # Values rendered as they are; everything else that is not a container becomes redacted text.
 _PLAIN_SCALARS = (int, float, bool, Decimal)
 
@@ -43,11 +53,14 @@ _TRIGGERS = (
     "csrf",
     "bearer",
 )
-_BEARER = re.compile(r"\bBearer\s+[A-Za-z0-9._~+/=:-]+", re.IGNORECASE)
+_BEARER = re.compile(r"\bBearer\s++[A-Za-z0-9._~+/=:-]++", re.IGNORECASE)
+# A sensitive key (a whole run of word characters, dots and dashes holding a sensitive word, tried from the run's
+# first character only), an optional closing quote, a separator, and the value: a quoted string (to its closing
+# quote, or to the end when there is none), or an optional authentication scheme and the credential after it.
 _KEY_VALUE = re.compile(
-    r"(?:" + _SENSITIVE_WORDS + r")[\w.-]*"
-    r"[\"']?\s*[:=]\s*"
-    r"(?P<value>\"[^\"]*\"|'[^']*'|[^\s,;&}\])]+)",
+    r"(?<![\w.-])(?=[\w.-]*?(?:" + _SENSITIVE_WORDS + r"))[\w.-]++[\"']?\s*+[:=]\s*+"
+    r"(?P<value>\"[^\"]*+\"?|'[^']*+'?"
+    r"|(?:(?:basic|bearer|token|digest|negotiate|ntlm|apikey|api-key|hmac|signature)[ \t]++)?[^\s,;&}\])]++)",
     re.IGNORECASE,
 )
 # Keys structlog and our own pipeline add: never sensitive names; the values of the last four are not scanned.
@@ -63,6 +76,9 @@ def _is_sensitive_name(key: str) -> bool:
 
 
 def is_sensitive_key(key: object) -> bool:
+    """A mapping key or header name (str or bytes) whose value is a secret."""
+    if isinstance(key, bytes):
+        key = key.decode("latin-1")
     return isinstance(key, str) and _is_sensitive_name(key)
 
 
@@ -72,19 +88,27 @@ def _redact_pair(match: re.Match) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Secrets inside free text: bearer tokens, then sensitive key/value pairs (one cheap scan when neither)."""
+    """Secrets inside free text: sensitive key/value pairs, then bearer tokens (one cheap scan when neither)."""
     if not text:
         return text
+    if len(text) > MAX_TEXT_CHARS:
+        text = f"{text[:MAX_TEXT_CHARS]}... [{len(text) - MAX_TEXT_CHARS} characters cut]"
     lowered = text.lower()
     if not any(trigger in lowered for trigger in _TRIGGERS):
         return text
-    text = _BEARER.sub(f"Bearer {REDACTED}", text)
-    return _KEY_VALUE.sub(_redact_pair, text)
+    return _BEARER.sub(f"Bearer {REDACTED}", _KEY_VALUE.sub(_redact_pair, text))
 
 
 def _redact_key(key: Any) -> Any:
     """A mapping key as JSON can carry it: plain scalars kept, anything else as redacted text."""
     return key if isinstance(key, _PLAIN_SCALARS) else redact_text(str(key))
+
+
+def _redact_sequence(items: list | tuple | set | frozenset) -> list[Any]:
+    """A list of its items redacted; a `(name, value)` pair whose name is sensitive keeps only its name."""
+    if isinstance(items, (list, tuple)) and len(items) == 2 and is_sensitive_key(items[0]):
+        return [_redact_key(items[0]), REDACTED]
+    return [redact_value(item) for item in items]
 
 
 def redact_value(value: Any) -> Any:
@@ -103,7 +127,7 @@ def redact_value(value: Any) -> Any:
             _redact_key(key): REDACTED if is_sensitive_key(key) else redact_value(item) for key, item in value.items()
         }
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [redact_value(item) for item in value]
+        return _redact_sequence(value)
     if isinstance(value, BaseException):
         return redact_text(f"{type(value).__name__}: {value}")
     return redact_text(str(value))
@@ -111,7 +135,10 @@ def redact_value(value: Any) -> Any:
 
 def redact_secrets(logger: object, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     """structlog processor: redact every key and string of the event dict (internal `_` keys are kept)."""
-    return {
-        key: value if key.startswith("_") else REDACTED if is_sensitive_key(key) else redact_value(value)
-        for key, value in event_dict.items()
-    }
+    return {key: _redact_entry(key, value) for key, value in event_dict.items()}
+
+
+def _redact_entry(key: str, value: Any) -> Any:
+    if key.startswith("_") or key in _UNSCANNED_KEYS:
+        return value
+    return REDACTED if is_sensitive_key(key) else redact_value(value)

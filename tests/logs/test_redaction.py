@@ -1,11 +1,15 @@
-"""The redaction processor on its own: keys at any depth, bearer tokens and key=value pairs in strings."""
+"""The redaction processor on its own: keys at any depth, bearer tokens and key=value pairs in strings, whole
+header values whatever their scheme, and a cost linear in the text."""
 
 import json
+import time
 from collections.abc import Mapping
 from decimal import Decimal
 
+import pytest
+
 from logs.config import _render_json
-from logs.redaction import REDACTED, redact_secrets, redact_text
+from logs.redaction import MAX_TEXT_CHARS, REDACTED, redact_secrets, redact_text
 
 
 def test_sensitive_keys_are_redacted_at_any_depth():
@@ -96,3 +100,78 @@ def test_the_json_renderer_redacts_an_object_that_skipped_redaction():
         ),
         "amount": "2.5",
     }
+
+
+# ---------------------------------------------------------------------------------------------- schemes, headers
+def test_an_authorization_value_is_redacted_whole_whatever_its_scheme():
+    for header in ("Authorization", "Proxy-Authorization", "authorization", "HTTP_AUTHORIZATION"):
+        for credential in ("Basic dXNlcjpodW50ZXIy", "Token 9f8e7d6c5b4a", "Bearer 9f8e7d6c5b4a", "9f8e7d6c5b4a"):
+            assert redact_text(f"{header}: {credential}") == f"{header}: {REDACTED}", (header, credential)
+            assert redact_text(f"{header}={credential}, next=1") == f"{header}={REDACTED}, next=1"
+    meta = "{'HTTP_AUTHORIZATION': 'Token 9f8e', 'n': 1}"
+    assert redact_text(meta) == f"{{'HTTP_AUTHORIZATION': {REDACTED}, 'n': 1}}"
+
+
+def test_bare_tokens_in_known_headers_are_redacted_whole():
+    assert redact_text("X-Api-Key: k-123, Accept: json") == f"X-Api-Key: {REDACTED}, Accept: json"
+    assert redact_text("X-Auth-Token: t-123") == f"X-Auth-Token: {REDACTED}"
+    # headers as lists of (name, value) pairs, str or bytes (ASGI scopes, HTTP clients)
+    event = {
+        "event": "e",
+        "headers": [(b"authorization", b"Basic dXNlcjpodW50ZXIy"), (b"x-api-key", b"k-1"), (b"accept", b"json")],
+        "pairs": [("Authorization", "Token 9f8e"), ("Cookie", "sessionid=abc")],
+    }
+
+    result = redact_secrets(None, "info", event)
+
+    assert result["headers"] == [["b'authorization'", REDACTED], ["b'x-api-key'", REDACTED], ["b'accept'", "b'json'"]]
+    assert result["pairs"] == [["Authorization", REDACTED], ["Cookie", REDACTED]]
+    assert "dXNlcjpodW50ZXIy" not in json.dumps(result)
+
+
+def test_an_unterminated_quoted_secret_is_redacted_to_the_end():
+    assert redact_text('{"password": "hunter2 and the rest') == f'{{"password": {REDACTED}'
+
+
+def test_a_value_that_holds_a_sensitive_key_is_still_redacted():
+    assert redact_text("a=token=abc&b=2") == f"a=token={REDACTED}&b=2"
+
+
+def test_ordinary_words_are_not_taken_for_schemes():
+    assert redact_text("tier basic applied to token holders") == "tier basic applied to token holders"
+
+
+# ---------------------------------------------------------------------------------------------- cost
+def _cost(text: str) -> float:
+    """The least of several timings of one redaction (the least is the one other processes disturbed least)."""
+    timings = []
+    for _ in range(7):
+        started = time.perf_counter()
+        redact_text(text)
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+# Shapes that made the former patterns go back over the text from every occurrence of a sensitive word.
+HOSTILE_UNITS = ("token", "token=' ", 'password="', "api_key:::", "Bearer ", "secret-", "Authorization: Basic ")
+
+
+@pytest.mark.parametrize("unit", HOSTILE_UNITS)
+def test_redaction_cost_grows_linearly_with_the_length(unit):
+    """Four times the text costs about four times as much (a quadratic scan: sixteen). Ratios within one test,
+    never an absolute time; the bound is generous for a loaded machine."""
+    short, long = ((unit * (size // len(unit) + 1))[:size] for size in (2_000, 8_000))
+
+    ratio = _cost(long) / _cost(short)
+
+    assert ratio < 8, f"{unit!r}: 4x the length cost {ratio:.1f}x"
+
+
+def test_a_text_longer_than_the_bound_is_cut_before_it_is_scanned():
+    text = "token=" + "x" * 20 + " " + "a" * (MAX_TEXT_CHARS * 4)
+
+    result = redact_text(text)
+
+    assert result.startswith(f"token={REDACTED} aaa")
+    assert result.endswith(f"... [{len(text) - MAX_TEXT_CHARS} characters cut]")
+    assert len(result) < MAX_TEXT_CHARS + 40
