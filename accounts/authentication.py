@@ -21,7 +21,6 @@ from redis import RedisError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
-from rest_framework.throttling import BaseThrottle
 
 from accounts.caching import TOMBSTONE_VERSION, set_if_newer
 from accounts.models import TokenKind, User
@@ -37,6 +36,7 @@ from accounts.selectors import (
 from accounts.services import api_token_touch, api_token_touch_due
 from accounts.tokens import ApiPrincipal, CachedToken, looks_like_token, token_digest
 from nija.cache import RATE, TOKEN
+from nija.client_ip import client_ip
 from nija.ratelimit import rate_limit_hit, record_fail_open
 
 __all__ = ["ApiPrincipal", "BearerTokenAuthentication"]
@@ -44,7 +44,7 @@ __all__ = ["ApiPrincipal", "BearerTokenAuthentication"]
 logger = logging.getLogger(__name__)
 
 INVALID = "Invalid or revoked token."
-# Failed bearer authentications per client address (DRF's get_ident, which honours NUM_PROXIES): past the limit
+# Failed bearer authentications per client address (nija.client_ip, as every limiter counts): past the limit
 # the answer is 429 and unknown tokens are no longer looked up in PostgreSQL (DRF throttles run after
 # authentication, so they never see these requests).
 AUTH_FAILURE_SCOPE = "auth_failures"
@@ -119,7 +119,7 @@ class BearerTokenAuthentication(BaseAuthentication):
 
 
 def _client_ident(request: Request) -> str:
-    return BaseThrottle().get_ident(request)
+    return client_ip(request)
 
 
 def _blocked_key(ident: str) -> str:

@@ -1,4 +1,5 @@
-"""Correlation id of every HTTP request: validated from `X-Request-ID` or generated, bound, echoed.
+"""Correlation id of every HTTP request: validated from `X-Request-ID` or generated, bound, echoed; and the
+client address every line of the request carries (`ip`, from `nija.client_ip`, the address the limiters count).
 
 This middleware runs first, outside `nija.middleware.ApiErrorMiddleware`, so even the JSON 413 that middleware
 answers before any other layer runs carries the header. django-structlog's `RequestMiddleware` (further in)
@@ -13,6 +14,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponseBase
+
+from nija.client_ip import client_ip
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_META = "HTTP_X_REQUEST_ID"
@@ -59,5 +62,5 @@ class RequestIdMiddleware:
         request.__dict__.pop("headers", None)  # HttpRequest.headers is cached: let it see the validated id
         request.request_id = request_id  # type: ignore[attr-defined]
         structlog.contextvars.clear_contextvars()  # nothing from the thread's previous request
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        structlog.contextvars.bind_contextvars(request_id=request_id, ip=client_ip(request))
         return request_id

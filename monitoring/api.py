@@ -1,6 +1,5 @@
 """Monitoring endpoints (thin: parse, authorize, call a selector, render)."""
 
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -14,20 +13,24 @@ from nija.ratelimit import fail_open_count
 
 
 class HealthApi(APIView):
-    """Liveness and dependencies: 200 when PostgreSQL, Redis and the Celery broker answer, else 503."""
+    """Liveness and dependencies: 200 when PostgreSQL, Redis and the Celery broker answer, else 503.
+
+    Anyone may ask, so the probes run at most once per HEALTH_CACHE_SECONDS in a process (`checked_at` says when)
+    and callers are limited per client address (scope `health`).
+    """
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes: list = []
+    throttle_scope = "health"
 
     @extend_schema(responses={200: dict, 503: dict})
     def get(self, request: Request) -> Response:
-        components = selectors.component_health()
-        healthy = all(result.ok for result in components.values())
+        probes = selectors.recent_component_health()
+        healthy = all(result.ok for result in probes.components.values())
         body = {
             "status": "ok" if healthy else "unavailable",
-            "checked_at": timezone.now().isoformat(),
-            **{name: result.as_dict() for name, result in components.items()},
+            "checked_at": probes.checked_at.isoformat(),
+            **{name: result.as_dict() for name, result in probes.components.items()},
             **selectors.host_resources(),
             "logs": log_drop_stats(),
             # Checks this process let through unlimited because Redis was unreachable (fail-open scopes).

@@ -2,18 +2,25 @@
 
 Every probe has a short timeout and runs in its own thread, so a hung dependency delays the health answer
 by at most `HEALTH_PROBE_TIMEOUT` and never hangs it.
+
+`/api/health` answers anyone, so it reads `recent_component_health()`: one probe round (a database connection, a
+broker connection, a thread pool) per HEALTH_CACHE_SECONDS in a process, however many callers ask; callers that
+arrive while a round runs wait for its result instead of starting their own.
 """
 
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psutil
 import redis
 from django.conf import settings
 from django.db import connections
+from django.utils import timezone
 from django_redis import get_redis_connection
 
 
@@ -80,6 +87,48 @@ def component_health(timeout: float | None = None) -> dict[str, ProbeResult]:
         name: future.result() if future.done() else ProbeResult(ok=False, latency_ms=None, error="timeout")
         for name, future in futures.items()
     }
+
+
+@dataclass(frozen=True)
+class HealthRound:
+    """The results of one probe round and when it finished."""
+
+    checked_at: datetime
+    components: dict[str, ProbeResult]
+    finished: float  # time.monotonic()
+
+
+class _RecentRound:
+    """The latest probe round of this process, and the lock that lets one round run at a time."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.latest: HealthRound | None = None
+
+    def get(self, max_age: float) -> HealthRound:
+        with self.lock:
+            latest = self.latest
+            if latest is None or time.monotonic() - latest.finished > max_age:
+                components = component_health()
+                latest = self.latest = HealthRound(timezone.now(), components, time.monotonic())
+            return latest
+
+    def clear(self) -> None:
+        with self.lock:
+            self.latest = None
+
+
+_recent_round = _RecentRound()
+
+
+def recent_component_health(max_age: float | None = None) -> HealthRound:
+    """The latest probe round if it finished at most `max_age` seconds ago (HEALTH_CACHE_SECONDS), else a new one."""
+    return _recent_round.get(settings.HEALTH_CACHE_SECONDS if max_age is None else max_age)
+
+
+def recent_component_health_clear() -> None:
+    """Forget the latest round: the next caller probes (tests that change what the probes reach)."""
+    _recent_round.clear()
 
 
 def host_resources() -> dict[str, Any]:

@@ -56,3 +56,12 @@ def reference_rows(request: pytest.FixtureRequest) -> None:
     transactional = marker.kwargs.get("transaction", False) or (marker.args and marker.args[0])
     request.getfixturevalue("transactional_db" if transactional else "db")
     _reference_rows()
+
+
+@pytest.fixture(autouse=True)
+def fresh_health_probes() -> None:
+    """/api/health reuses a probe round for a second: every test starts without one (a test may point the
+    probes at a dead server)."""
+    from monitoring.selectors import recent_component_health_clear
+
+    recent_component_health_clear()

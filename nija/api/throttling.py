@@ -4,7 +4,8 @@ Responsible for who is counted (identity), against which limit (scope and tier),
 is unreachable, and the `X-RateLimit-*` headers. It imports no app: it reads attributes only.
 
 - Identity: the API token (`tok:<token_id>`, from `request.auth.token_id`), else the user (`user:<pk>`), else
-  the client address (`ip:<addr>`, DRF's `get_ident`, which honours `NUM_PROXIES`).
+  the client address (`ip:<addr>`, `nija.client_ip`: X-Forwarded-For only as far as TRUSTED_PROXY_COUNT vouches
+  for it, so a client cannot pick a fresh identity per request).
 - Scope: the view's `throttle_scope` (default `"default"`). Limits: `settings.RATE_LIMITS[scope][tier]` as
   `(requests, window_seconds)`. Tier: `operator` for operator tokens and staff sessions, `anonymous` without a
   user, else `request.auth.tier` or `request.user.subscription_tier`; a tier a scope lacks uses its `free` row.
@@ -26,6 +27,7 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
+from nija.client_ip import client_ip
 from nija.ratelimit import RateDecision, rate_limit_hit, record_fail_open
 
 DEFAULT_SCOPE = "default"
@@ -57,7 +59,7 @@ def request_tier(request: Request) -> str:
     return getattr(principal, "tier", None) or getattr(user, "subscription_tier", None) or FALLBACK_TIER
 
 
-def request_identity(request: Request, get_ident: Callable[[Request], str]) -> str:
+def request_identity(request: Request) -> str:
     """Whom a request is counted for: its token, else its user, else its client address."""
     token_id = getattr(request.auth, "token_id", None)
     if token_id is not None:
@@ -65,7 +67,7 @@ def request_identity(request: Request, get_ident: Callable[[Request], str]) -> s
     user = request.user
     if user and user.is_authenticated:
         return f"user:{user.pk}"
-    return f"ip:{get_ident(request)}"
+    return f"ip:{client_ip(request)}"
 
 
 def scope_limit(scope: str, tier: str) -> tuple[int, float]:
@@ -87,7 +89,7 @@ class SlidingWindowThrottle(BaseThrottle):
     def allow_request(self, request: Request, view: object) -> bool:
         scope = getattr(view, "throttle_scope", None) or DEFAULT_SCOPE
         limit, window_seconds = scope_limit(scope, request_tier(request))
-        identifier = f"{scope}:{request_identity(request, self.get_ident)}"
+        identifier = f"{scope}:{request_identity(request)}"
         try:
             self.decision = rate_limit_hit(identifier, limit, round(window_seconds * 1000))
         except RedisError:
@@ -97,6 +99,10 @@ class SlidingWindowThrottle(BaseThrottle):
             return True
         setattr(request._request, REQUEST_ATTR, self.decision)
         return self.decision.allowed
+
+    def get_ident(self, request: Request) -> str:
+        """DRF's own notion of the client, kept equal to ours for any code that asks the throttle for it."""
+        return client_ip(request)
 
     def wait(self) -> float | None:
         """Seconds until a slot frees (whole seconds: the error handler writes Retry-After as an integer)."""

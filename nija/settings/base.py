@@ -32,6 +32,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 # Paths have no trailing slash (DESIGN.md section 6): never redirect to add one.
 APPEND_SLASH = False
+# How many proxies of ours stand in front of the server: X-Forwarded-For is read that far and no further
+# (nija/client_ip.py). 0 (the default, `make run`): the header is ignored. 1: the compose proxy (docker/).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -202,6 +205,8 @@ RATE_LIMITS = {
         "enterprise": (1200, 60),
         "operator": (1200, 60),
     },
+    # GET /api/health: anyone may ask, per client address.
+    "health": {"anonymous": (60, 60)},
     # PUT /api/market/{symbol}: price feeds write often.
     "market_write": {
         "free": (1200, 60),
@@ -282,6 +287,8 @@ REST_FRAMEWORK = {
     # Money travels as strings both ways.
     "COERCE_DECIMAL_TO_STRING": True,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # DRF's own client address (BaseThrottle.get_ident) agrees with nija.client_ip.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -347,6 +354,8 @@ CORS_URLS_REGEX = r"^/api/metrics/stream$"
 # Health probes
 # ------------------------------------------------------------------------------------------------
 HEALTH_PROBE_TIMEOUT = env.float("HEALTH_PROBE_TIMEOUT", default=1.0)
+# /api/health reuses a probe round this many seconds (one round at a time per process, however many callers).
+HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=1.0)
 
 # ------------------------------------------------------------------------------------------------
 # Logging (the logs/ app owns it; DESIGN.md section 8): one JSON object per line on stdout, rotating files
@@ -364,6 +373,9 @@ configure_structlog()
 # django-structlog: the request id comes from logs.middleware.RequestIdMiddleware, which has already replaced
 # a missing or unsafe X-Request-ID with a fresh uuid4, so trusting the (rewritten) header here is deliberate.
 DJANGO_STRUCTLOG_TRUST_UPSTREAM_REQUEST_ID = True
+# The `ip` of every line is bound by logs.middleware.RequestIdMiddleware from nija.client_ip; django-structlog's
+# own (django-ipware) believes X-Forwarded-For from anyone.
+DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 # An SSE client going away is normal operation, not a warning.
 DJANGO_STRUCTLOG_REQUEST_CANCELLED_LOG_LEVEL = logging.INFO

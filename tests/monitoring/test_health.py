@@ -1,8 +1,13 @@
 import copy
+import threading
+import time
 
 import pytest
 from django.conf import settings
+from django.db import connections
+from django.db.backends.signals import connection_created
 from django.test import override_settings
+from rest_framework.test import APIClient
 
 
 def _closed_port_redis_caches() -> dict:
@@ -80,3 +85,70 @@ def test_health_answers_within_the_probe_timeout_when_a_probe_hangs(api_client, 
     assert time.monotonic() - started < 2.5
     assert response.status_code == 503
     assert response.json()["celery"] == {"status": "down", "latency_ms": None, "error": "timeout"}
+
+
+# ---------------------------------------------------------------------------------------------- an open endpoint
+def _burst(calls: int, call) -> list:
+    """`calls` threads released together, each calling `call()` once; every result."""
+    barrier = threading.Barrier(calls)
+    results: list = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        barrier.wait()
+        result = call()
+        with lock:
+            results.append(result)
+        connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@pytest.fixture
+def database_connections_opened():
+    """Every database connection opened while the test runs, by any thread."""
+    opened: list[str] = []
+
+    def count(sender, connection, **kwargs) -> None:
+        opened.append(threading.current_thread().name)
+
+    connection_created.connect(count, weak=False)
+    yield opened
+    connection_created.disconnect(count)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_health_calls_run_one_probe_round_a_second(settings, redis_client, database_connections_opened):
+    settings.HEALTH_CACHE_SECONDS = 1.0
+
+    first = _burst(16, lambda: APIClient().get("/api/health"))
+    # then, once the round is older than HEALTH_CACHE_SECONDS, the next burst runs exactly one more
+    time.sleep(1.1)
+    second = _burst(16, lambda: APIClient().get("/api/health"))
+
+    assert [response.status_code for response in first + second] == [200] * 32
+    assert len(database_connections_opened) == 2
+    assert all(name.startswith("health-probe") for name in database_connections_opened)
+    assert len({response.json()["checked_at"] for response in first}) == 1
+    assert len({response.json()["checked_at"] for response in second}) == 1
+    assert first[0].json()["checked_at"] < second[0].json()["checked_at"]
+
+
+@pytest.mark.django_db
+def test_anonymous_health_callers_are_rate_limited_per_address(settings, redis_client):
+    settings.RATE_LIMITS = {**settings.RATE_LIMITS, "health": {"anonymous": (2, 60)}}
+    client = APIClient()
+
+    answers = [client.get("/api/health", REMOTE_ADDR="203.0.113.5") for _ in range(3)]
+    elsewhere = client.get("/api/health", REMOTE_ADDR="203.0.113.6")
+
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert answers[2].json()["error"]["code"] == "rate_limited"
+    assert answers[2]["X-RateLimit-Limit"] == "2"
+    assert int(answers[2]["Retry-After"]) > 0
+    assert elsewhere.status_code == 200
