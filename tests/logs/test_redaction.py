@@ -175,3 +175,30 @@ def test_a_text_longer_than_the_bound_is_cut_before_it_is_scanned():
     assert result.startswith(f"token={REDACTED} aaa")
     assert result.endswith(f"... [{len(text) - MAX_TEXT_CHARS} characters cut]")
     assert len(result) < MAX_TEXT_CHARS + 40
+
+
+def _request_cost(client, headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    assert client.get("/api/health", **headers).status_code == 200
+    return time.perf_counter() - started
+
+
+@pytest.mark.django_db
+def test_secret_looking_headers_cost_a_health_request_about_what_a_plain_one_costs(api_client, redis_client, settings):
+    """8 KB of secret-looking text in the headers every request logs: the request costs what a plain one does
+    (the former patterns made it cost tens of times as much). A ratio within one test, never an absolute time."""
+    settings.HEALTH_CACHE_SECONDS = 3600  # one probe round for the whole test: the requests differ by their headers
+    hostile = {
+        "HTTP_USER_AGENT": ("token" * 1700)[:8000],
+        "HTTP_X_CORRELATION_ID": ("secret-" * 1200)[:8000],
+        "HTTP_X_REQUEST_ID": ('password="' * 800)[:8000],
+    }
+    _request_cost(api_client, {})  # the probe round, connections, first-call imports
+
+    plain, loaded = [], []
+    for _ in range(9):
+        plain.append(_request_cost(api_client, {}))
+        loaded.append(_request_cost(api_client, hostile))
+
+    ratio = min(loaded) / min(plain)
+    assert ratio < 3, f"8 KB secret-looking headers made /api/health cost {ratio:.1f}x a plain one"
