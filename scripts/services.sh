@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Local PostgreSQL and Redis for development and tests, with no Docker (DESIGN.md sections 2 and 9).
+# Local PostgreSQL and Redis for development and tests, with no Docker.
 #
 #   scripts/services.sh start [postgres|redis|test-redis|browser ...]   start what is not running (default: postgres redis);
 #                                                                `browser` installs Debian's Chromium for the browser tests
@@ -10,6 +10,9 @@
 # PostgreSQL is skipped when DATABASE_URL is set, Redis when REDIS_URL is set (test-redis: TEST_REDIS_URL).
 # Everything listens on 127.0.0.1 only. initdb refuses to run as root, so as root the cluster runs as the
 # `postgres` user, in a short directory that user owns (a checkout under a 0700 home is out of its reach).
+# The cluster is durable (fsync, synchronous_commit, full_page_writes on): `make run` keeps answered approvals
+# through a power cut. A cluster an earlier version of this script made with them off is fixed at the next start,
+# running or not. The test suite turns synchronous_commit off for its own connections only (nija/settings/test.py).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -77,12 +80,40 @@ listen_addresses = '127.0.0.1'
 port = $PG_PORT
 unix_socket_directories = '$home'
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 CONF
   # Local development cluster: only loopback and the socket in a directory its owner controls.
   printf 'local all all trust\nhost all all 127.0.0.1/32 trust\n' >"$home/data/pg_hba.conf"
+}
+
+# Settings no cluster of ours runs without.
+DURABILITY="fsync synchronous_commit full_page_writes"
+
+pg_conf_durable() {
+  # Drops the lines of a cluster's postgresql.conf that set a durability setting (their default is on).
+  local conf="$1/data/postgresql.conf"
+  as_pg sed -i -E "/^[[:space:]]*(${DURABILITY// /|})[[:space:]]*=/d" "$conf"
+}
+
+pg_not_durable() {
+  "$@" -c "SELECT string_agg(name, ' ' ORDER BY name) FROM pg_settings
+           WHERE name = ANY(string_to_array('$DURABILITY', ' ')) AND setting <> 'on'"
+}
+
+pg_durable() {
+  # Turns on the running server's durability settings that are off (ALTER SYSTEM and a reload: all three take
+  # effect on reload, no restart); dies if they stay off. Works on any cluster on the port, ours or not.
+  local psql=("$@") off name
+  off=$(pg_not_durable "${psql[@]}")
+  [ -z "$off" ] && return
+  log "turning on $off (the cluster was not durable)"
+  for name in $off; do "${psql[@]}" -c "ALTER SYSTEM SET $name = on" >/dev/null; done
+  "${psql[@]}" -c "SELECT pg_reload_conf()" >/dev/null
+  for _ in $(seq 50); do
+    off=$(pg_not_durable "${psql[@]}")
+    [ -z "$off" ] && return
+    sleep 0.1
+  done
+  die "PostgreSQL on 127.0.0.1:$PG_PORT still runs with $off off"
 }
 
 start_postgres() {
@@ -92,13 +123,14 @@ start_postgres() {
   home=$(pg_home)
   mkdir -p "$VAR"
   if pg_answering; then log "PostgreSQL already running on 127.0.0.1:$PG_PORT"; else
-    [ -f "$home/data/PG_VERSION" ] || pg_init "$bin" "$home"
+    if [ -f "$home/data/PG_VERSION" ]; then pg_conf_durable "$home"; else pg_init "$bin" "$home"; fi
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
     # pg_ctl checks a leftover postmaster.pid itself: a pid that is no longer a postmaster does not block.
     as_pg "$bin/pg_ctl" start -D "$home/data" -l "$home/postgres.log" -w -t 60 -o "-p $PG_PORT" >/dev/null \
       || { tail -20 "$home/postgres.log" >&2; die "PostgreSQL did not start"; }
   fi
   local psql=("$bin/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres -qtA)
+  pg_durable "${psql[@]}"
   if [ -z "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='$DB_USER'")" ]; then
     "${psql[@]}" -c "CREATE ROLE $DB_USER LOGIN CREATEDB" >/dev/null
   fi

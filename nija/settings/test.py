@@ -19,6 +19,9 @@ EVENTSTREAM_REDIS = eventstream_redis(TEST_REDIS_URL)
 
 DATABASES["default"]["TEST"] = {"NAME": "test_nija" + env("NIJA_TEST_DB_SUFFIX", default="")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# The suite's commits do not wait for the disk: its data is thrown away. Per connection, so the cluster it shares
+# with `make run` stays durable (fsync and full_page_writes are server-wide and stay on).
+DATABASES["default"]["OPTIONS"]["options"] = "-c synchronous_commit=off"
 
 # Fixed, test-only Fernet key (never used outside the test suite).
 CREDENTIALS_KEYS = ["dGVzdC1vbmx5LWNyZWRlbnRpYWxzLWtleS0wMDAwMDA="]

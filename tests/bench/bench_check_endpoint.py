@@ -44,6 +44,7 @@ from risk.services import check as check_service
 from risk.services.check import CheckInput, position_check
 from tests.accounts.factories import issue_token
 from tests.bench import endpoint_load
+from tests.bench.database_settings import print_durability
 from tests.risk.conftest import counter_drift, funded_account
 from trading.models import Position
 
@@ -102,6 +103,19 @@ def _server_env(log_dir: Path) -> dict[str, str]:
     }
 
 
+def _dsn() -> dict[str, str]:
+    """psycopg2 keywords for this run's database, as the server reaches it (no per-connection options)."""
+    db = connection.settings_dict
+    dsn = {
+        "host": db["HOST"],
+        "port": db["PORT"],
+        "user": db["USER"],
+        "password": db.get("PASSWORD"),
+        "dbname": db["NAME"],
+    }
+    return {key: value for key, value in dsn.items() if value}
+
+
 def _put_prices(base_url: str, feed_token: str) -> None:
     for symbol, _, price in SYMBOLS:
         request = urllib.request.Request(  # noqa: S310 - an http:// loopback URL built here
@@ -143,6 +157,7 @@ def test_check_endpoint_throughput_latency_and_profile(tmp_path, redis_client, s
         env=_server_env(tmp_path), log_path=tmp_path / "gunicorn.log", threads=int(os.environ.get("BENCH_THREADS", "8"))
     )
     with server:
+        print_durability("the gunicorn server's connections", _dsn())
         _put_prices(server.base_url, feed_token)
         throughput = _throughput(wrk, server, bots, tmp_path)
         latency = _latency(server, bots)
@@ -176,17 +191,7 @@ def _throughput(wrk: str, server: endpoint_load.GunicornServer, bots, tmp_path: 
             lambda comm, cmdline: comm.startswith("redis-server") and f":{redis_port}" in cmdline
         ),
     }
-    dsn = {
-        key: value
-        for key, value in {
-            "host": connection.settings_dict["HOST"],
-            "port": connection.settings_dict["PORT"],
-            "user": connection.settings_dict["USER"],
-            "password": connection.settings_dict.get("PASSWORD") or None,
-            "dbname": connection.settings_dict["NAME"],
-        }.items()
-        if value is not None
-    }
+    dsn = _dsn()
 
     for kind in ("bare", "check"):  # warm up: connections, caches, JIT of wrk's Lua
         endpoint_load.run_wrk(
