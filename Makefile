@@ -10,6 +10,10 @@ WEB_WORKERS ?= 2
 
 .PHONY: run test lint services stop bench venv env migrate format clean-var
 
+# `make run` names its settings: the entry points (nija/wsgi.py, asgi.py, celery.py) default to production.
+# Debug stays off unless asked for: `DJANGO_DEBUG=1 make run`.
+run migrate: export DJANGO_SETTINGS_MODULE := nija.settings.local
+
 $(STAMP): requirements/base.txt requirements/production.txt requirements/local.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11+ is required ($(PYTHON))"; exit 1; }
 	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)

@@ -1,4 +1,6 @@
-"""The Celery application. Tasks live in each app's `tasks.py`; the schedule in django-celery-beat's tables."""
+"""The Celery application. Tasks live in each app's `tasks.py`; the schedule in django-celery-beat's tables.
+
+Production settings unless DJANGO_SETTINGS_MODULE names others (`make run` names nija.settings.local)."""
 
 import os
 
@@ -6,7 +8,7 @@ from celery import Celery
 
 from logs.celery import install_celery_logging
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nija.settings.local")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "nija.settings.production")
 
 app = Celery("nija")
 app.config_from_object("django.conf:settings", namespace="CELERY")

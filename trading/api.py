@@ -2,6 +2,7 @@
 
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
@@ -78,12 +79,14 @@ class MarketPriceApi(APIView):
             return [IsPriceFeedOrOperator()]
         return [IsAuthenticated()]
 
+    @extend_schema(responses={200: MarketPriceOutputSerializer})
     def get(self, request: Request, symbol: str) -> Response:
         mark = market_price_get(_symbol(symbol))
         if mark is None:
             raise PriceUnavailable()
         return _render(mark)
 
+    @extend_schema(request=MarketPriceInputSerializer, responses={200: MarketPriceOutputSerializer})
     def put(self, request: Request, symbol: str) -> Response:
         canonical = _symbol(symbol)
         serializer = MarketPriceInputSerializer(data=request.data)

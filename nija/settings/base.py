@@ -92,6 +92,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # X-RateLimit-* headers from the API throttle's decision (nija/api/throttling.py).
     "nija.api.throttling.RateLimitHeadersMiddleware",
+    # POSTs to the admin login page, per client address (RATE_LIMITS["admin_login"]).
+    "nija.admin_login.AdminLoginRateLimitMiddleware",
 ]
 
 TEMPLATES = [
@@ -207,6 +209,8 @@ RATE_LIMITS = {
     },
     # GET /api/health: anyone may ask, per client address.
     "health": {"anonymous": (60, 60)},
+    # POST /admin/login/ (nija/admin_login.py, not a DRF throttle): attempts per client address.
+    "admin_login": {"anonymous": (10, 300)},
     # PUT /api/market/{symbol}: price feeds write often.
     "market_write": {
         "free": (1200, 60),

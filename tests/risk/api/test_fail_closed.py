@@ -120,15 +120,29 @@ def account(redis_client):
     return funded_account("100000")
 
 
-def test_redis_stopped_the_check_answers_503_and_approves_nothing(account):
+def test_redis_stopped_the_checks_limiter_answers_503_first(account):
     client = bot_client(account)
     with redis_stopped():
         response = post_check(client, account)
 
-    assert_unavailable(response, "rate_limiter_unavailable", "risk_state_unavailable")
+    assert_unavailable(response, "rate_limiter_unavailable")
     assert_nothing_reserved(account)
     # and once Redis is back, the same request is approved: the 503 was the outage
     assert post_check(client, account).json()["decision"] == "approved"
+
+
+def test_redis_stopped_the_check_itself_answers_503_and_approves_nothing(account, settings):
+    """The limiter told to let checks through without Redis, so the view runs: the check's own reads (the mark,
+    the cached permission) must refuse on their own, not read "Redis down" as "nothing stored"."""
+    settings.RATE_LIMIT_FAIL_CLOSED_SCOPES = []
+    client = bot_client(account)
+    assert post_check(client, account).json()["decision"] == "approved"  # token and permission cached
+
+    with redis_stopped():
+        response = post_check(client, account, client_order_id="after-the-outage")
+
+    assert_unavailable(response, "risk_state_unavailable")
+    assert_nothing_reserved(account, positions=1)
 
 
 def test_redis_stopped_a_check_never_falls_back_to_the_bots_price_when_a_mark_is_stored(account):
@@ -168,24 +182,14 @@ def test_postgresql_unreachable_after_warm_caches_answers_503_risk_state_unavail
     assert_nothing_reserved(account, positions=1)
 
 
-def test_postgresql_unreachable_with_a_cold_token_cache_approves_nothing(account, redis_client):
+def test_postgresql_unreachable_with_a_cold_token_cache_answers_503_and_approves_nothing(account, redis_client):
     client = bot_client(account)
     redis_client.flushdb()  # the token, the permission: nothing cached, so authentication needs PostgreSQL too
 
     response = _unreachable_postgresql_call(lambda: post_check(client, account))
 
-    assert response.status_code >= 500
-    assert set(response.json()) == {"error"}
-    assert_nothing_reserved(account)
-
-
-def test_postgresql_unreachable_with_a_cold_token_cache_answers_503_risk_state_unavailable(account, redis_client):
-    client = bot_client(account)
-    redis_client.flushdb()
-
-    response = _unreachable_postgresql_call(lambda: post_check(client, account))
-
     assert_unavailable(response, "risk_state_unavailable")
+    assert_nothing_reserved(account)
 
 
 # ---------------------------------------------------------------------------------------------- lock waits
