@@ -153,6 +153,7 @@ def events_server(env: dict[str, str]) -> LiveProcess:
         "--port",
         str(port),
         "--no-access-log",
+        "--no-proxy-headers",
         "--timeout-graceful-shutdown",
         "1",
     ]
