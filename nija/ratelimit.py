@@ -1,4 +1,4 @@
-"""Exact sliding-window rate limiter: one Lua script on a Redis sorted set per key (DESIGN.md section 7).
+"""Exact sliding-window rate limiter: one Lua script on a Redis sorted set per key.
 
 Responsible for the limiter's atomicity and its failure mode; the DRF throttle (`nija.api.throttling`) and the
 function form `rate_limit_check` both call `rate_limit_hit`.

@@ -30,7 +30,7 @@ WSGI_APPLICATION = "nija.wsgi.application"
 ASGI_APPLICATION = "nija.asgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
-# Paths have no trailing slash (DESIGN.md section 6): never redirect to add one.
+# Paths have no trailing slash: never redirect to add one.
 APPEND_SLASH = False
 # How many proxies of ours stand in front of the server: X-Forwarded-For is read that far and no further
 # (nija/client_ip.py). 0 (the default, `make run`): the header is ignored. 1: the compose proxy (docker/).
@@ -120,7 +120,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # ------------------------------------------------------------------------------------------------
-# Local services (DESIGN.md section 9): used only when DATABASE_URL / REDIS_URL are not set.
+# Local services (scripts/services.sh): used only when DATABASE_URL / REDIS_URL are not set.
 # ------------------------------------------------------------------------------------------------
 PG_PORT = env.int("PG_PORT", default=54329)
 REDIS_PORT = env.int("REDIS_PORT", default=63799)
@@ -159,7 +159,7 @@ CACHES = {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": "nija",
-        # Keys are `nija:<namespace>:<key>` (DESIGN.md section 7), no version segment.
+        # Keys are `nija:<namespace>:<key>` (nija/cache.py), no version segment.
         "KEY_FUNCTION": "nija.cache.make_key",
         "OPTIONS": {
             "CLIENT_CLASS": "django_redis.client.DefaultClient",
@@ -169,7 +169,7 @@ CACHES = {
             # (redis-py's default ConnectionPool raises "Too many connections" at once instead).
             "CONNECTION_POOL_CLASS": "redis.BlockingConnectionPool",
             "CONNECTION_POOL_KWARGS": {"max_connections": REDIS_MAX_CONNECTIONS, "timeout": REDIS_POOL_TIMEOUT},
-            # JSON only: pickle is never read back from Redis (DESIGN.md section 7).
+            # JSON only: pickle is never read back from Redis.
             "SERIALIZER": "django_redis.serializers.json.JSONSerializer",
         },
     }
@@ -268,7 +268,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CREDENTIALS_KEYS = env.list("CREDENTIALS_KEYS", default=[])
 
 # ------------------------------------------------------------------------------------------------
-# API conventions (DESIGN.md section 6)
+# API conventions (nija/api/)
 # ------------------------------------------------------------------------------------------------
 API_MAX_BODY_BYTES = 64 * 1024
 # Django's own check applies to form posts (admin); the API middleware answers 413 before it.
@@ -362,7 +362,7 @@ HEALTH_PROBE_TIMEOUT = env.float("HEALTH_PROBE_TIMEOUT", default=1.0)
 HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", default=1.0)
 
 # ------------------------------------------------------------------------------------------------
-# Logging (the logs/ app owns it; DESIGN.md section 8): one JSON object per line on stdout, rotating files
+# Logging (the logs/ app owns it): one JSON object per line on stdout, rotating files
 # when LOG_DIR is set, the recent-log Redis stream (nija:logs:recent, exactly the newest 10,000 entries).
 # ------------------------------------------------------------------------------------------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")
