@@ -3,7 +3,7 @@
 Events go through django-eventstream, which publishes through one Redis pub/sub channel when
 `EVENTSTREAM_REDIS` is set, so a listener in any process (the SSE server) receives what a web worker or a
 Celery task sent. Channels: `dashboard` (operators) and `account-<id>` (that account's bot). Event types:
-`metrics`, `risk_event`, `position`, `state`.
+`metrics`, `risk_event`, `position`, `state`, `alert`.
 
 A publish failure never undoes the committed change it reports (the database is the record; clients re-read
 it); it is logged with the event and counted, never silently dropped.
@@ -19,7 +19,7 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 DASHBOARD_CHANNEL = "dashboard"
-EVENT_TYPES = frozenset({"metrics", "risk_event", "position", "state"})
+EVENT_TYPES = frozenset({"metrics", "risk_event", "position", "state", "alert"})
 
 _failures = 0
 _failures_lock = threading.Lock()

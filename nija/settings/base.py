@@ -394,3 +394,14 @@ RISK_LOCK_TIMEOUT_MS = env.int("RISK_LOCK_TIMEOUT_MS", default=2000)
 RISK_STATEMENT_TIMEOUT_MS = env.int("RISK_STATEMENT_TIMEOUT_MS", default=5000)
 # How often beat expires reservations past their TTL (seconds).
 RISK_EXPIRY_INTERVAL_SECONDS = env.int("RISK_EXPIRY_INTERVAL_SECONDS", default=15)
+
+# ------------------------------------------------------------------------------------------------
+# Alerts (monitoring.alerts): delivery of notifications to webhooks and Apprise targets
+# ------------------------------------------------------------------------------------------------
+# Targets resolving to private, loopback or link-local addresses are refused unless this is set.
+ALERT_ALLOW_PRIVATE_TARGETS = env.bool("ALERT_ALLOW_PRIVATE_TARGETS", default=False)
+ALERT_DELIVERY_TIMEOUT_SECONDS = env.float("ALERT_DELIVERY_TIMEOUT_SECONDS", default=5.0)
+ALERT_DELIVERY_MAX_ATTEMPTS = env.int("ALERT_DELIVERY_MAX_ATTEMPTS", default=6)
+# Retry n waits base x 2^(n-1) seconds (capped), jittered between half of that and all of it.
+ALERT_DELIVERY_BACKOFF_SECONDS = env.float("ALERT_DELIVERY_BACKOFF_SECONDS", default=10.0)
+ALERT_DELIVERY_BACKOFF_CAP_SECONDS = env.float("ALERT_DELIVERY_BACKOFF_CAP_SECONDS", default=600.0)

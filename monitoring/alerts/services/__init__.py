@@ -1,0 +1,1 @@
+"""Writes of the alerts: rules and channels (audited), the evaluation run, and delivery attempts."""
