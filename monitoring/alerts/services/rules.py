@@ -79,7 +79,8 @@ def _threshold_problems(figure: engine.Figure, threshold: object) -> dict[str, l
     return {}
 
 
-def _check(values: dict[str, Any], channel_ids: list[int] | None) -> None:
+def alert_rule_check(values: dict[str, Any], channel_ids: list[int] | None) -> None:
+    """Raise InvalidRule (fields say why) unless `values` (RULE_FIELDS) and the channels make a rule."""
     problems = rule_problems(values)
     instance_id = values.get("instance_id")
     known = instance_id is None or "account_id" in problems or TradingInstance.objects.filter(pk=instance_id).exists()
@@ -134,7 +135,7 @@ def alert_rule_create(
         "severity": severity,
         "enabled": enabled,
     }
-    _check(values, channel_ids)
+    alert_rule_check(values, channel_ids)
     rule = AlertRule(**values)
     _save(rule)
     rule.channels.set(channel_ids or [])
@@ -158,7 +159,7 @@ def alert_rule_update(*, rule_id: int, actor: User | None, reason: str = "", **c
         raise InvalidRule(fields={name: ["Not editable."] for name in unknown})
     for field, value in changes.items():
         setattr(rule, field, value)
-    _check({field: getattr(rule, field) for field in RULE_FIELDS}, channel_ids)
+    alert_rule_check({field: getattr(rule, field) for field in RULE_FIELDS}, channel_ids)
     _save(rule)
     if channel_ids is not None:
         rule.channels.set(channel_ids)
