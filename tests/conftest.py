@@ -39,6 +39,7 @@ def _reference_rows() -> None:
         ("accounts", "accounts.migrations.0004_operator_roles"),
         ("risk", "risk.migrations.0003_risk_roles"),
         ("trading", "trading.migrations.0004_operator_view_roles"),
+        ("monitoring", "monitoring.migrations.0003_alert_roles"),
     ):
         for role, codenames in importlib.import_module(module).ROLES.items():
             group, _ = Group.objects.get_or_create(name=role)

@@ -136,7 +136,7 @@ def alert_rule_create(
         "enabled": enabled,
     }
     alert_rule_check(values, channel_ids)
-    rule = AlertRule(**values)
+    rule = AlertRule(**values | {"threshold": threshold.quantize(EIGHT_PLACES)})
     _save(rule)
     rule.channels.set(channel_ids or [])
     audit_entry_create(actor=actor, action="alert_rule.create", target=rule, after=rule_values(rule), reason=reason)
@@ -160,6 +160,7 @@ def alert_rule_update(*, rule_id: int, actor: User | None, reason: str = "", **c
     for field, value in changes.items():
         setattr(rule, field, value)
     alert_rule_check({field: getattr(rule, field) for field in RULE_FIELDS}, channel_ids)
+    rule.threshold = rule.threshold.quantize(EIGHT_PLACES)  # as stored, so the audit compares like with like
     _save(rule)
     if channel_ids is not None:
         rule.channels.set(channel_ids)
