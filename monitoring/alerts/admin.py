@@ -267,6 +267,9 @@ class NotificationChannelAdmin(admin.ModelAdmin):
             _adopt(obj, write.channel)
         request._nija_revealed_secret = write.revealed_secret  # only for this request's response
 
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        """Nothing related to save: the service wrote the channel."""
+
     def response_add(self, request: HttpRequest, obj: NotificationChannel, post_url_continue: Any = None):
         return self._secret_page(request, obj) or super().response_add(request, obj, post_url_continue)
 
