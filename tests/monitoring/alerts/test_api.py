@@ -122,7 +122,8 @@ def test_create_read_update_delete_a_rule_audited(admin_client, viewer_client):
     assert [entry.action for entry in audit] == ["alert_rule.create", "alert_rule.update", "alert_rule.delete"]
     assert audit[1].before == {"threshold": "0.10000000", "severity": "warning"}
     assert audit[1].after == {"threshold": "0.15000000", "severity": "critical"}
-    assert audit[0].actor is not None and audit[0].reason.startswith("through the API")
+    assert audit[0].actor is not None
+    assert audit[0].reason.startswith("through the API")
 
 
 def bad_rule_cases(account_id: int) -> list[tuple[dict, str]]:
@@ -244,7 +245,8 @@ def test_rotating_a_secret_shows_the_new_one_once(admin_client):
 
     rotated = send(admin_client, "patch", f"{CHANNELS}/{channel_id}", {"rotate_secret": True}).json()
 
-    assert rotated["secret"].startswith("whsec_") and rotated["secret"] != created.json()["secret"]
+    assert rotated["secret"].startswith("whsec_")
+    assert rotated["secret"] != created.json()["secret"]
     assert NotificationChannel.objects.get().secret == rotated["secret"]
     entry = AuditEntry.objects.filter(action="alert_channel.update").get()
     assert entry.after == {"secret": "changed"}

@@ -57,7 +57,8 @@ def test_a_drawdown_rule_fires_after_its_duration_signed_once_and_resolves(allow
 
     evaluate(at(0), drawdown_pct=dd)
     evaluate(at(30), drawdown_pct=dd)
-    assert broker.queued() == [] and AlertEvent.objects.count() == 0  # pending: not yet its duration
+    assert broker.queued() == []  # pending: not yet its duration
+    assert AlertEvent.objects.count() == 0
 
     summary = evaluate(at(60), drawdown_pct=dd)
     assert (summary.firing, summary.deliveries) == (1, 1)

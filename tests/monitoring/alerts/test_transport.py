@@ -40,7 +40,7 @@ def test_is_public_address(address, public):
 
 
 def test_resolve_target_refuses_a_name_resolving_to_loopback():
-    with pytest.raises(transport.TargetRefused, match="localhost resolves to 127.0.0.1"):
+    with pytest.raises(transport.TargetRefused, match=r"localhost resolves to 127\.0\.0\.1"):
         transport.resolve_target("localhost", 80, allow_private=False)
     assert transport.resolve_target("localhost", 80, allow_private=True) == "127.0.0.1"
 
