@@ -41,6 +41,7 @@ from monitoring.alerts.services.rules import (
     alert_rule_delete,
     alert_rule_update,
 )
+from risk.admin import ReadOnlyAdmin
 
 ADMIN_REASON = "edited in admin"
 
@@ -57,41 +58,17 @@ def _field_errors(form: forms.Form, error: InvalidRule) -> None:
         form.add_error(name if name in form.fields else None, problems)
 
 
-class ReadOnlyAlertAdmin(admin.ModelAdmin):
-    """Rows only services write: viewable, never added, changed or deleted by hand."""
-
-    show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
 # ---------------------------------------------------------------------------------------------- rules
+# The service's fields, with the account as the model's foreign key, and the channels.
+RULE_FORM_FIELDS = [*("instance" if field == "instance_id" else field for field in RULE_FIELDS), "channels"]
+
+
 class AlertRuleForm(forms.ModelForm):
     """Checked by the same service that saves it: a problem shows beside its field and nothing is written."""
 
     class Meta:
         model = AlertRule
-        fields = [
-            "name",
-            "description",
-            "scope",
-            "instance",
-            "figure",
-            "comparator",
-            "threshold",
-            "for_seconds",
-            "cooldown_seconds",
-            "severity",
-            "enabled",
-            "channels",
-        ]
+        fields = RULE_FORM_FIELDS
 
     def clean(self) -> dict[str, Any]:
         data = super().clean()
@@ -109,18 +86,7 @@ class AlertRuleForm(forms.ModelForm):
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     form = AlertRuleForm
-    list_display = (
-        "name",
-        "scope",
-        "instance",
-        "figure",
-        "comparator",
-        "threshold",
-        "for_seconds",
-        "cooldown_seconds",
-        "severity",
-        "enabled",
-    )
+    list_display = tuple(field for field in RULE_FORM_FIELDS if field not in ("description", "channels"))
     list_filter = ("enabled", "scope", "figure", "severity")
     search_fields = ("name", "description")
     raw_id_fields = ("instance",)
@@ -158,7 +124,7 @@ class AlertRuleAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertState)
-class AlertStateAdmin(ReadOnlyAlertAdmin):
+class AlertStateAdmin(ReadOnlyAdmin):
     list_display = ("rule", "instance", "status", "value", "breach_since", "fired_at", "resolved_at", "changed_at")
     list_filter = ("status", "rule")
     search_fields = ("rule__name",)
@@ -167,7 +133,7 @@ class AlertStateAdmin(ReadOnlyAlertAdmin):
 
 
 @admin.register(AlertEvent)
-class AlertEventAdmin(ReadOnlyAlertAdmin):
+class AlertEventAdmin(ReadOnlyAdmin):
     list_display = ("occurred_at", "rule_name", "state", "severity", "scope", "instance", "figure", "value")
     list_filter = ("state", "severity", "figure", "scope")
     search_fields = ("rule_name",)
@@ -327,7 +293,7 @@ class AlertDeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(AlertDelivery)
-class AlertDeliveryAdmin(ReadOnlyAlertAdmin):
+class AlertDeliveryAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "created_at",

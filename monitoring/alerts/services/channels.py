@@ -25,6 +25,7 @@ from monitoring.alerts import transport
 from monitoring.alerts.errors import ChannelNotFound, InvalidChannel
 from monitoring.alerts.models import ChannelKind, NotificationChannel
 from monitoring.alerts.services.delivery import channel_send
+from monitoring.alerts.services.evaluation import evaluation_lock
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - a format prefix, not a secret
 SECRET_BYTES = 32
@@ -195,7 +196,9 @@ def alert_channel_update(
 
 @transaction.atomic
 def alert_channel_delete(*, channel_id: int, actor: User | None, reason: str = "") -> None:
-    """Delete a channel, audited; rules stop using it, and its deliveries keep its name."""
+    """Delete a channel, audited; rules stop using it, and its deliveries keep its name. Waits for a running
+    evaluation, which may be creating deliveries to it."""
+    evaluation_lock(wait=True)
     channel = NotificationChannel.objects.select_for_update().filter(pk=channel_id).first()
     if channel is None:
         raise ChannelNotFound()

@@ -8,7 +8,7 @@ hundred accounts at once sends one message per channel, not a hundred. After com
 as its own Celery task and one `alert` event per notification goes on the dashboard stream.
 
 Two runs never interleave: the run takes a transaction-scoped advisory lock and a run that cannot have it at once
-does nothing (the other run is doing the same work).
+does nothing (the other run is doing the same work, or a rule is being edited: the next run catches up).
 """
 
 from collections import defaultdict
@@ -49,7 +49,7 @@ class EvaluationSummary:
 @transaction.atomic
 def alerts_evaluate(*, figures: engine.Figures, now: datetime) -> EvaluationSummary:
     """Evaluate every enabled rule at `now` and write what changed (see the module docstring)."""
-    if not _evaluation_lock():
+    if not evaluation_lock(wait=False):
         logger.info("alerts_evaluate_skipped", reason="another evaluation holds the lock")
         return EvaluationSummary(skipped=True)
     inputs = evaluation_inputs()
@@ -72,8 +72,13 @@ def alerts_evaluate(*, figures: engine.Figures, now: datetime) -> EvaluationSumm
     return summary
 
 
-def _evaluation_lock() -> bool:
+def evaluation_lock(*, wait: bool) -> bool:
+    """The evaluation's advisory lock, held until the transaction ends. Rule edits wait for it (`wait=True`), so
+    a run never writes a state or an event for a rule deleted or disabled under it; a run does not wait for it."""
     with connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVALUATION_LOCK_KEY])
+            return True
         cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [EVALUATION_LOCK_KEY])
         return bool(cursor.fetchone()[0])
 

@@ -3,7 +3,8 @@ desk's two example rules.
 
 What a rule may say is checked here (the API and admin only parse): a threshold inside its figure's range, the
 account of an account rule, no per-account figure on the portfolio, existing channels. A disabled rule keeps no
-state: disabling drops its pending and firing pairs (no notification), and enabling starts it afresh.
+state: disabling drops its pending and firing pairs (no notification), and enabling starts it afresh. Edits and
+deletions wait for a running evaluation (its advisory lock), so a run never writes for a rule changed under it.
 """
 
 from decimal import Decimal
@@ -16,6 +17,7 @@ from accounts.services import audit_entry_create
 from monitoring.alerts import engine
 from monitoring.alerts.errors import InvalidRule, RuleNotFound
 from monitoring.alerts.models import MAX_DURATION_SECONDS, AlertRule, NotificationChannel
+from monitoring.alerts.services.evaluation import evaluation_lock
 from risk.models import Severity
 
 RULE_FIELDS = (
@@ -147,6 +149,7 @@ def alert_rule_create(
 def alert_rule_update(*, rule_id: int, actor: User | None, reason: str = "", **changes: Any) -> AlertRule:
     """Change a rule (any of RULE_FIELDS as given to create, `account_id` for the account, `channel_ids`), audited
     with before and after. Disabling it drops its states. Raises RuleNotFound or InvalidRule (nothing written)."""
+    evaluation_lock(wait=True)
     rule = AlertRule.objects.select_for_update().filter(pk=rule_id).first()
     if rule is None:
         raise RuleNotFound()
@@ -183,6 +186,7 @@ def alert_rule_update(*, rule_id: int, actor: User | None, reason: str = "", **c
 @transaction.atomic
 def alert_rule_delete(*, rule_id: int, actor: User | None, reason: str = "") -> None:
     """Delete a rule and its states, audited. Its alert events stay (they copy the rule's name and condition)."""
+    evaluation_lock(wait=True)
     rule = AlertRule.objects.select_for_update().filter(pk=rule_id).first()
     if rule is None:
         raise RuleNotFound()

@@ -14,7 +14,7 @@ from accounts.models import TradingInstance
 from monitoring.alerts.engine import Figures
 from monitoring.alerts.models import AlertDelivery, AlertEvent, AlertRule, AlertState
 from monitoring.alerts.services.evaluation import EVALUATION_LOCK_KEY, alerts_evaluate
-from monitoring.alerts.services.rules import alert_rule_create, alert_rule_update
+from monitoring.alerts.services.rules import alert_rule_create, alert_rule_delete, alert_rule_update
 from tests.accounts.factories import TradingInstanceFactory
 from tests.monitoring.alerts.conftest import webhook_channel
 
@@ -185,3 +185,36 @@ def test_concurrent_runs_raise_each_firing_once():
 
     assert AlertEvent.objects.filter(state="firing").count() == 50
     assert AlertState.objects.filter(status="firing").count() == 50
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rule_deletion_waits_for_a_running_evaluation():
+    rule = every_account_rule("drawdown", "0.2")
+    holding, release, deleted = threading.Event(), threading.Event(), threading.Event()
+
+    def evaluation_running() -> None:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [EVALUATION_LOCK_KEY])
+            holding.set()
+            release.wait(10)
+        connection.close()
+
+    def delete() -> None:
+        try:
+            alert_rule_delete(rule_id=rule.pk, actor=None)
+            deleted.set()
+        finally:
+            connection.close()
+
+    runner, deleter = threading.Thread(target=evaluation_running), threading.Thread(target=delete)
+    runner.start()
+    assert holding.wait(10)
+    deleter.start()
+    waited = not deleted.wait(0.5)
+    release.set()
+    runner.join()
+    deleter.join()
+
+    assert waited
+    assert deleted.is_set()
+    assert not AlertRule.objects.exists()
