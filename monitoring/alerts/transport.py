@@ -228,7 +228,8 @@ def apprise_send(*, url: str, title: str, body: str, timeout: float, allow_priva
     try:
         delivered = plugin.notify(body=body, title=title)
     except Exception as exc:  # noqa: BLE001 - a plugin's own failure is this attempt's failure
-        return SendResult(Outcome.RETRY, error=_describe(exc), duration_ms=_since(started))
+        # The class only: a plugin's message may quote its request URL, which holds the service's credentials.
+        return SendResult(Outcome.RETRY, error=type(exc).__name__, duration_ms=_since(started))
     if delivered:
         return SendResult(Outcome.DELIVERED, duration_ms=_since(started))
     return SendResult(Outcome.RETRY, error=f"{plugin.service_name} reported a failure", duration_ms=_since(started))

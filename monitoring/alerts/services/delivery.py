@@ -13,7 +13,7 @@ cap) until ALERT_DELIVERY_MAX_ATTEMPTS, by enqueueing the next attempt with that
 """
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -55,8 +55,8 @@ class Claim:
     message_id: str
     payload: dict[str, Any]
     channel_kind: str
-    url: str
-    secret: str | None
+    url: str = field(repr=False)  # an Apprise URL carries credentials
+    secret: str | None = field(repr=False)
 
 
 def deliveries_enqueue_on_commit(delivery_ids: list[int]) -> None:
