@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from logs.selectors import log_drop_stats
 from monitoring import selectors
-from nija.events import publish_failures
+from nija.events import events_health
 from nija.ratelimit import fail_open_count
 
 
@@ -35,6 +35,6 @@ class HealthApi(APIView):
             "logs": log_drop_stats(),
             # Checks this process let through unlimited because Redis was unreachable (fail-open scopes).
             "rate_limiter": {"fail_open_this_process": fail_open_count()},
-            "events": {"publish_failures_this_process": publish_failures()},
+            "events": events_health(),
         }
         return Response(body, status=200 if healthy else 503)

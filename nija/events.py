@@ -1,28 +1,44 @@
-"""The one publisher of live events (DESIGN.md section 3): every service calls it after commit.
+"""The one publisher of live events: every service calls it after commit.
 
-Events go through django-eventstream, which publishes through one Redis pub/sub channel when
-`EVENTSTREAM_REDIS` is set, so a listener in any process (the SSE server) receives what a web worker or a
-Celery task sent. Channels: `dashboard` (operators) and `account-<id>` (that account's bot). Event types:
-`metrics`, `risk_event`, `position`, `state`, `alert`.
+Channels: `dashboard` (operators) and `account-<id>` (that account's bot). Event types: `metrics`, `risk_event`,
+`position`, `state`, `alert`. An event is queued for this process's background publisher (nija.event_publisher),
+which appends it to each channel's bounded replay store and fans it out through Redis to every events process
+(nija.event_store), where the supervised listener (nija.event_listener) hands it to the open streams.
 
-A publish failure never undoes the committed change it reports (the database is the record; clients re-read
-it); it is logged with the event and counted, never silently dropped.
+Publishing never waits on Redis and never raises into the caller: a publish that cannot be delivered (queue full,
+Redis down) never undoes the committed change it reports (the database is the record; clients re-read it); it
+is logged and counted, never silently dropped.
 """
 
-import logging
-import threading
+import json
 from collections.abc import Mapping
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from redis import RedisError
 
-logger = logging.getLogger(__name__)
+from nija.event_listener import listener_reports, listener_status
+from nija.event_publisher import publisher
+from nija.event_store import StoredEvent
+
+__all__ = [
+    "DASHBOARD_CHANNEL",
+    "EVENT_TYPES",
+    "account_channel",
+    "channels_for",
+    "events_health",
+    "flush_published",
+    "listener_reports",
+    "listener_status",
+    "publish",
+    "publish_failures",
+    "publish_on_commit",
+    "publisher_stats",
+]
 
 DASHBOARD_CHANNEL = "dashboard"
 EVENT_TYPES = frozenset({"metrics", "risk_event", "position", "state", "alert"})
-
-_failures = 0
-_failures_lock = threading.Lock()
 
 
 def account_channel(account_id: int) -> str:
@@ -35,19 +51,11 @@ def channels_for(account_id: int | None) -> list[str]:
 
 
 def publish(*, event_type: str, data: Mapping[str, Any], account_id: int | None = None) -> bool:
-    """Send one event now to its channels; False (logged, counted) when it could not be sent."""
+    """Queue one event for its channels; False (logged, counted) when this process's queue is full."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
-    from django_eventstream import send_event  # imported late: it reads settings at import time
-
-    try:
-        for channel in channels_for(account_id):
-            send_event(channel, event_type, dict(data))
-    except Exception:  # Redis down or a listener error: report, never raise into the caller
-        _count_failure()
-        logger.warning("event_publish_failed", exc_info=True, extra={"event_type": event_type})
-        return False
-    return True
+    text = json.dumps(dict(data), cls=DjangoJSONEncoder)
+    return publisher().submit([StoredEvent(channel, event_type, text) for channel in channels_for(account_id)])
 
 
 def publish_on_commit(*, event_type: str, data: Mapping[str, Any], account_id: int | None = None) -> None:
@@ -57,11 +65,37 @@ def publish_on_commit(*, event_type: str, data: Mapping[str, Any], account_id: i
 
 
 def publish_failures() -> int:
-    """How many publishes failed in this process (for health reporting)."""
-    return _failures
+    """How many event messages this process could not publish (queue full, or Redis refused them)."""
+    return publisher().dropped
 
 
-def _count_failure() -> None:
-    global _failures
-    with _failures_lock:
-        _failures += 1
+def publisher_stats() -> dict[str, int]:
+    """This process's publisher: messages published, dropped, and waiting in its queue."""
+    return publisher().stats()
+
+
+def flush_published(timeout: float = 5.0) -> bool:
+    """Wait until this process's queued events were written (or dropped); True if that happened in time."""
+    return publisher().flush(timeout)
+
+
+def events_health() -> dict[str, Any]:
+    """The live events' health for anyone's eyes: counts and states, never process names or error texts
+    (`listener_status` and `listener_reports` carry those, for operators' pages)."""
+    try:
+        reports: list[dict] | None = listener_reports()
+    except RedisError:
+        reports = None  # the events' Redis is unreachable: no process can report
+    listener = listener_status()
+    return {
+        "publish_failures_this_process": publish_failures(),
+        "publisher_this_process": publisher_stats(),
+        "listener_this_process": {key: listener[key] for key in ("running", "connected", "reconnects")},
+        "listeners": None
+        if reports is None
+        else {
+            "reporting": len(reports),
+            "connected": sum(1 for report in reports if report["connected"]),
+            "reconnects": sum(report["reconnects"] for report in reports),
+        },
+    }

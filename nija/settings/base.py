@@ -230,23 +230,6 @@ RATE_LIMIT_FAIL_CLOSED_SCOPES = ["risk_check"]
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=_redis_db_url(REDIS_URL, 1))
 
 
-def eventstream_redis(url: str) -> dict:
-    """django-eventstream's Redis kwargs (SSE fan-out across processes) from a redis:// URL."""
-    from urllib.parse import urlparse
-
-    parsed = urlparse(url)
-    return {
-        "host": parsed.hostname or "127.0.0.1",
-        "port": parsed.port or 6379,
-        "db": int((parsed.path or "/0").lstrip("/") or 0),
-        "password": parsed.password,
-        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
-        "socket_timeout": REDIS_SOCKET_TIMEOUT,
-    }
-
-
-# Every process publishes live events through Redis pub/sub (nija/events.py), so any SSE listener receives them.
-EVENTSTREAM_REDIS = eventstream_redis(REDIS_URL)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -323,7 +306,7 @@ STORAGES = {
 # Origins: the web process (API, admin, pages) and the events process (the SSE stream). Under `make run` they
 # are two ports of 127.0.0.1; behind the production proxy both are the one public origin (set both to it).
 # ------------------------------------------------------------------------------------------------
-WEB_PORT = env.int("WEB_PORT", default=8000)
+WEB_PORT = env.int("WEB_PORT", default=env.int("PORT", default=8000))
 EVENTS_PORT = env.int("EVENTS_PORT", default=8001)
 WEB_ORIGINS = env.list("WEB_ORIGINS", default=[f"http://127.0.0.1:{WEB_PORT}", f"http://localhost:{WEB_PORT}"])
 EVENTS_ORIGINS = env.list(
@@ -353,6 +336,23 @@ CONTENT_SECURITY_POLICY = {
 CORS_ALLOWED_ORIGINS = WEB_ORIGINS
 CORS_ALLOW_CREDENTIALS = True
 CORS_URLS_REGEX = r"^/api/metrics/stream$"
+
+# ------------------------------------------------------------------------------------------------
+# Live events (Server-Sent Events on the events process; nija/events.py publishes, monitoring/stream.py serves)
+# ------------------------------------------------------------------------------------------------
+# Pub/sub ignores database numbers: every process that shares this Redis shares the fan-out channel.
+EVENTS_REDIS_URL = env("EVENTS_REDIS_URL", default=REDIS_URL)
+# Events kept per channel for `Last-Event-ID` replays, and how long a silent channel's events are kept.
+EVENTS_REPLAY_MAXLEN = env.int("EVENTS_REPLAY_MAXLEN", default=1000)
+EVENTS_REPLAY_TTL_SECONDS = env.int("EVENTS_REPLAY_TTL_SECONDS", default=24 * 3600)
+# Events waiting in a process for the background publisher; past it they are dropped and counted.
+EVENTS_PUBLISH_QUEUE_SIZE = env.int("EVENTS_PUBLISH_QUEUE_SIZE", default=10_000)
+# Open streams one token (or one operator's session) may hold at once, across every events process.
+EVENTS_MAX_STREAMS_PER_TOKEN = env.int("EVENTS_MAX_STREAMS_PER_TOKEN", default=5)
+# The fan-out listener pings Redis this often; silence for three pings counts as a dead connection.
+EVENTS_LISTENER_PING_SECONDS = env.float("EVENTS_LISTENER_PING_SECONDS", default=5.0)
+EVENTSTREAM_STORAGE_CLASS = "nija.event_store.RedisStreamStorage"
+EVENTSTREAM_CHANNELMANAGER_CLASS = "monitoring.stream.StreamChannelManager"
 
 # ------------------------------------------------------------------------------------------------
 # Health probes

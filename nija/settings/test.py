@@ -5,7 +5,7 @@ NIJA_TEST_DB_SUFFIX lets two checkouts run their suites against one PostgreSQL c
 """
 
 from .base import *  # noqa: F403
-from .base import CACHES, DATABASES, _redis_db_url, env, eventstream_redis
+from .base import CACHES, DATABASES, _redis_db_url, env
 
 DEBUG = False
 SECRET_KEY = "test-only-not-secret"  # noqa: S105 - test settings only
@@ -15,7 +15,7 @@ TEST_REDIS_URL = env("TEST_REDIS_URL", default=f"redis://127.0.0.1:{env.int('TES
 REDIS_URL = TEST_REDIS_URL
 CACHES["default"]["LOCATION"] = TEST_REDIS_URL
 CELERY_BROKER_URL = _redis_db_url(TEST_REDIS_URL, 1)
-EVENTSTREAM_REDIS = eventstream_redis(TEST_REDIS_URL)
+EVENTS_REDIS_URL = TEST_REDIS_URL
 
 DATABASES["default"]["TEST"] = {"NAME": "test_nija" + env("NIJA_TEST_DB_SUFFIX", default="")}
 DATABASES["default"]["CONN_MAX_AGE"] = 0

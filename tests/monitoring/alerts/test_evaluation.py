@@ -15,6 +15,7 @@ from monitoring.alerts.engine import Figures
 from monitoring.alerts.models import AlertDelivery, AlertEvent, AlertRule, AlertState
 from monitoring.alerts.services.evaluation import EVALUATION_LOCK_KEY, alerts_evaluate
 from monitoring.alerts.services.rules import alert_rule_create, alert_rule_delete, alert_rule_update
+from nija.event_store import FANOUT_CHANNEL
 from tests.accounts.factories import TradingInstanceFactory
 from tests.monitoring.alerts.conftest import webhook_channel
 
@@ -121,7 +122,7 @@ def test_the_alert_event_goes_on_the_dashboard_stream(redis_client, django_captu
     ids = make_accounts(2)
     rule = every_account_rule("drawdown", "0.2")
     subscriber = redis_client.pubsub(ignore_subscribe_messages=True)
-    subscriber.subscribe("events_channel")  # django-eventstream's fan-out channel
+    subscriber.subscribe(FANOUT_CHANNEL)  # every events process listens there
     subscriber.get_message(timeout=1)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -129,8 +130,8 @@ def test_the_alert_event_goes_on_the_dashboard_stream(redis_client, django_captu
 
     message = json.loads(subscriber.get_message(timeout=2)["data"])
     subscriber.close()
-    data = json.loads(message["data"])
-    assert (message["channel"], message["event_type"]) == ("dashboard", "alert")
+    data = json.loads(message["d"])
+    assert (message["c"], message["t"]) == ("dashboard", "alert")
     assert (data["rule"]["id"], data["state"], data["count"]) == (rule.pk, "firing", 1)
     assert data["alerts"][0]["account_id"] == ids[1]
 

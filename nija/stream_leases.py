@@ -1,0 +1,116 @@
+"""Caps on open streams per holder (a token, an operator's session), shared by every events process.
+
+A holder's open streams are leases in one Redis sorted set (`nija:events:open:<holder>`, member = a random lease
+id, score = when the lease lapses, Redis's own clock). Opening a stream prunes lapsed leases and takes one only
+below the cap, atomically (one script). While streams run, this process's `lease_keeper` renews all their
+leases together, in one round trip every RENEW_AFTER_SECONDS (a thousand streams renewing one by one would
+stall the event loop); a stream returns its lease when it ends. A process that dies without returning its
+leases frees them when they lapse (LEASE_SECONDS).
+"""
+
+import asyncio
+import logging
+import secrets
+from dataclasses import dataclass
+
+from redis import RedisError
+
+from nija.event_store import events_redis
+
+logger = logging.getLogger(__name__)
+
+OPEN_PREFIX = "nija:events:open:"
+LEASE_SECONDS = 60
+RENEW_AFTER_SECONDS = LEASE_SECONDS / 3
+
+# KEYS: the holder's set. ARGV: cap, lease seconds, lease id. 1 when the lease was taken, 0 at the cap.
+_TAKE = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', t)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], t + tonumber(ARGV[2]), ARGV[3])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]) + 1)
+return 1
+"""
+
+# KEYS: the holder's set. ARGV: lease seconds, lease id. Pushes an existing lease's lapse time forward.
+_RENEW = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1000000
+redis.call('ZADD', KEYS[1], 'XX', t + tonumber(ARGV[1]), ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]) + 1)
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class StreamLease:
+    holder: str
+    lease_id: str
+
+    @property
+    def key(self) -> str:
+        return OPEN_PREFIX + self.holder
+
+    def release(self) -> None:
+        events_redis().zrem(self.key, self.lease_id)
+
+
+def leases_renew(leases: list[StreamLease]) -> None:
+    """Push every lease's lapse time forward, in one round trip."""
+    renew = events_redis().register_script(_RENEW)
+    with events_redis().pipeline(transaction=False) as pipe:
+        for lease in leases:
+            renew(keys=[lease.key], args=[LEASE_SECONDS, lease.lease_id], client=pipe)
+        pipe.execute()
+
+
+class LeaseKeeper:
+    """This process's open streams' leases, renewed together while they run and returned when they end."""
+
+    def __init__(self) -> None:
+        self._leases: set[StreamLease] = set()
+        self._task: asyncio.Task | None = None
+
+    def hold(self, lease: StreamLease) -> None:
+        """Keep `lease` renewed from now on (call from the event loop)."""
+        self._leases.add(lease)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._renew_forever(), name="nija-lease-keeper")
+
+    def drop(self, lease: StreamLease) -> None:
+        """Stop renewing `lease` and return it (in a worker thread: the caller never waits on Redis)."""
+        self._leases.discard(lease)
+        asyncio.get_running_loop().run_in_executor(None, _quietly, lease.release)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_AFTER_SECONDS)
+            if self._leases:
+                await asyncio.to_thread(_quietly, leases_renew, list(self._leases))
+
+
+def _quietly(call, *args: object) -> None:
+    """Lease upkeep never fails a stream: a lease Redis lost simply lapses (and the stream goes on)."""
+    try:
+        call(*args)
+    except RedisError:
+        logger.info("stream_lease_upkeep_failed", exc_info=True)
+
+
+lease_keeper = LeaseKeeper()
+
+
+def lease_take(*, holder: str, cap: int) -> StreamLease | None:
+    """A lease for one more open stream of `holder`, or None when it already holds `cap` of them."""
+    lease = StreamLease(holder=holder, lease_id=secrets.token_hex(8))
+    taken = events_redis().eval(_TAKE, 1, lease.key, cap, LEASE_SECONDS, lease.lease_id)
+    return lease if taken else None
+
+
+def leases_held(holder: str) -> int:
+    """How many unexpired leases `holder` holds (for tests and health pages)."""
+    client = events_redis()
+    seconds, microseconds = client.time()
+    return client.zcount(OPEN_PREFIX + holder, seconds + microseconds / 1_000_000, "+inf")
