@@ -118,9 +118,9 @@ def _answers(url: str) -> bool:
     return True
 
 
-def web_server(env: dict[str, str], *, threads: int = 4) -> LiveProcess:
+def web_server(env: dict[str, str], *, threads: int = 4, port: int | None = None) -> LiveProcess:
     """The Procfile's `web` command (gunicorn, gthread), one worker."""
-    port = free_port()
+    port = port or free_port()
     command = [
         str(BIN / "gunicorn"),
         "-c",
@@ -142,9 +142,9 @@ def web_server(env: dict[str, str], *, threads: int = 4) -> LiveProcess:
     return LiveProcess("web", command, env, port)
 
 
-def events_server(env: dict[str, str]) -> LiveProcess:
+def events_server(env: dict[str, str], *, port: int | None = None) -> LiveProcess:
     """The Procfile's `events` command (uvicorn serving nija.asgi)."""
-    port = free_port()
+    port = port or free_port()
     command = [
         str(BIN / "uvicorn"),
         "nija.asgi:application",

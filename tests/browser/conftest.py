@@ -18,6 +18,7 @@ import os
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -117,18 +118,27 @@ class PageWatch:
 
 @pytest.fixture
 def page(browser: Browser, web: LiveProcess, request: pytest.FixtureRequest) -> Iterator[PageWatch]:
+    with watched_page(browser, web.base_url, request) as watch:
+        yield watch
+
+
+@contextmanager
+def watched_page(browser: Browser, origin: str, request: pytest.FixtureRequest) -> Iterator[PageWatch]:
+    """A page in a fresh context on `origin`, watched (requests elsewhere, CSP violations), screenshot on failure."""
     _loop_running(browser, True)
-    context = browser.new_context(base_url=web.base_url, viewport={"width": 1366, "height": 900})
+    context = browser.new_context(base_url=origin, viewport={"width": 1366, "height": 900})
     context.add_init_script(_RECORD_CSP_VIOLATIONS)
     opened = context.new_page()
-    watch = PageWatch(page=opened, origin=web.base_url)
+    watch = PageWatch(page=opened, origin=origin)
     opened.on("request", lambda sent: _note_foreign(watch, sent.url))
-    yield watch
-    reports = request.node.stash.get(_reports, {})
-    if any(report.failed for report in reports.values()) or os.environ.get("NIJA_BROWSER_SCREENSHOTS") == "always":
-        _screenshot_pages(context.pages, request.node.name)
-    context.close()
-    _loop_running(browser, False)
+    try:
+        yield watch
+    finally:
+        reports = request.node.stash.get(_reports, {})
+        if any(report.failed for report in reports.values()) or os.environ.get("NIJA_BROWSER_SCREENSHOTS") == "always":
+            _screenshot_pages(context.pages, request.node.name)
+        context.close()
+        _loop_running(browser, False)
 
 
 def _note_foreign(watch: PageWatch, url: str) -> None:
