@@ -24,13 +24,16 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connections
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from accounts.models import User
 from tests.servers import ARTIFACTS, REPO, LiveProcess, server_env, web_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PASSWORD = "a-long-browser-test-password"
 SCREENSHOTS = ARTIFACTS / "browser"
 T = TypeVar("T")
 
@@ -70,6 +73,15 @@ def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["value"]
+
+
+def make_operator() -> User:
+    """A superuser `desk-operator` whose password (PASSWORD) the web process under `make run`'s settings (its
+    password hashers, not the suite's) can verify, hashed cheaply."""
+    user = User.objects.create_superuser(username="desk-operator", email="desk@example.com", password=None)
+    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "browser-test-salt", iterations=1000)
+    user.save(update_fields=["password"])
+    return user
 
 
 def _ensure_chromium() -> str:

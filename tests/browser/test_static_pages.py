@@ -2,27 +2,16 @@
 the project's own origin, nothing blocked by the Content-Security-Policy."""
 
 import pytest
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 
-from accounts.models import User
-from tests.browser.conftest import PageWatch, in_thread
+from tests.browser.conftest import PASSWORD, PageWatch, in_thread, make_operator
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-PASSWORD = "a-long-browser-test-password"
 REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
 
 
-def _operator() -> User:
-    """A superuser whose password the web process (`make run`'s hashers) can verify, hashed cheaply."""
-    user = User.objects.create_superuser(username="desk-operator", email="desk@example.com", password=None)
-    user.password = PBKDF2PasswordHasher().encode(PASSWORD, "browser-test-salt", iterations=1000)
-    user.save(update_fields=["password"])
-    return user
-
-
 def test_the_admin_changelist_is_styled_by_the_admins_stylesheet(page: PageWatch):
-    in_thread(_operator)
+    in_thread(make_operator)
     browser_page = page.page
 
     browser_page.goto("/admin/login/?next=/admin/accounts/user/")

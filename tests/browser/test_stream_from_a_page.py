@@ -4,8 +4,7 @@ under `make run`: EventSource with credentials, across ports, under the pages' C
 import pytest
 
 from nija.events import flush_published, publish
-from tests.browser.conftest import in_thread, watched_page
-from tests.browser.test_static_pages import PASSWORD, _operator
+from tests.browser.conftest import PASSWORD, in_thread, make_operator, watched_page
 from tests.servers import events_server, free_port, server_env, web_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -27,7 +26,7 @@ def test_a_page_on_the_web_origin_reads_the_stream_with_its_session(browser, req
     env = server_env(settings_module="nija.settings.local", **origins)
     web = web_server(env, port=web_port).start()
     events = events_server(env, port=events_port).start()
-    in_thread(_operator)
+    in_thread(make_operator)
     try:
         with watched_page(browser, web.base_url, request) as watch:
             page = watch.page
