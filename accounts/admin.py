@@ -324,9 +324,6 @@ class MaskedCredentialRawIdWidget(ForeignKeyRawIdWidget):
         return Truncator(str(credential)).words(14), url
 
 
-ADD_EDITABLE = ("starting_balance",)
-
-
 class TradingInstanceForm(forms.ModelForm):
     class Meta:
         model = TradingInstance
@@ -348,14 +345,23 @@ class TradingInstanceForm(forms.ModelForm):
 @admin.register(TradingInstance)
 class TradingInstanceAdmin(admin.ModelAdmin):
     form = TradingInstanceForm
-    list_display = ("name", "user", "status", "equity", "exposure", "position_count", "last_heartbeat", "is_active")
-    list_filter = ("status", "is_active", "user__subscription_tier")
+    list_display = (
+        "name",
+        "user",
+        "status",
+        "equity",
+        "equity_counted",
+        "exposure",
+        "position_count",
+        "last_heartbeat",
+        "is_active",
+    )
+    list_filter = ("status", "is_active", "equity_counted", "user__subscription_tier")
     search_fields = ("name", "user__username", "user__email")
     list_select_related = ("user",)
     raw_id_fields = ("user", "broker_credential")
     show_full_result_count = False
     readonly_fields = (
-        "starting_balance",
         "equity",
         "cash_balance",
         "peak_equity",
@@ -363,6 +369,7 @@ class TradingInstanceAdmin(admin.ModelAdmin):
         "day_start_date",
         "exposure",
         "position_count",
+        "equity_counted",
         "last_heartbeat",
         "equity_reported_at",
         "created_at",
@@ -371,9 +378,9 @@ class TradingInstanceAdmin(admin.ModelAdmin):
     actions = ("deactivate",)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple:
-        if obj is None:  # a new instance starts at zero; its equity comes from its bot's first report
-            return tuple(field for field in self.readonly_fields if field not in ADD_EDITABLE)
-        return (*self.readonly_fields, "user")
+        # A new instance starts at zero; its equity comes from its bot's first report (measured against the
+        # starting balance, which stays editable: see its help text).
+        return self.readonly_fields if obj is None else (*self.readonly_fields, "user")
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if db_field.name == "broker_credential":

@@ -83,7 +83,7 @@ class BearerTokenAuthentication(BaseAuthentication):
         if not looks_like_token(raw_token):
             raise AuthenticationFailed(INVALID)
         cached, user = self._resolve(token_digest(raw_token), request)
-        self._check(cached)
+        self._check(cached, request)
         structlog.contextvars.bind_contextvars(
             user_id=cached.principal.user_id, account_id=cached.principal.instance_id
         )
@@ -111,7 +111,17 @@ class BearerTokenAuthentication(BaseAuthentication):
         return resolved, token.user
 
     @staticmethod
-    def _check(cached: CachedToken) -> None:
+    def _check(cached: CachedToken, request: Request) -> None:
+        """A deactivated account's (or user's) bot token reaches only the views that accept it (fills and closes
+        of what it holds): anything else is 403 `account_inactive`, a clear answer rather than a failed login.
+        Any other token of an inactive user fails authentication."""
+        if cached.principal.kind == TokenKind.BOT and not cached.account_active:
+            # Imported here: DRF loads this module while nija.api.errors (which permissions imports) is loading.
+            from accounts.permissions import AccountInactive, allows_inactive_account
+
+            if not allows_inactive_account((getattr(request, "parser_context", None) or {}).get("view")):
+                raise AccountInactive()
+            return
         if not cached.is_active:
             raise AuthenticationFailed("User inactive.")
         if cached.principal.kind == TokenKind.OPERATOR and not cached.is_staff:

@@ -135,7 +135,7 @@ class InstanceStatus(models.TextChoices):
 
 class TradingInstance(TimeStampedModel):
     """A bot on one broker account: the risk account. Deactivated (is_active=False), never deleted, once it has
-    history. `exposure` and `position_count` are risk counters moved only by risk services with F()."""
+    history. `exposure`, `position_count` and `equity_counted` are risk state moved only by risk services."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="trading_instances")
     broker_credential = models.ForeignKey(
@@ -144,7 +144,15 @@ class TradingInstance(TimeStampedModel):
     name = models.CharField(max_length=100)
     status = models.CharField(max_length=16, choices=InstanceStatus.choices, default=InstanceStatus.STOPPED)
     is_active = models.BooleanField(default=True)
-    starting_balance = models.DecimalField(**MONEY, default=ZERO)
+    starting_balance = models.DecimalField(
+        **MONEY,
+        default=ZERO,
+        help_text=(
+            "What the account holds before its bot's first report. That first report is measured against it: a "
+            "figure more than max_equity_increase_pct above it is held until an operator confirms it (left at 0, "
+            "every first report is held). Superseded once a report, a confirmation or a transfer sets the equity."
+        ),
+    )
     equity = models.DecimalField(**MONEY, default=ZERO)
     cash_balance = models.DecimalField(**MONEY, null=True, blank=True)
     peak_equity = models.DecimalField(**MONEY, default=ZERO)
@@ -155,6 +163,16 @@ class TradingInstance(TimeStampedModel):
     # Risk counters: Σ notional and count of this instance's pending, approved and open positions.
     exposure = models.DecimalField(**MONEY, default=ZERO)
     position_count = models.IntegerField(default=0)
+    equity_counted = models.BooleanField(
+        default=False,
+        help_text=(
+            "Whether this account's equity and start-of-day equity are part of the portfolio's totals (portfolio "
+            "equity E and its day start): true while the account and its user are active and its last equity "
+            "report is within its own equity_max_age. Set only by the risk services: a report puts the account "
+            "back, the freshness sweep and deactivation take it out. Portfolio.equity = the sum of equity over "
+            "the accounts with this flag set."
+        ),
+    )
 
     class Meta:
         indexes = [models.Index(fields=["status"], name="tradinginstance_status_idx")]

@@ -1,10 +1,27 @@
-"""DRF permission classes and helpers for token principals (bots scoped to their own trading instance)."""
+"""DRF permission classes and helpers for token principals (bots scoped to their own trading instance), and the
+deactivation rule for bots."""
 
+from rest_framework import status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from accounts.models import TokenKind
 from accounts.tokens import ApiPrincipal
+from nija.api.errors import ApiError
+
+
+class AccountInactive(ApiError):
+    """The account or its user was deactivated. Its bot may still report fills and closes of what it holds (they
+    happened at the exchange), and nothing else: views that accept them set `allows_inactive_account = True`."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+    default_code = "account_inactive"
+    default_detail = "This account is inactive: only fills and closes of what it already holds are accepted."
+
+
+def allows_inactive_account(view: object) -> bool:
+    """Whether `view` serves a deactivated account's bot (fills and closes); every other view refuses it."""
+    return bool(getattr(view, "allows_inactive_account", False))
 
 
 def request_principal(request: Request) -> ApiPrincipal | None:

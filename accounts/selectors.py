@@ -109,24 +109,31 @@ def api_token_cached(*, digest: str) -> CachedToken | str | None:
         return REVOKED
     if data.get(UNKNOWN):
         return UNKNOWN
+    if "instance_active" not in data:
+        return None  # written before entries said whether the instance is active: read PostgreSQL instead
     return CachedToken.from_json(data)
 
 
 def api_token_get_by_digest(*, digest: str) -> ApiToken | None:
-    """The token row with its user (one query), or None."""
-    return ApiToken.objects.select_related("user").filter(digest=digest).first()
+    """The token row with its user and instance (one query), or None."""
+    return ApiToken.objects.select_related("user", "instance").filter(digest=digest).first()
 
 
 def cached_token_from(token: ApiToken) -> CachedToken:
-    return cached_token_for(token.user, token_id=token.pk, kind=token.kind, instance_id=token.instance_id)
+    instance_active = token.instance.is_active if token.instance_id is not None else True
+    return cached_token_for(
+        token.user, token_id=token.pk, kind=token.kind, instance_id=token.instance_id, instance_active=instance_active
+    )
 
 
-def cached_token_for(user: User, *, token_id: int, kind: str, instance_id: int | None) -> CachedToken:
+def cached_token_for(
+    user: User, *, token_id: int, kind: str, instance_id: int | None, instance_active: bool
+) -> CachedToken:
     """The cached resolution of one token of `user` (the user fields as they are on `user`)."""
     principal = ApiPrincipal(
         token_id=token_id, kind=kind, user_id=user.pk, instance_id=instance_id, tier=user.subscription_tier
     )
-    return CachedToken(principal, user.username, user.is_staff, user.is_active)
+    return CachedToken(principal, user.username, user.is_staff, user.is_active, instance_active)
 
 
 def light_user(cached: CachedToken) -> User:

@@ -206,11 +206,13 @@ def _refresh_user_tokens_after_commit(user: User) -> None:
     """Re-cache every live token of `user` with the committed user fields (active, staff, tier, username),
     versioned by the user's updated_at, so no process keeps serving the old ones."""
     rows = ApiToken.objects.filter(user=user, revoked_at__isnull=True).values_list(
-        "pk", "kind", "instance_id", "digest"
+        "pk", "kind", "instance_id", "instance__is_active", "digest"
     )
     entries = {
-        digest: cached_token_for(user, token_id=pk, kind=kind, instance_id=instance_id).to_json()
-        for pk, kind, instance_id, digest in rows
+        digest: cached_token_for(
+            user, token_id=pk, kind=kind, instance_id=instance_id, instance_active=instance_active is not False
+        ).to_json()
+        for pk, kind, instance_id, instance_active, digest in rows
     }
     _write_tokens_after_commit(entries, version=version_of(user.updated_at))
 
@@ -418,7 +420,11 @@ def api_token_create(
             "instance_id": token.instance_id,
         },
     )
-    resolution = cached_token_for(user, token_id=token.pk, kind=kind, instance_id=token.instance_id)
+    # Read after the user lock: an instance deactivation (instance, then user locked) has committed by now.
+    instance_active = instance is None or TradingInstance.objects.filter(pk=instance.pk, is_active=True).exists()
+    resolution = cached_token_for(
+        user, token_id=token.pk, kind=kind, instance_id=token.instance_id, instance_active=instance_active
+    )
     _write_tokens_after_commit({token.digest: resolution.to_json()}, version=version_of(user.updated_at))
     return token, raw_token
 
@@ -562,7 +568,7 @@ def broker_credential_update(
 # ------------------------------------------------------------------------------------------------
 # Trading instances (operator edits; the risk counters are never edited here)
 # ------------------------------------------------------------------------------------------------
-INSTANCE_OPERATOR_FIELDS = ("name", "status", "is_active", "broker_credential")
+INSTANCE_OPERATOR_FIELDS = ("name", "status", "is_active", "broker_credential", "starting_balance")
 
 
 @transaction.atomic
@@ -615,15 +621,27 @@ def trading_instance_check_credential(*, user_id: int, credential: BrokerCredent
         raise ValidationError({"broker_credential": "This broker credential belongs to another user."})
 
 
+def _instance_tokens_refresh(instance: TradingInstance) -> None:
+    """A bot token's cached resolution says whether its instance is active, and entries are versioned by the
+    user's updated_at: touch the user (locked after the instance, as everywhere) so the entries rewritten after
+    commit replace every older one."""
+    user = User.objects.select_for_update().get(pk=instance.user_id)
+    user.save(update_fields=["updated_at"])
+    _refresh_user_tokens_after_commit(user)
+
+
 @transaction.atomic
 def trading_instance_update(
     *, instance: TradingInstance, actor: User | None, reason: str = "", **changes: Any
 ) -> TradingInstance:
-    """Operator edit of name, status, is_active or broker credential (audited). Risk counters, equity and
-    heartbeats are moved by the risk services and the bot's reports, never here."""
+    """Operator edit of name, status, is_active, broker credential or starting balance (audited). Risk counters,
+    equity and heartbeats are moved by the risk services and the bot's reports, never here (the starting balance
+    only sets what a first equity report is measured against)."""
     unknown = set(changes) - set(INSTANCE_OPERATOR_FIELDS)
     if unknown:
         raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
+    if changes.get("starting_balance", 0) < 0:
+        raise ValidationError({"starting_balance": "The starting balance cannot be negative."})
     locked = TradingInstance.objects.select_for_update().get(pk=instance.pk)
     if "broker_credential" in changes:
         trading_instance_check_credential(user_id=locked.user_id, credential=changes["broker_credential"])
@@ -636,6 +654,8 @@ def trading_instance_update(
     if not changed:
         return locked
     locked.save(update_fields=[*changed, "updated_at"])
+    if "is_active" in changed:
+        _instance_tokens_refresh(locked)
     audit_entry_create(
         actor=actor,
         action="trading_instance.update",

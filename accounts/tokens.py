@@ -26,7 +26,8 @@ class ApiPrincipal:
 
 @dataclass(frozen=True)
 class CachedToken:
-    """The cached resolution of a token (nija.cache.TOKEN, JSON): the principal and what request.user needs.
+    """The cached resolution of a token (nija.cache.TOKEN, JSON): the principal and what request.user needs, and
+    whether a bot token's instance is active (True for tokens bound to no instance).
 
     Never the superuser flag: `has_perm` must read it from PostgreSQL (accounts.selectors.light_user)."""
 
@@ -34,6 +35,12 @@ class CachedToken:
     username: str
     is_staff: bool
     is_active: bool
+    instance_active: bool = True
+
+    @property
+    def account_active(self) -> bool:
+        """The user, and a bot token's instance, are active."""
+        return self.is_active and self.instance_active
 
     def to_json(self) -> dict:
         return {
@@ -41,6 +48,7 @@ class CachedToken:
             "username": self.username,
             "is_staff": self.is_staff,
             "is_active": self.is_active,
+            "instance_active": self.instance_active,
         }
 
     @classmethod
@@ -52,7 +60,13 @@ class CachedToken:
             instance_id=None if data["instance_id"] is None else int(data["instance_id"]),
             tier=str(data["tier"]),
         )
-        return cls(principal, str(data["username"]), bool(data["is_staff"]), bool(data["is_active"]))
+        return cls(
+            principal,
+            str(data["username"]),
+            bool(data["is_staff"]),
+            bool(data["is_active"]),
+            bool(data["instance_active"]),
+        )
 
 
 def generate_raw_token() -> str:

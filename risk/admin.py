@@ -20,22 +20,26 @@ from django.http import HttpRequest
 from django.utils import timezone
 from redis import RedisError
 
-from accounts.admin import ADMIN_REASON, TradingInstanceAdmin
-from accounts.models import TradingInstance
+from accounts.admin import ADMIN_REASON, TradingInstanceAdmin, UserAdmin
+from accounts.models import TradingInstance, User
 from accounts.services import audit_entry_create
 from nija.api.errors import ApiError
 from risk import selectors
 from risk.models import (
     CorrelationGroup,
     CorrelationGroupMember,
+    EquityHold,
+    EquityHoldStatus,
+    EquityTransfer,
     Portfolio,
     RiskEvent,
     RiskLimits,
     SymbolExposure,
     TradingState,
 )
-from risk.services.activation import trading_instance_activation_set
+from risk.services.activation import trading_instance_activation_set, user_activation_set
 from risk.services.approval import position_approve, position_reject
+from risk.services.equity import equity_hold_confirm, equity_transfer_record
 from risk.services.groups import correlation_group_recount
 from risk.services.trading_state import trading_halt, trading_resume
 from trading.admin import PositionAdmin
@@ -44,6 +48,7 @@ from trading.symbols import canonical_symbol
 
 APPROVE_PERMISSION = "risk.approve_position"
 HALT_PERMISSION = "risk.halt_trading"
+EQUITY_PERMISSION = "risk.manage_equity"
 
 
 class ReasonActionForm(helpers.ActionForm):
@@ -84,29 +89,52 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-# ---------------------------------------------------------------------------------------------- instances
+# ---------------------------------------------------------------------------------------------- instances, users
 admin.site.unregister(TradingInstance)
+admin.site.unregister(User)
 
 
 @admin.register(TradingInstance)
 class RiskTradingInstanceAdmin(TradingInstanceAdmin):
-    """The accounts app's instance admin, with (de)activation moving the portfolio's equity totals (a deactivated
-    instance's equity must stop widening every portfolio, symbol and group limit)."""
+    """The accounts app's instance admin, with (de)activation going through the risk gate: a deactivated instance
+    leaves the portfolio's equity totals, its unfilled reservations are cancelled and its checks refused."""
 
     def save_model(self, request: HttpRequest, obj: TradingInstance, form, change: bool) -> None:
         if change and "is_active" in form.changed_data:
-            trading_instance_activation_set(
+            outcome = trading_instance_activation_set(
                 instance_id=obj.pk, active=form.cleaned_data["is_active"], actor=request.user, reason=ADMIN_REASON
             )
+            _report_cancelled(self, request, outcome.cancelled_position_ids)
         super().save_model(request, obj, form, change)  # the other fields; is_active is already in place
 
-    @admin.action(description="Deactivate selected instances", permissions=["change"])
+    @admin.action(description="Deactivate selected instances (cancels unfilled reservations)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for instance in queryset.filter(is_active=True):
-            trading_instance_activation_set(
+        def act(instance: TradingInstance) -> str:
+            outcome = trading_instance_activation_set(
                 instance_id=instance.pk, active=False, actor=request.user, reason="deactivated in admin"
             )
-        self.message_user(request, "Selected instances deactivated.", messages.SUCCESS)
+            return f"{instance}: deactivated; {len(outcome.cancelled_position_ids)} reservation(s) cancelled."
+
+        run_each(self, request, queryset.filter(is_active=True).order_by("pk"), act)
+
+
+@admin.register(User)
+class RiskUserAdmin(UserAdmin):
+    """The accounts app's user admin, with (de)activation going through the risk gate for each of the user's
+    accounts (see RiskTradingInstanceAdmin); the bots of a deactivated user can still report fills and closes."""
+
+    def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
+        if change and "is_active" in form.changed_data:
+            outcome = user_activation_set(
+                user_id=obj.pk, active=form.cleaned_data["is_active"], actor=request.user, reason=ADMIN_REASON
+            )
+            _report_cancelled(self, request, outcome.cancelled_position_ids)
+        super().save_model(request, obj, form, change)  # the other fields; is_active is already in place
+
+
+def _report_cancelled(model_admin: admin.ModelAdmin, request: HttpRequest, position_ids: tuple[int, ...]) -> None:
+    if position_ids:
+        model_admin.message_user(request, f"{len(position_ids)} unfilled reservation(s) cancelled.", messages.INFO)
 
 
 # ---------------------------------------------------------------------------------------------- positions
@@ -383,6 +411,104 @@ class CorrelationGroupAdmin(admin.ModelAdmin):
             after=group_audit_values(group) | {"exposure": group.exposure},
             reason=ADMIN_REASON,
         )
+
+
+# ---------------------------------------------------------------------------------------------- equity
+@admin.register(EquityHold)
+class EquityHoldAdmin(ReadOnlyAdmin):
+    """Reported equity increases held back (beyond max_equity_increase_pct over the last accepted figure; for a
+    first report, over the starting balance, so an account left at starting balance 0 has its first report held
+    here). Confirming (risk admin) applies the latest held figure, audited; a deposit is recorded as a transfer
+    instead, and a later report within bounds supersedes the hold."""
+
+    list_display = ("id", "instance", "status", "equity", "accepted_equity", "reports", "reported_at", "resolved_by")
+    list_filter = ("status",)
+    list_select_related = ("instance", "resolved_by")
+    search_fields = ("instance__name",)
+    raw_id_fields = ("instance",)
+    ordering = ("-id",)
+    actions = ("confirm",)
+    action_form = ReasonActionForm
+
+    def has_manage_equity_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(EQUITY_PERMISSION)
+
+    @admin.action(description="Confirm the held equity (applies the latest held figure)", permissions=["manage_equity"])
+    def confirm(self, request: HttpRequest, queryset: QuerySet) -> None:
+        reason = action_reason(request)
+        if not reason:
+            self.message_user(request, "Confirming held equity needs a reason: nothing was applied.", messages.ERROR)
+            return
+
+        def act(hold: EquityHold) -> str:
+            confirmed = equity_hold_confirm(
+                instance_id=hold.instance_id, actor=request.user, reason=reason, expected_equity=hold.equity
+            )
+            return f"Account #{confirmed.instance_id}: equity {confirmed.equity} applied."
+
+        run_each(self, request, queryset.filter(status=EquityHoldStatus.OPEN).order_by("pk"), act)
+
+
+class EquityTransferForm(forms.ModelForm):
+    class Meta:
+        model = EquityTransfer
+        fields = ["instance", "amount", "reference", "reason"]
+        help_texts = {
+            "amount": "Signed: a deposit is positive, a withdrawal negative. Record it before the bot reports the new "
+            "balance, or that report is held (a deposit) or counted as a loss (a withdrawal).",
+            "reference": "Yours (the exchange's transfer id, say); unique per account: recording it again changes "
+            "nothing.",
+        }
+
+    def clean_amount(self) -> object:
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("A transfer moves money: the amount cannot be 0.")
+        return amount
+
+
+@admin.register(EquityTransfer)
+class EquityTransferAdmin(admin.ModelAdmin):
+    """Deposits and withdrawals recorded by operators (risk admin): they move the account's equity, peak and
+    start-of-day equity together, never held and never counted as P&L. Recorded, never edited or deleted."""
+
+    form = EquityTransferForm
+    list_display = (
+        "id",
+        "instance",
+        "amount",
+        "reference",
+        "equity_before",
+        "equity_after",
+        "recorded_by",
+        "recorded_at",
+    )
+    list_select_related = ("instance", "recorded_by")
+    search_fields = ("instance__name", "reference", "reason")
+    raw_id_fields = ("instance",)
+    ordering = ("-id",)
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(EQUITY_PERMISSION)
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: EquityTransfer, form: forms.ModelForm, change: bool) -> None:
+        data = form.cleaned_data
+        outcome = equity_transfer_record(
+            instance_id=data["instance"].pk,
+            amount=data["amount"],
+            reference=data["reference"],
+            reason=data["reason"],
+            actor=request.user,
+        )
+        obj.pk = outcome.transfer.pk
+        obj._state.adding = False
 
 
 # ---------------------------------------------------------------------------------------------- read-only

@@ -13,12 +13,13 @@ from django.db import DatabaseError, DataError
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from redis import RedisError
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import TradingInstance
 from accounts.permissions import IsBot, principal_instance_id, request_principal
 from nija.api.errors import ApiError
 from nija.api.permissions import IsOperator
@@ -26,7 +27,7 @@ from risk import selectors
 from risk.errors import AccountNotFound, RiskStateUnavailable
 from risk.services.approval import position_approve, position_reject
 from risk.services.check import CheckInput, CheckOutcome, position_check
-from risk.services.equity import equity_report
+from risk.services.equity import equity_hold_confirm, equity_report, equity_transfer_record
 from risk.services.lifecycle import CloseInput, FillInput, position_cancel, position_close, position_fill
 from risk.services.trading_state import state_json, trading_halt, trading_resume
 from trading.symbols import canonical_symbol
@@ -264,9 +265,7 @@ class PositionCheckApi(FailClosedApiView):
             check = fast_check_input(data) or CheckInput(**validated(CheckPositionInput, data))
         bot_account_id(request, check.account_id)
         principal = request_principal(request)
-        outcome = position_check(
-            request=check, user_id=principal.user_id, now=timezone.now(), correlation_id=correlation_id(request)
-        )
+        outcome = position_check(request=check, user_id=principal.user_id, correlation_id=correlation_id(request))
         return Response(outcome_json(outcome, legacy=legacy))
 
 
@@ -322,6 +321,7 @@ class PositionFillApi(FailClosedApiView):
     """POST /api/positions/{id}/fill: a bot reports an exchange fill of its reserved position."""
 
     permission_classes = [IsBot]
+    allows_inactive_account = True  # it happened at the exchange: recorded even after a deactivation
 
     @extend_schema(request=FillInputSerializer, responses={200: PositionOutput})
     def post(self, request: Request, position_id: int) -> Response:
@@ -336,6 +336,7 @@ class PositionCloseApi(FailClosedApiView):
     """POST /api/positions/{id}/close: a bot reports a whole or partial close (accepted in every state)."""
 
     permission_classes = [IsBot]
+    allows_inactive_account = True  # it happened at the exchange: recorded even after a deactivation
 
     @extend_schema(request=CloseInputSerializer, responses={200: dict})
     def post(self, request: Request, position_id: int) -> Response:
@@ -388,7 +389,7 @@ class PositionApproveApi(FailClosedApiView):
     @extend_schema(request=DecisionInput, responses={200: PositionOutput})
     def post(self, request: Request, position_id: int) -> Response:
         reason = validated(DecisionInput, request.data)["reason"]
-        position = position_approve(position_id=position_id, actor=request.user, reason=reason, now=timezone.now())
+        position = position_approve(position_id=position_id, actor=request.user, reason=reason)
         return Response(position_json(position))
 
 
@@ -400,7 +401,7 @@ class PositionRejectApi(FailClosedApiView):
     @extend_schema(request=DecisionInput, responses={200: PositionOutput})
     def post(self, request: Request, position_id: int) -> Response:
         reason = validated(DecisionInput, request.data)["reason"]
-        position = position_reject(position_id=position_id, actor=request.user, reason=reason, now=timezone.now())
+        position = position_reject(position_id=position_id, actor=request.user, reason=reason)
         return Response(position_json(position))
 
 
@@ -459,12 +460,43 @@ class EquityReportInput(StrictSerializer):
     cash_balance = money(required=False, allow_zero=True)
 
 
+EQUITY_HELD_MESSAGE = (
+    "The reported equity rises more than max_equity_increase_pct above the last accepted figure: it is held, not "
+    "applied, until an operator confirms it (a deposit is recorded by an operator as a transfer). The report "
+    "counts as a heartbeat."
+)
+
+
+def account_equity_json(account: Any) -> dict:
+    return {
+        "account_id": account.pk,
+        "equity": account.equity,
+        "peak_equity": account.peak_equity,
+        "day_start_equity": account.day_start_equity,
+        "equity_reported_at": account.equity_reported_at,
+    }
+
+
+class EquityReportOutput(serializers.Serializer):
+    account_id = serializers.IntegerField()
+    equity = serializers.DecimalField(max_digits=18, decimal_places=8)
+    peak_equity = serializers.DecimalField(max_digits=18, decimal_places=8)
+    day_start_equity = serializers.DecimalField(max_digits=18, decimal_places=8)
+    equity_reported_at = serializers.DateTimeField(allow_null=True)
+    state = serializers.DictField(child=serializers.CharField())
+    emergency = serializers.ListField(child=serializers.CharField())
+    code = serializers.CharField(required=False, help_text="202 only: equity_increase_held")
+    message = serializers.CharField(required=False)
+    held_equity = serializers.DecimalField(max_digits=18, decimal_places=8, required=False)
+
+
 class AccountMetricsReportApi(FailClosedApiView):
-    """POST /api/accounts/{id}/metrics: a bot reports its equity (a heartbeat); may trip an emergency halt."""
+    """POST /api/accounts/{id}/metrics: a bot reports its equity (a heartbeat); may trip an emergency halt. An
+    increase beyond max_equity_increase_pct is held, not applied: 202 `equity_increase_held`."""
 
     permission_classes = [IsBot]
 
-    @extend_schema(request=EquityReportInput, responses={200: dict})
+    @extend_schema(request=EquityReportInput, responses={200: EquityReportOutput, 202: EquityReportOutput})
     def post(self, request: Request, account_id: int) -> Response:
         data = validated(EquityReportInput, request.data)
         bot_account_id(request, account_id)
@@ -472,19 +504,117 @@ class AccountMetricsReportApi(FailClosedApiView):
             instance_id=account_id,
             equity=data["equity"],
             cash_balance=data.get("cash_balance"),
-            now=timezone.now(),
             correlation_id=correlation_id(request),
         )
         account = outcome.account
         portfolio_mode, account_mode = selectors.trading_modes(instance_id=account.pk)
-        return Response(
-            {
-                "account_id": account.pk,
-                "equity": account.equity,
-                "peak_equity": account.peak_equity,
-                "day_start_equity": account.day_start_equity,
-                "equity_reported_at": account.equity_reported_at,
-                "state": {"portfolio": portfolio_mode, "account": account_mode},
-                "emergency": [breach.message for breach in outcome.new_breaches],
-            }
+        body = account_equity_json(account) | {
+            "state": {"portfolio": portfolio_mode, "account": account_mode},
+            "emergency": [breach.message for breach in outcome.new_breaches],
+        }
+        if outcome.hold is None:
+            return Response(body)
+        held = {"code": "equity_increase_held", "message": EQUITY_HELD_MESSAGE, "held_equity": outcome.hold.equity}
+        return Response(body | held, status=status.HTTP_202_ACCEPTED)
+
+
+# ---------------------------------------------------------------------------------------------- operators: equity
+# Held equity increases and deposits/withdrawals: risk admins only (the manage_equity permission).
+class CanManageEquity(HasRiskPermission):
+    permission = "risk.manage_equity"
+    message = "Confirming held equity or recording transfers needs the risk admin role."
+
+
+class EquityConfirmInput(StrictSerializer):
+    """`equity`: the held figure being confirmed; if a later report replaced it, nothing is applied (409)."""
+
+    reason = serializers.CharField(max_length=1000)
+    equity = money(required=False, allow_zero=True)
+
+
+class EquityHoldOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    account_id = serializers.IntegerField(source="instance_id")
+    status = serializers.CharField()
+    equity = serializers.DecimalField(max_digits=18, decimal_places=8)
+    accepted_equity = serializers.DecimalField(max_digits=18, decimal_places=8)
+    reports = serializers.IntegerField()
+    first_reported_at = serializers.DateTimeField()
+    reported_at = serializers.DateTimeField()
+    resolved_at = serializers.DateTimeField(allow_null=True)
+    resolution_reason = serializers.CharField()
+
+
+class EquityConfirmOutput(serializers.Serializer):
+    hold = EquityHoldOutput()
+    account = serializers.DictField()
+
+
+class EquityHoldConfirmApi(FailClosedApiView):
+    """POST /api/accounts/{id}/equity/confirm (risk admin): apply the account's held equity increase (audited)."""
+
+    permission_classes = [CanManageEquity]
+
+    @extend_schema(request=EquityConfirmInput, responses={200: EquityConfirmOutput})
+    def post(self, request: Request, account_id: int) -> Response:
+        data = validated(EquityConfirmInput, request.data)
+        hold = equity_hold_confirm(
+            instance_id=account_id, actor=request.user, reason=data["reason"], expected_equity=data.get("equity")
         )
+        account = TradingInstance.objects.get(pk=account_id)
+        return Response({"hold": EquityHoldOutput(hold).data, "account": account_equity_json(account)})
+
+
+class TransferInput(StrictSerializer):
+    """`amount` is signed (a deposit positive, a withdrawal negative); `reference` is the operator's (the exchange's
+    transfer id, say), unique per account."""
+
+    amount = money(signed=True)
+    reference = serializers.RegexField(SAFE_ID)
+    reason = serializers.CharField(max_length=1000)
+
+    def validate_amount(self, value: Decimal) -> Decimal:
+        if value == 0:
+            raise serializers.ValidationError("A transfer moves money: the amount cannot be 0.")
+        return value
+
+
+class TransferOutput(serializers.Serializer):
+    id = serializers.IntegerField()
+    account_id = serializers.IntegerField(source="instance_id")
+    amount = serializers.DecimalField(max_digits=18, decimal_places=8)
+    reference = serializers.CharField()
+    reason = serializers.CharField()
+    equity_before = serializers.DecimalField(max_digits=18, decimal_places=8)
+    equity_after = serializers.DecimalField(max_digits=18, decimal_places=8)
+    recorded_at = serializers.DateTimeField()
+
+
+class TransferRecordedOutput(serializers.Serializer):
+    transfer = TransferOutput()
+    account = serializers.DictField()
+    replayed = serializers.BooleanField()
+
+
+class EquityTransferApi(FailClosedApiView):
+    """POST /api/accounts/{id}/transfers (risk admin): record a deposit or withdrawal (audited, never held). 201;
+    the same reference and amount again answers 200 with the recorded transfer, another amount 409."""
+
+    permission_classes = [CanManageEquity]
+
+    @extend_schema(request=TransferInput, responses={201: TransferRecordedOutput, 200: TransferRecordedOutput})
+    def post(self, request: Request, account_id: int) -> Response:
+        data = validated(TransferInput, request.data)
+        outcome = equity_transfer_record(
+            instance_id=account_id,
+            amount=data["amount"],
+            reference=data["reference"],
+            reason=data["reason"],
+            actor=request.user,
+        )
+        body = {
+            "transfer": TransferOutput(outcome.transfer).data,
+            "account": account_equity_json(outcome.account),
+            "replayed": not outcome.created,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if outcome.created else status.HTTP_200_OK)

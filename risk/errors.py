@@ -4,10 +4,14 @@ from enum import StrEnum
 
 from rest_framework import status
 
+from accounts.permissions import AccountInactive
 from nija.api.errors import ApiError, ConflictError, ServiceUnavailableError
+
+__all__ = ["AccountInactive"]  # the accounts app's error (its authentication raises it too), re-exported
 
 
 class RiskErrorCode(StrEnum):
+    ACCOUNT_INACTIVE = AccountInactive.default_code
     ACCOUNT_NOT_FOUND = "account_not_found"
     POSITION_NOT_FOUND = "position_not_found"
     IDEMPOTENCY_CONFLICT = "idempotency_conflict"
@@ -15,14 +19,17 @@ class RiskErrorCode(StrEnum):
     QUANTITY_EXCEEDED = "quantity_exceeded"
     RISK_STATE_UNAVAILABLE = "risk_state_unavailable"
     STALE_STATE = "stale_state"
+    NO_EQUITY_HOLD = "no_equity_hold"
+    EQUITY_HOLD_CHANGED = "equity_hold_changed"
+    TRANSFER_EXCEEDS_EQUITY = "transfer_exceeds_equity"
 
 
 class AccountNotFound(ApiError):
-    """Unknown, inactive, or another bot's account: the same answer for all three, so ids leak nothing."""
+    """Unknown, or another bot's account: the same answer for both, so ids leak nothing."""
 
     status_code = status.HTTP_404_NOT_FOUND
     default_code = RiskErrorCode.ACCOUNT_NOT_FOUND
-    default_detail = "Unknown or inactive account."
+    default_detail = "Unknown account."
 
 
 class PositionNotFound(ApiError):
@@ -58,3 +65,18 @@ class StaleState(ServiceUnavailableError):
 
     default_code = RiskErrorCode.STALE_STATE
     default_detail = "The account's equity report is missing or stale; nothing was approved. Report equity first."
+
+
+class NoEquityHold(ConflictError):
+    default_code = RiskErrorCode.NO_EQUITY_HOLD
+    default_detail = "This account has no held equity increase to confirm."
+
+
+class EquityHoldChanged(ConflictError):
+    default_code = RiskErrorCode.EQUITY_HOLD_CHANGED
+    default_detail = "The held figure changed since it was read (a later report replaced it); nothing was applied."
+
+
+class TransferExceedsEquity(ConflictError):
+    default_code = RiskErrorCode.TRANSFER_EXCEEDS_EQUITY
+    default_detail = "A withdrawal cannot exceed the account's equity; nothing was recorded."

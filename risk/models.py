@@ -39,6 +39,7 @@ class Portfolio(TimeStampedModel):
         permissions = [
             ("approve_position", "Can approve or reject positions waiting for approval"),
             ("halt_trading", "Can halt, set reduce-only and resume trading"),
+            ("manage_equity", "Can confirm held equity increases and record deposits and withdrawals"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(id=1), name="portfolio_singleton"),
@@ -116,6 +117,15 @@ class RiskLimits(TimeStampedModel):
     reservation_ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
     approval_ttl_seconds = models.PositiveIntegerField(null=True, blank=True)
     equity_max_age_seconds = models.PositiveIntegerField(null=True, blank=True)
+    max_equity_increase_pct = models.DecimalField(
+        **PCT,
+        null=True,
+        blank=True,
+        help_text=(
+            "An equity report more than this fraction above the account's last accepted figure (for a first "
+            "report: above its starting balance) is held until an operator confirms it."
+        ),
+    )
 
     LIMIT_FIELDS = (
         "max_portfolio_exposure_pct",
@@ -131,6 +141,7 @@ class RiskLimits(TimeStampedModel):
         "reservation_ttl_seconds",
         "approval_ttl_seconds",
         "equity_max_age_seconds",
+        "max_equity_increase_pct",
     )
 
     class Meta:
@@ -155,6 +166,7 @@ class RiskLimits(TimeStampedModel):
                     reservation_ttl_seconds__isnull=False,
                     approval_ttl_seconds__isnull=False,
                     equity_max_age_seconds__isnull=False,
+                    max_equity_increase_pct__isnull=False,
                 ),
                 name="portfolio_default_limits_complete",
             ),
@@ -172,6 +184,7 @@ class RiskLimits(TimeStampedModel):
                     "max_drawdown_pct",
                     "emergency_daily_loss_pct",
                     "emergency_drawdown_pct",
+                    "max_equity_increase_pct",
                 )
             ],
             models.CheckConstraint(
@@ -261,3 +274,72 @@ class BreachLatch(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class EquityHoldStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    CONFIRMED = "confirmed", "Confirmed"
+    SUPERSEDED = "superseded", "Superseded by a later report"
+
+
+class EquityHold(models.Model):
+    """A reported equity increase beyond max_equity_increase_pct, not applied: equity is self-reported, so one
+    bot must not widen everyone's limits on its word. At most one open hold per account, holding the latest held
+    figure; an operator's confirmation applies it, a later report within bounds supersedes it."""
+
+    instance = models.ForeignKey("accounts.TradingInstance", on_delete=models.PROTECT, related_name="equity_holds")
+    status = models.CharField(max_length=16, choices=EquityHoldStatus.choices, default=EquityHoldStatus.OPEN)
+    equity = models.DecimalField(**MONEY, help_text="The latest held figure (what a confirmation applies).")
+    cash_balance = models.DecimalField(**MONEY, null=True, blank=True)
+    accepted_equity = models.DecimalField(
+        **MONEY, help_text="The figure the increase was measured against (last accepted, or the starting balance)."
+    )
+    reports = models.PositiveIntegerField(default=1, help_text="Held reports merged into this hold.")
+    first_reported_at = models.DateTimeField()
+    reported_at = models.DateTimeField()
+    event = models.ForeignKey(RiskEvent, on_delete=models.PROTECT, related_name="+")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    resolution_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["instance"], condition=Q(status=EquityHoldStatus.OPEN), name="one_open_equity_hold"
+            ),
+            models.CheckConstraint(condition=Q(status__in=EquityHoldStatus.values), name="equityhold_status_valid"),
+            models.CheckConstraint(condition=Q(equity__gte=0), name="equityhold_equity_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hold #{self.pk} of account {self.instance_id}: {self.equity} ({self.status})"
+
+
+class EquityTransfer(models.Model):
+    """A deposit (amount > 0) or withdrawal (amount < 0) an operator recorded: not P&L, so it moves the account's
+    equity, peak and start-of-day equity together and is never held. `reference` (the operator's, e.g. the
+    exchange's transfer id) is unique per account and makes recording idempotent."""
+
+    instance = models.ForeignKey("accounts.TradingInstance", on_delete=models.PROTECT, related_name="equity_transfers")
+    amount = models.DecimalField(**MONEY)
+    reference = models.CharField(max_length=64)
+    reason = models.TextField()
+    equity_before = models.DecimalField(**MONEY)
+    equity_after = models.DecimalField(**MONEY)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "reference"], name="equitytransfer_reference_unique"),
+            models.CheckConstraint(condition=~Q(amount=0), name="equitytransfer_amount_not_zero"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Transfer {self.reference} of account {self.instance_id}: {self.amount}"

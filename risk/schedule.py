@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from risk.tasks import EXPIRE_RESERVATIONS
+from risk.tasks import EXPIRE_RESERVATIONS, SWEEP_ACCOUNTS
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ def periodic_entries() -> tuple[PeriodicEntry, ...]:
             name="risk: expire reservations",
             task=EXPIRE_RESERVATIONS,
             every_seconds=settings.RISK_EXPIRY_INTERVAL_SECONDS,
+        ),
+        PeriodicEntry(
+            name="risk: sweep accounts (stale equity, deactivated)",
+            task=SWEEP_ACCOUNTS,
+            every_seconds=settings.RISK_ACCOUNT_SWEEP_INTERVAL_SECONDS,
         ),
     )
 

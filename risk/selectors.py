@@ -14,6 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import TradingInstance
@@ -32,29 +33,44 @@ from risk.models import (
 )
 from trading.models import Position, PositionStatus
 
-# The limits the engine decides with; the rest of RiskLimits.LIMIT_FIELDS are lifetimes the services apply.
-ENGINE_LIMIT_FIELDS = tuple(name for name in RiskLimits.LIMIT_FIELDS if not name.endswith("_seconds"))
+# Limits the services apply (lifetimes, the bound on a reported equity increase); the engine decides with the rest.
+SERVICE_LIMIT_FIELDS = frozenset(
+    {"reservation_ttl_seconds", "approval_ttl_seconds", "equity_max_age_seconds", "max_equity_increase_pct"}
+)
+ENGINE_LIMIT_FIELDS = tuple(name for name in RiskLimits.LIMIT_FIELDS if name not in SERVICE_LIMIT_FIELDS)
 
 
 @dataclass(frozen=True)
 class LimitsInForce:
-    """The engine's `Limits` plus the lifetimes the services apply, for one account (override, else default)."""
+    """The engine's `Limits` plus what the services apply, for one account (override, else default)."""
 
     engine: Limits
     reservation_ttl: timedelta
     approval_ttl: timedelta
     equity_max_age: timedelta
+    max_equity_increase_pct: Decimal
 
 
 @dataclass(frozen=True)
 class LockedScope:
     """The rows a transaction holds locked, in lock order. `symbol_row` and `group` are None for a check that
-    names no symbol (the legacy body), `group` also when the symbol is in no correlation group."""
+    names no symbol (the legacy body), `group` also when the symbol is in no correlation group.
+
+    `clock` is PostgreSQL's clock read once the portfolio lock was granted (one clock for every web host, in the
+    order transactions hold the lock; risk.services.day.locked_now clamps it). `user_active` is the account's
+    user's flag, read with the account row."""
 
     portfolio: Portfolio
     symbol_row: SymbolExposure | None
     group: CorrelationGroup | None
     account: TradingInstance
+    clock: datetime
+    user_active: bool
+
+    @property
+    def account_active(self) -> bool:
+        """The account may trade: it and its user are active (deactivating either refuses its checks)."""
+        return self.account.is_active and self.user_active
 
 
 def limits_in_force(*, instance_id: int | None) -> LimitsInForce:
@@ -87,6 +103,7 @@ def limits_from_rows(rows: list[Mapping[str, Any]]) -> LimitsInForce:
         reservation_ttl=timedelta(seconds=value("reservation_ttl_seconds")),
         approval_ttl=timedelta(seconds=value("approval_ttl_seconds")),
         equity_max_age=timedelta(seconds=value("equity_max_age_seconds")),
+        max_equity_increase_pct=value("max_equity_increase_pct"),
     )
 
 
@@ -118,8 +135,17 @@ def set_lock_timeouts() -> None:
         )
 
 
+# The outer SELECT reads the clock after the materialized CTE has been granted the lock (in a plain SELECT ... FOR
+# UPDATE the target list is computed before the lock wait, so the clock would be the time the wait began).
+_LOCK_PORTFOLIO_SQL = (
+    "WITH locked AS MATERIALIZED (SELECT * FROM risk_portfolio WHERE id = %s FOR UPDATE) "
+    "SELECT locked.*, clock_timestamp() AS locked_at FROM locked"
+)
+
+
 def lock_portfolio() -> Portfolio:
-    return Portfolio.objects.select_for_update().get(pk=Portfolio.SINGLETON_ID)
+    """The portfolio row, locked, with `locked_at`: PostgreSQL's clock once the lock was granted."""
+    return next(iter(Portfolio.objects.raw(_LOCK_PORTFOLIO_SQL, [Portfolio.SINGLETON_ID])))
 
 
 def lock_symbol(symbol: str) -> SymbolExposure:
@@ -136,7 +162,9 @@ def lock_group_of(symbol: str) -> CorrelationGroup | None:
 
 
 def lock_account(instance_id: int) -> TradingInstance:
-    return TradingInstance.objects.select_for_update().get(pk=instance_id)
+    """The account row, locked (not its user's), with `user_active`: its user's is_active."""
+    accounts = TradingInstance.objects.select_for_update(of=("self",)).annotate(user_active=F("user__is_active"))
+    return accounts.get(pk=instance_id)
 
 
 def lock_scope(*, instance_id: int, symbol: str | None) -> LockedScope:
@@ -145,18 +173,29 @@ def lock_scope(*, instance_id: int, symbol: str | None) -> LockedScope:
     symbol_row = lock_symbol(symbol) if symbol else None
     group = lock_group_of(symbol) if symbol else None
     account = lock_account(instance_id)
-    return LockedScope(portfolio=portfolio, symbol_row=symbol_row, group=group, account=account)
+    return LockedScope(
+        portfolio=portfolio,
+        symbol_row=symbol_row,
+        group=group,
+        account=account,
+        clock=portfolio.locked_at,
+        user_active=account.user_active,
+    )
 
 
 def read_scope(*, instance_id: int, symbol: str | None) -> LockedScope:
-    """The same rows as `lock_scope`, read without locks (dry runs: they reserve nothing)."""
+    """The same rows as `lock_scope`, read without locks (dry runs: they reserve nothing); the clock is this
+    process's, read now."""
+    account = TradingInstance.objects.annotate(user_active=F("user__is_active")).get(pk=instance_id)
     return LockedScope(
         portfolio=Portfolio.objects.get(pk=Portfolio.SINGLETON_ID),
         symbol_row=(SymbolExposure.objects.filter(pk=symbol).first() or SymbolExposure(symbol=symbol))
         if symbol
         else None,
         group=CorrelationGroup.objects.filter(members__symbol=symbol).first() if symbol else None,
-        account=TradingInstance.objects.get(pk=instance_id),
+        account=account,
+        clock=timezone.now(),
+        user_active=account.user_active,
     )
 
 
@@ -221,7 +260,8 @@ def user_limits(permission: UserPermissionData) -> UserLimits:
 
 
 def equity_is_stale(account: TradingInstance, *, now: datetime, max_age: timedelta) -> bool:
-    """No equity report yet, or the last one is older than equity_max_age: the engine cannot know E_a."""
+    """No equity report yet, or the last one is older than equity_max_age: the engine cannot know E_a, and the
+    account's equity leaves the portfolio's totals (risk.services.portfolio_equity)."""
     return account.equity_reported_at is None or now - account.equity_reported_at > max_age
 
 
@@ -243,6 +283,13 @@ def unfilled_reservation_ids(*, instance_id: int | None) -> list[int]:
     positions = Position.objects.filter(_holds_unfilled_reservation())
     if instance_id is not None:
         positions = positions.filter(instance_id=instance_id)
+    return list(positions.order_by("pk").values_list("pk", flat=True))
+
+
+def unfilled_reservation_ids_of_inactive_accounts() -> list[int]:
+    """Positions holding an unfilled reservation in a deactivated account or an account of a deactivated user."""
+    inactive = Q(instance__is_active=False) | Q(instance__user__is_active=False)
+    positions = Position.objects.filter(_holds_unfilled_reservation(), inactive)
     return list(positions.order_by("pk").values_list("pk", flat=True))
 
 
@@ -360,7 +407,7 @@ class CheckScope:
 def lock_check_scope(*, instance_id: int, symbol: str, client_order_id: str | None) -> CheckScope | None:
     """Set the transaction's lock and statement timeouts, then lock portfolio -> symbol -> group -> account and
     read limits, states and any earlier position with this client_order_id: one round trip (the
-    `risk_lock_check_scope` function of migration risk 0004). None when the account does not exist."""
+    `risk_lock_check_scope` function, migrations risk 0004 and 0008). None when the account does not exist."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"{_SET_TIMEOUTS_SQL}; SELECT risk_lock_check_scope(%s, %s, %s)",
@@ -403,6 +450,8 @@ def _check_scope_from(data: Mapping[str, Any]) -> CheckScope:
             equity_reported_at=parse_datetime(account["equity_reported_at"]) if account["equity_reported_at"] else None,
             day_start_date=_date(account["day_start_date"]),
         ),
+        clock=parse_datetime(data["clock"]),
+        user_active=account["user_is_active"],
     )
     states = {row["instance_id"]: TradingMode(row["state"]) for row in data["states"] or []}
     return CheckScope(
@@ -421,7 +470,7 @@ def _date(text: str | None) -> date | None:
 def as_of_day(scope: LockedScope, *, today: date) -> None:
     """The locked rows as a new UTC day would see them (start-of-day equity = equity), in memory only: what a dry
     run evaluates when the day has not been rolled yet (see risk.services.equity.trading_day_roll)."""
-    if scope.portfolio.day_start_date != today:
+    if scope.portfolio.day_start_date is None or today > scope.portfolio.day_start_date:
         scope.portfolio.day_start_equity = scope.portfolio.equity
         scope.account.day_start_equity = scope.account.equity
 

@@ -12,6 +12,8 @@ urlpatterns = [
     path("positions/<int:position_id>/approve", api.PositionApproveApi.as_view(), name="position-approve"),
     path("positions/<int:position_id>/reject", api.PositionRejectApi.as_view(), name="position-reject"),
     path("accounts/<int:account_id>/metrics", api.AccountMetricsReportApi.as_view(), name="account-metrics-report"),
+    path("accounts/<int:account_id>/equity/confirm", api.EquityHoldConfirmApi.as_view(), name="account-equity-confirm"),
+    path("accounts/<int:account_id>/transfers", api.EquityTransferApi.as_view(), name="account-transfers"),
     # Reads (risk/api_reads.py)
     path("positions", api_reads.PositionListApi.as_view(), name="position-list"),
     path("positions/<int:position_id>", api_reads.PositionDetailApi.as_view(), name="position-detail"),

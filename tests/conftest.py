@@ -30,14 +30,20 @@ def _reference_rows() -> None:
     from risk.models import Portfolio, RiskLimits, TradingState
 
     defaults = importlib.import_module("risk.migrations.0002_portfolio_defaults")
+    equity_limits = importlib.import_module("risk.migrations.0007_equity_holds_and_transfers")
     Portfolio.objects.get_or_create(id=Portfolio.SINGLETON_ID)
     if not RiskLimits.objects.filter(instance__isnull=True).exists():
-        RiskLimits.objects.create(instance=None, **defaults.DEFAULT_LIMITS)
+        RiskLimits.objects.create(
+            instance=None,
+            **defaults.DEFAULT_LIMITS,
+            max_equity_increase_pct=equity_limits.DEFAULT_MAX_EQUITY_INCREASE_PCT,
+        )
     if not TradingState.objects.filter(instance__isnull=True).exists():
         TradingState.objects.create(instance=None, state="active")
     for app_label, module in (
         ("accounts", "accounts.migrations.0004_operator_roles"),
         ("risk", "risk.migrations.0003_risk_roles"),
+        ("risk", "risk.migrations.0007_equity_holds_and_transfers"),
         ("trading", "trading.migrations.0004_operator_view_roles"),
         ("monitoring", "monitoring.migrations.0003_alert_roles"),
     ):

@@ -394,6 +394,8 @@ RISK_LOCK_TIMEOUT_MS = env.int("RISK_LOCK_TIMEOUT_MS", default=2000)
 RISK_STATEMENT_TIMEOUT_MS = env.int("RISK_STATEMENT_TIMEOUT_MS", default=5000)
 # How often beat expires reservations past their TTL (seconds).
 RISK_EXPIRY_INTERVAL_SECONDS = env.int("RISK_EXPIRY_INTERVAL_SECONDS", default=15)
+# How often beat takes accounts with a stale equity report (or deactivated) out of portfolio equity (seconds).
+RISK_ACCOUNT_SWEEP_INTERVAL_SECONDS = env.int("RISK_ACCOUNT_SWEEP_INTERVAL_SECONDS", default=15)
 
 # ------------------------------------------------------------------------------------------------
 # Alerts (monitoring.alerts): delivery of notifications to webhooks and Apprise targets

@@ -3,9 +3,10 @@
 
 After the accounts and positions are written, every risk counter is set from the positions with SQL aggregates,
 under the portfolio lock (taken last, so concurrent checks wait only for the rebuild, not for the whole seed):
-the portfolio's exposure and position count (pending, approved and open positions), its equity and day-start
-equity (sums over active instances), one `SymbolExposure` row per symbol, and the demo correlation groups with
-their exposure. Everything is one transaction: a failure leaves nothing behind.
+the portfolio's exposure and position count (pending, approved and open positions), each account's
+`equity_counted` flag (active account and user, equity report within its equity_max_age) and the portfolio's
+equity and day-start equity (sums over the counted accounts), one `SymbolExposure` row per symbol, and the demo
+correlation groups with their exposure. Everything is one transaction: a failure leaves nothing behind.
 """
 
 import time
@@ -22,6 +23,7 @@ from accounts.services import audit_entry_create
 from risk import selectors
 from risk.models import CorrelationGroup, CorrelationGroupMember, Portfolio, RiskLimits, SymbolExposure
 from risk.services.groups import correlation_group_recount
+from risk.services.portfolio_equity import equity_counted_rebuild
 from trading.management.seed import SeedResult
 from trading.management.seed import seed_demo as trading_seed_demo
 from trading.models import EXPOSURE_STATUSES, Position
@@ -59,10 +61,10 @@ def seed_demo(*, accounts: int, positions: int, tokens_out: Path, seed: int | No
     with transaction.atomic():
         trading = trading_seed_demo(accounts=accounts, positions=positions, tokens_out=tokens_out, seed=seed)
         selectors.lock_portfolio()  # lock order: portfolio, symbols, groups
+        limits_changed = demo_limits_set()  # first: the equity max age decides which accounts count
         portfolio = portfolio_counters_rebuild()
         symbols = symbol_exposure_rebuild()
         groups = demo_groups_ensure()
-        limits_changed = demo_limits_set()
     return RiskSeedResult(
         trading=trading,
         portfolio=portfolio,
@@ -74,9 +76,10 @@ def seed_demo(*, accounts: int, positions: int, tokens_out: Path, seed: int | No
 
 
 def portfolio_counters_rebuild() -> Portfolio:
-    """The portfolio row from the positions and the active instances (the caller holds the portfolio lock)."""
+    """The portfolio row from the positions and the counted instances (the caller holds the portfolio lock)."""
     held = Position.objects.filter(status__in=EXPOSURE_STATUSES).aggregate(exposure=Sum("notional"), count=Count("id"))
-    equity = TradingInstance.objects.filter(is_active=True).aggregate(
+    equity_counted_rebuild()
+    equity = TradingInstance.objects.filter(equity_counted=True).aggregate(
         equity=Sum("equity"), day_start=Sum("day_start_equity")
     )
     Portfolio.objects.filter(pk=Portfolio.SINGLETON_ID).update(

@@ -1,43 +1,88 @@
-"""Deactivating and reactivating a trading instance, with the portfolio totals it counts in.
+"""Deactivating and reactivating a trading instance or a user, with what the risk gate does about it.
 
-Portfolio equity E (and its start-of-day total) is the sum over ACTIVE instances, kept as a counter that equity
-reports move by difference. An instance leaving or re-entering the active set therefore moves the counters too,
-under the same lock order as every check (portfolio, then account); the accounts app's own update service does the
-rest of the change (audited). The admin's instance page routes activation changes here (risk/admin.py).
+A deactivated account (or every account of a deactivated user) leaves the portfolio's equity totals at once, has
+its unfilled reservations cancelled (after commit, one short transaction each, like a HALT; what cannot be
+released now is left to the periodic account sweep), and is refused new checks, equity reports and approvals
+(403 `account_inactive`); its bot can still report fills and closes of what it holds. Reactivating puts the
+account back in the totals only if its equity report is still fresh, with its own start of day unchanged (a bot
+that went quiet must not shed its daily loss); otherwise its next report does.
+
+The change takes the portfolio lock first (every check then either committed before it, and its reservation is
+cancelled below, or sees the account inactive), then the accounts, then the accounts app's own audited update.
+The admin routes activation changes here (risk/admin.py).
 """
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
 
 from accounts.models import TradingInstance, User
-from accounts.services import trading_instance_update
+from accounts.services import trading_instance_update, user_update
 from risk import selectors
-from risk.errors import AccountNotFound
 from risk.models import Portfolio
+from risk.services.day import locked_now
+from risk.services.equity import lock_account_scope
+from risk.services.portfolio_equity import account_counts, account_equity_set
+from risk.services.trading_state import reservations_cancel
+
+
+@dataclass(frozen=True)
+class ActivationOutcome:
+    cancelled_position_ids: tuple[int, ...] = ()
 
 
 def trading_instance_activation_set(
-    *, instance_id: int, active: bool, actor: User | None, reason: str
-) -> TradingInstance:
-    """Set `is_active`; the portfolio's equity totals lose (or regain) the instance's equity. A reactivated
-    instance starts its day at its current equity."""
+    *, instance_id: int, active: bool, actor: User | None, reason: str, now: datetime | None = None
+) -> ActivationOutcome:
+    """Set the instance's `is_active` (audited) and what follows from it for the risk gate (see the module)."""
+    with transaction.atomic():
+        scope = lock_account_scope(instance_id=instance_id, active_only=False)
+        account = scope.account
+        if account.is_active == active:
+            return ActivationOutcome()
+        now = locked_now(scope=scope, requested=now)
+        account.is_active = active
+        _recount(scope.portfolio, account, user_active=scope.user_active, now=now)
+        trading_instance_update(instance=account, actor=actor, reason=reason, is_active=active)
+    return ActivationOutcome(
+        cancelled_position_ids=() if active else reservations_cancel(instance_id=instance_id, now=now)
+    )
+
+
+def user_activation_set(
+    *, user_id: int, active: bool, actor: User | None, reason: str, now: datetime | None = None
+) -> ActivationOutcome:
+    """Set the user's `is_active` (audited; its cached tokens are rewritten after commit) and what follows from it
+    for each of its accounts (see the module)."""
     with transaction.atomic():
         selectors.set_lock_timeouts()
-        try:
-            account = selectors.lock_scope(instance_id=instance_id, symbol=None).account
-        except TradingInstance.DoesNotExist as exc:
-            raise AccountNotFound() from exc
-        if account.is_active == active:
-            return account
-        if active:
-            TradingInstance.objects.filter(pk=account.pk).update(
-                day_start_equity=F("equity"), day_start_date=timezone.now().date()
-            )
-            account.day_start_equity = account.equity
-        sign = 1 if active else -1
-        Portfolio.objects.filter(pk=Portfolio.SINGLETON_ID).update(
-            equity=F("equity") + sign * account.equity,
-            day_start_equity=F("day_start_equity") + sign * account.day_start_equity,
-        )
-        return trading_instance_update(instance=account, actor=actor, reason=reason, is_active=active)
+        portfolio = selectors.lock_portfolio()
+        accounts = list(TradingInstance.objects.select_for_update().filter(user_id=user_id).order_by("pk"))
+        user = User.objects.get(pk=user_id)
+        if user.is_active == active:
+            return ActivationOutcome()
+        now = now or portfolio.locked_at
+        for account in accounts:
+            _recount(portfolio, account, user_active=active, now=now)
+        user_update(user=user, actor=actor, reason=reason, is_active=active)
+    if active:
+        return ActivationOutcome()
+    cancelled = [pk for account in accounts for pk in reservations_cancel(instance_id=account.pk, now=now)]
+    return ActivationOutcome(cancelled_position_ids=tuple(cancelled))
+
+
+def _recount(portfolio: Portfolio, account: TradingInstance, *, user_active: bool, now: datetime) -> None:
+    """Count the locked account in the portfolio's totals, or not, as its activity and freshness now say."""
+    max_age = selectors.limits_in_force(instance_id=account.pk).equity_max_age
+    counted = account_counts(account, user_active=user_active, now=now, max_age=max_age)
+    if counted == account.equity_counted:
+        return
+    account_equity_set(
+        portfolio=portfolio,
+        account=account,
+        equity=account.equity,
+        day_start=account.day_start_equity,
+        counted=counted,
+    )
+    TradingInstance.objects.filter(pk=account.pk).update(equity_counted=counted)

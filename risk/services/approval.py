@@ -13,9 +13,9 @@ from accounts.selectors import user_permission_get
 from accounts.services import audit_entry_create
 from risk import selectors
 from risk.engine import CheckRequest, Decision, Outcome, Side, evaluate
-from risk.errors import IllegalTransition, StaleState
+from risk.errors import AccountInactive, IllegalTransition, StaleState
 from risk.services.check import reason_json
-from risk.services.day import trading_day_roll
+from risk.services.day import locked_now, trading_day_roll
 from risk.services.events import position_published
 from risk.services.exposure import position_rehold
 from risk.services.lifecycle import LockedPosition, lock_position
@@ -27,11 +27,16 @@ def _audit_values(position: Position) -> dict:
     return {"status": position.status, "notional": str(position.notional), "reasons": position.reasons}
 
 
-def position_approve(*, position_id: int, actor: User, reason: str, now: datetime) -> Position:
-    """Approve a pending position if every rule still passes now; otherwise it is rejected with the reasons."""
+def position_approve(*, position_id: int, actor: User, reason: str, now: datetime | None = None) -> Position:
+    """Approve a pending position if every rule still passes now; otherwise it is rejected with the reasons. A
+    deactivated account's (or user's) positions are never approved (403). `now` None: the clock read under the
+    portfolio lock."""
     with transaction.atomic():
         locked = lock_position(position_id=position_id, instance_id=None)
         position = locked.position
+        if not locked.scope.account_active:
+            raise AccountInactive()
+        now = locked_now(scope=locked.scope, requested=now)
         _ensure_pending(position, action="approved")
         _ensure_within_approval_window(position, now=now)
         before = _audit_values(position)
@@ -57,10 +62,11 @@ def position_approve(*, position_id: int, actor: User, reason: str, now: datetim
     return position
 
 
-def position_reject(*, position_id: int, actor: User, reason: str, now: datetime) -> Position:
+def position_reject(*, position_id: int, actor: User, reason: str, now: datetime | None = None) -> Position:
     """Reject a pending position and release its reservation."""
     with transaction.atomic():
         locked = lock_position(position_id=position_id, instance_id=None)
+        now = locked_now(scope=locked.scope, requested=now)
         _ensure_pending(locked.position, action="rejected")
         before = _audit_values(locked.position)
         _decide(locked, status=PositionStatus.REJECTED, actor=actor, reason=reason, now=now)

@@ -22,9 +22,9 @@ from django.utils.dateparse import parse_datetime
 from accounts.selectors import user_permission_get
 from risk import selectors
 from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate, legacy_request
-from risk.errors import AccountNotFound, IdempotencyConflict, PositionNotFound, StaleState
+from risk.errors import AccountInactive, AccountNotFound, IdempotencyConflict, PositionNotFound, StaleState
 from risk.models import Severity
-from risk.services.day import trading_day_roll
+from risk.services.day import locked_now, trading_day_roll
 from risk.services.events import position_published, risk_event_raise
 from risk.services.exposure import position_insert
 from trading.market import market_price_get
@@ -106,10 +106,13 @@ def reason_json(reason: Reason) -> dict:
     }
 
 
-def position_check(*, request: CheckInput, user_id: int, now: datetime, correlation_id: str = "") -> CheckOutcome:
-    """Decide a bot's request and, unless it is a dry run or a reduce-only confirmation, record and reserve it."""
+def position_check(
+    *, request: CheckInput, user_id: int, now: datetime | None = None, correlation_id: str = ""
+) -> CheckOutcome:
+    """Decide a bot's request and, unless it is a dry run or a reduce-only confirmation, record and reserve it.
+    `now` None: the clock read once the portfolio lock is granted (risk.services.day.locked_now)."""
     if request.reduce_only:
-        return _reduce_only_confirmation(request=request, now=now)
+        return _reduce_only_confirmation(request=request)
     engine_request = _engine_request(request)
     permission = selectors.user_limits(user_permission_get(user_id=user_id))
     try:
@@ -149,14 +152,17 @@ def _fresh_mark(symbol: str) -> Decimal | None:
 
 
 def _check_locked(
-    *, request: CheckInput, engine_request: CheckRequest, permission, now: datetime, correlation_id: str
+    *, request: CheckInput, engine_request: CheckRequest, permission, now: datetime | None, correlation_id: str
 ) -> CheckOutcome:
     check = _check_scope(request)
-    if check is None or not check.locked.account.is_active:
+    if check is None:
         raise AccountNotFound()
+    if not check.locked.account_active:
+        raise AccountInactive()
     if check.existing is not None and not request.dry_run:
         return _replay(check.existing, request)
     scope, limits = check.locked, check.limits
+    now = locked_now(scope=scope, requested=now)
     if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
         raise StaleState()
     if request.dry_run:
@@ -291,13 +297,17 @@ def _replay_unlocked(request: CheckInput) -> CheckOutcome:
     return _replay(row, request)
 
 
-def _reduce_only_confirmation(*, request: CheckInput, now: datetime) -> CheckOutcome:
+def _reduce_only_confirmation(*, request: CheckInput) -> CheckOutcome:
     """A reduce-only check: approved in ACTIVE and REDUCING, rejected in HALTED; reserves and writes nothing."""
-    position = Position.objects.filter(
-        pk=request.position_id, instance_id=request.account_id, instance__is_active=True
-    ).first()
+    position = (
+        Position.objects.filter(pk=request.position_id, instance_id=request.account_id)
+        .select_related("instance__user")
+        .first()
+    )
     if position is None:
         raise PositionNotFound()
+    if not (position.instance.is_active and position.instance.user.is_active):
+        raise AccountInactive()
     available = position.filled_quantity - position.closed_quantity if position.status == PositionStatus.OPEN else None
     portfolio_mode, account_mode = selectors.trading_modes(instance_id=request.account_id)
     engine_request = CheckRequest(

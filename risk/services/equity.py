@@ -1,30 +1,51 @@
-"""Equity reports (a bot's heartbeat) and the emergency thresholds they are measured against.
+"""Equity reports (a bot's heartbeat), held increases and their confirmation, operator-recorded transfers, and the
+emergency thresholds reports are measured against.
 
-A report moves the account's equity, high-water mark and start-of-day equity (rolled at the first report of each
-UTC day) and the portfolio's totals by the difference, then evaluates the emergency thresholds (portfolio daily
-loss, account drawdown). A new breach switches its scope to HALTED inside the same transaction, raises one critical
-risk event and latches; the latched breach raises nothing more until it clears. The HALT's reservation sweep runs
-after commit, in short transactions of its own.
+Equity is self-reported, so one bot must not move anyone else's limits. A report is measured against the
+account's last accepted figure (before any, its starting balance): up to max_equity_increase_pct above it, or any
+decrease, it applies at once; beyond it, it is held (`EquityHold`, one open hold per account with the latest
+figure, one warning event per hold) until an operator confirms it. Held or not, a report is a heartbeat: it keeps
+the account fresh and counts it in the portfolio's totals (risk.services.portfolio_equity).
+
+An applied report moves the account's equity, high-water mark and start-of-day equity (set by the first report of
+each UTC day) and the portfolio's totals by the difference, then evaluates the emergency thresholds (portfolio
+daily loss, account drawdown). A new breach switches its scope to HALTED inside the same transaction, raises one
+critical risk event and latches; the latched breach raises nothing more until it clears. The HALT's reservation
+sweep runs after commit, in short transactions of its own.
+
+Deposits and withdrawals are not P&L: an operator records them (`equity_transfer_record`), moving equity, peak and
+start-of-day equity together, never held. Confirmations and transfers are audited.
 """
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Greatest
 
-from accounts.models import TradingInstance
+from accounts.models import TradingInstance, User
+from accounts.services import audit_entry_create
 from risk import selectors
 from risk.engine import PORTFOLIO_PREFIX, Breach, TradingMode, account_key_prefix, emergency_breaches, latch
 from risk.engine.money import ratio
-from risk.errors import AccountNotFound
-from risk.models import BreachLatch, Portfolio, Severity
-from risk.services.day import trading_day_roll
+from risk.errors import (
+    AccountInactive,
+    AccountNotFound,
+    EquityHoldChanged,
+    IdempotencyConflict,
+    NoEquityHold,
+    TransferExceedsEquity,
+)
+from risk.models import BreachLatch, EquityHold, EquityHoldStatus, EquityTransfer, Severity
+from risk.services.day import locked_now, trading_day_roll
 from risk.services.events import risk_event_raise
+from risk.services.portfolio_equity import ACCOUNT_EQUITY_FIELDS, account_equity_set
 from risk.services.trading_state import reservations_cancel, trading_state_set
 from trading.models import DailyStatistic
+
+ZERO = Decimal(0)
 
 
 @dataclass(frozen=True)
@@ -32,54 +53,77 @@ class EquityOutcome:
     account: TradingInstance
     new_breaches: tuple[Breach, ...]
     cancelled_position_ids: tuple[int, ...] = ()
+    hold: EquityHold | None = None  # set when the report was held instead of applied
 
 
 def equity_report(
-    *, instance_id: int, equity: Decimal, cash_balance: Decimal | None, now: datetime, correlation_id: str = ""
+    *,
+    instance_id: int,
+    equity: Decimal,
+    cash_balance: Decimal | None,
+    now: datetime | None = None,
+    correlation_id: str = "",
 ) -> EquityOutcome:
-    """Record a bot's equity report and trip any emergency threshold it reaches."""
+    """Record a bot's equity report: apply it, or hold an increase beyond the bound; trip any emergency threshold
+    it reaches. `now` None: the clock read under the portfolio lock (an explicit time is clamped the same way)."""
     with transaction.atomic():
-        selectors.set_lock_timeouts()
-        try:
-            scope = selectors.lock_scope(instance_id=instance_id, symbol=None)
-        except TradingInstance.DoesNotExist as exc:
-            raise AccountNotFound() from exc
-        if not scope.account.is_active:
-            raise AccountNotFound()
+        scope = lock_account_scope(instance_id=instance_id, active_only=True)
+        now = locked_now(scope=scope, requested=now, since=scope.account.equity_reported_at)
         trading_day_roll(scope=scope, today=now.date())
-        account, portfolio = _apply_report(scope, equity=equity, cash_balance=cash_balance, now=now)
-        new_breaches = _evaluate_emergencies(account=account, portfolio=portfolio, correlation_id=correlation_id)
+        limits = selectors.limits_in_force(instance_id=instance_id)
+        accepted = accepted_equity(scope.account)
+        hold = None
+        if equity > accepted * (1 + limits.max_equity_increase_pct):
+            hold = _hold(scope, equity=equity, cash_balance=cash_balance, accepted=accepted, now=now)
+            if hold.pk is None:
+                _hold_open(hold, bound_pct=limits.max_equity_increase_pct, correlation_id=correlation_id)
+            _heartbeat(scope, now=now)
+        else:
+            _holds_supersede(scope.account, now=now)
+            _apply_report(scope, equity=equity, cash_balance=cash_balance, now=now)
+        new_breaches = _evaluate_emergencies(scope, correlation_id=correlation_id)
     cancelled = _sweep_halted_scopes(new_breaches, now=now)
-    return EquityOutcome(account=account, new_breaches=new_breaches, cancelled_position_ids=cancelled)
+    return EquityOutcome(account=scope.account, new_breaches=new_breaches, cancelled_position_ids=cancelled, hold=hold)
+
+
+def lock_account_scope(*, instance_id: int, active_only: bool) -> selectors.LockedScope:
+    """The portfolio and the account, locked (with the lock timeouts set). `active_only`: a deactivated account or
+    user is refused (403), as for everything its bot sends but fills and closes."""
+    selectors.set_lock_timeouts()
+    try:
+        scope = selectors.lock_scope(instance_id=instance_id, symbol=None)
+    except TradingInstance.DoesNotExist as exc:
+        raise AccountNotFound() from exc
+    if active_only and not scope.account_active:
+        raise AccountInactive()
+    return scope
+
+
+def accepted_equity(account: TradingInstance) -> Decimal:
+    """What a report's increase is measured against: the last accepted equity, or the starting balance while no
+    positive figure was ever accepted (no report, confirmation or transfer set one: the high-water mark is 0)."""
+    return account.equity if account.peak_equity > 0 else account.starting_balance
 
 
 def _apply_report(
     scope: selectors.LockedScope, *, equity: Decimal, cash_balance: Decimal | None, now: datetime
-) -> tuple[TradingInstance, Portfolio]:
-    """Write the report to the account row and move the portfolio totals by the difference (in memory too)."""
-    account, portfolio = scope.account, scope.portfolio
+) -> None:
+    """Write the report to the account row (counted in the portfolio's totals, which move by the difference)."""
+    account = scope.account
     today = now.date()
     # The day's first report sets the account's start of day (the day roll put its last equity there meanwhile).
     first_today = account.equity_reported_at is None or account.equity_reported_at.date() != today
     day_start = equity if first_today else account.day_start_equity
-    equity_delta = equity - account.equity
-    day_start_delta = day_start - account.day_start_equity
-    Portfolio.objects.filter(pk=portfolio.pk).update(
-        equity=F("equity") + equity_delta, day_start_equity=F("day_start_equity") + day_start_delta
-    )
-    portfolio.equity += equity_delta
-    portfolio.day_start_equity += day_start_delta
-    account.equity = equity
+    account_equity_set(portfolio=scope.portfolio, account=account, equity=equity, day_start=day_start, counted=True)
     account.cash_balance = cash_balance if cash_balance is not None else account.cash_balance
     account.peak_equity = max(account.peak_equity, equity)
-    account.day_start_equity, account.day_start_date = day_start, today
+    account.day_start_date = today
     account.last_heartbeat = account.equity_reported_at = now
     account.save(
         update_fields=[
-            "equity",
+            *ACCOUNT_EQUITY_FIELDS,
             "cash_balance",
             "peak_equity",
-            "day_start_equity",
             "day_start_date",
             "last_heartbeat",
             "equity_reported_at",
@@ -87,10 +131,68 @@ def _apply_report(
         ]
     )
     _daily_statistic_report(account, today=today)
-    return account, portfolio
 
 
-def _daily_statistic_report(account: TradingInstance, *, today) -> None:
+def _heartbeat(scope: selectors.LockedScope, *, now: datetime) -> None:
+    """A held report: the account is fresh (and counted again, its figures as they were), its equity unchanged."""
+    account = scope.account
+    account_equity_set(
+        portfolio=scope.portfolio,
+        account=account,
+        equity=account.equity,
+        day_start=account.day_start_equity,
+        counted=True,
+    )
+    account.last_heartbeat = account.equity_reported_at = now
+    account.save(update_fields=[*ACCOUNT_EQUITY_FIELDS, "last_heartbeat", "equity_reported_at", "updated_at"])
+
+
+def _hold(
+    scope: selectors.LockedScope, *, equity: Decimal, cash_balance: Decimal | None, accepted: Decimal, now: datetime
+) -> EquityHold:
+    """The account's open hold, now holding this figure; a new one (unsaved: `_hold_open`) if there is none."""
+    hold = EquityHold.objects.filter(instance_id=scope.account.pk, status=EquityHoldStatus.OPEN).first()
+    if hold is None:
+        return EquityHold(
+            instance_id=scope.account.pk,
+            equity=equity,
+            cash_balance=cash_balance,
+            accepted_equity=accepted,
+            first_reported_at=now,
+            reported_at=now,
+        )
+    hold.equity, hold.cash_balance, hold.accepted_equity, hold.reported_at = equity, cash_balance, accepted, now
+    hold.reports += 1
+    hold.save(update_fields=["equity", "cash_balance", "accepted_equity", "reported_at", "reports"])
+    return hold
+
+
+def _hold_open(hold: EquityHold, *, bound_pct: Decimal, correlation_id: str) -> None:
+    """A new hold: its one warning event, then the row (which points at the event)."""
+    bound = format(bound_pct.normalize(), "f")
+    hold.event = risk_event_raise(
+        event_type="equity_increase_held",
+        severity=Severity.WARNING,
+        instance_id=hold.instance_id,
+        message=(
+            f"Account #{hold.instance_id} reported equity {hold.equity}, more than {bound} x its accepted "
+            f"{hold.accepted_equity} above it (max_equity_increase_pct): held until an operator confirms it, or "
+            "records the deposit as a transfer."
+        ),
+        details={"equity": str(hold.equity), "accepted_equity": str(hold.accepted_equity), "bound_pct": str(bound_pct)},
+        correlation_id=correlation_id,
+    )
+    hold.save()
+
+
+def _holds_supersede(account: TradingInstance, *, now: datetime) -> None:
+    """A report within bounds is the latest figure: an open hold no longer holds it."""
+    EquityHold.objects.filter(instance_id=account.pk, status=EquityHoldStatus.OPEN).update(
+        status=EquityHoldStatus.SUPERSEDED, resolved_at=now, resolution_reason="a later report within bounds"
+    )
+
+
+def _daily_statistic_report(account: TradingInstance, *, today: date) -> None:
     """The day's row: start equity fixed at the first report, end equity the latest, max drawdown the deepest."""
     drawdown = ratio(account.peak_equity - account.equity, account.peak_equity) or Decimal(0)
     DailyStatistic.objects.get_or_create(
@@ -103,8 +205,156 @@ def _daily_statistic_report(account: TradingInstance, *, today) -> None:
     )
 
 
-def _evaluate_emergencies(*, account: TradingInstance, portfolio: Portfolio, correlation_id: str) -> tuple[Breach, ...]:
+# ---------------------------------------------------------------------------------------------- operators
+def equity_hold_confirm(
+    *,
+    instance_id: int,
+    actor: User,
+    reason: str,
+    expected_equity: Decimal | None = None,
+    now: datetime | None = None,
+) -> EquityHold:
+    """Apply the account's held figure (the latest held report), audited. `expected_equity`: the figure the
+    operator saw; if a later report replaced it since, nothing is applied (409). The increase is P&L: the day's
+    start stays, unless the account had no accepted figure yet (then the figure starts its day and its peak)."""
+    with transaction.atomic():
+        scope = lock_account_scope(instance_id=instance_id, active_only=False)
+        now = locked_now(scope=scope, requested=now)
+        trading_day_roll(scope=scope, today=now.date())
+        hold = EquityHold.objects.filter(instance_id=instance_id, status=EquityHoldStatus.OPEN).first()
+        if hold is None:
+            raise NoEquityHold()
+        if expected_equity is not None and expected_equity != hold.equity:
+            raise EquityHoldChanged(f"The held figure is {hold.equity} now, not {expected_equity}; nothing applied.")
+        account = scope.account
+        before = _equity_audit_values(account)
+        if hold.cash_balance is not None:
+            account.cash_balance = hold.cash_balance
+        _account_equity_write(
+            scope,
+            equity=hold.equity,
+            day_start=hold.equity if account.peak_equity == 0 else account.day_start_equity,
+            peak=max(account.peak_equity, hold.equity),
+        )
+        _daily_statistic_report(account, today=now.date())
+        hold.status, hold.resolved_at, hold.resolved_by, hold.resolution_reason = (
+            EquityHoldStatus.CONFIRMED,
+            now,
+            actor,
+            reason,
+        )
+        hold.save(update_fields=["status", "resolved_at", "resolved_by", "resolution_reason"])
+        after = _equity_audit_values(account)
+        audit_entry_create(
+            actor=actor, action="equity_hold.confirm", target=hold, before=before, after=after, reason=reason
+        )
+        risk_event_raise(
+            event_type="equity_increase_confirmed",
+            severity=Severity.INFO,
+            instance_id=instance_id,
+            message=f"{actor.get_username()} confirmed account #{instance_id}'s equity {hold.equity}: {reason}",
+            details={"hold_id": hold.pk, "before": before, "after": after},
+        )
+    return hold
+
+
+@dataclass(frozen=True)
+class TransferOutcome:
+    transfer: EquityTransfer
+    account: TradingInstance
+    created: bool  # False: the same reference and amount were recorded before (nothing changed)
+
+
+def equity_transfer_record(
+    *,
+    instance_id: int,
+    amount: Decimal,
+    reference: str,
+    reason: str,
+    actor: User | None,
+    now: datetime | None = None,
+) -> TransferOutcome:
+    """Record a deposit (amount > 0) or withdrawal (< 0): equity, peak and start-of-day equity move by it together
+    (so neither the loss limits nor the equity-increase bound see it), the portfolio's totals too when the account
+    counts in them; audited. The start of day never goes below 0 (a withdrawal larger than it leaves it at 0).
+    Idempotent by (account, reference); the same reference with another amount is a 409."""
+    with transaction.atomic():
+        scope = lock_account_scope(instance_id=instance_id, active_only=False)
+        account = scope.account
+        existing = EquityTransfer.objects.filter(instance_id=instance_id, reference=reference).first()
+        if existing is not None:
+            if existing.amount != amount:
+                raise IdempotencyConflict("This transfer reference was already recorded with another amount.")
+            return TransferOutcome(transfer=existing, account=account, created=False)
+        if account.equity + amount < 0:
+            raise TransferExceedsEquity(f"A withdrawal of {-amount} exceeds the account's equity {account.equity}.")
+        now = locked_now(scope=scope, requested=now)
+        trading_day_roll(scope=scope, today=now.date())
+        before = _equity_audit_values(account)
+        _account_equity_write(
+            scope,
+            equity=account.equity + amount,
+            day_start=max(account.day_start_equity + amount, ZERO),
+            peak=max(account.peak_equity + amount, account.equity + amount),
+        )
+        transfer = EquityTransfer.objects.create(
+            instance_id=instance_id,
+            amount=amount,
+            reference=reference,
+            reason=reason,
+            equity_before=before["equity"],
+            equity_after=account.equity,
+            recorded_by=actor,
+            recorded_at=now,
+        )
+        _transfer_audit(transfer, actor=actor, before=before, after=_equity_audit_values(account))
+    return TransferOutcome(transfer=transfer, account=account, created=True)
+
+
+def _account_equity_write(scope: selectors.LockedScope, *, equity: Decimal, day_start: Decimal, peak: Decimal) -> None:
+    """An operator's change of the locked account's figures, cash balance as set on it (the portfolio's totals
+    follow if the account counts in them)."""
+    account = scope.account
+    account_equity_set(
+        portfolio=scope.portfolio, account=account, equity=equity, day_start=day_start, counted=account.equity_counted
+    )
+    account.peak_equity = peak
+    account.save(update_fields=[*ACCOUNT_EQUITY_FIELDS, "peak_equity", "cash_balance", "updated_at"])
+
+
+def _equity_audit_values(account: TradingInstance) -> dict:
+    return {
+        "equity": account.equity,
+        "peak_equity": account.peak_equity,
+        "day_start_equity": account.day_start_equity,
+    }
+
+
+def _transfer_audit(transfer: EquityTransfer, *, actor: User | None, before: dict, after: dict) -> None:
+    kind = "deposit" if transfer.amount > 0 else "withdrawal"
+    audit_entry_create(
+        actor=actor,
+        action="equity_transfer.record",
+        target=transfer,
+        before=before,
+        after=after | {"amount": transfer.amount, "reference": transfer.reference},
+        reason=transfer.reason,
+    )
+    who = actor.get_username() if actor is not None else "the system"
+    risk_event_raise(
+        event_type="equity_transfer",
+        severity=Severity.INFO,
+        instance_id=transfer.instance_id,
+        message=f"{who} recorded a {kind} of {abs(transfer.amount)} for account #{transfer.instance_id}: "
+        f"{transfer.reason}",
+        details={"transfer_id": transfer.pk, "amount": str(transfer.amount), "reference": transfer.reference},
+    )
+
+
+# ---------------------------------------------------------------------------------------------- emergencies
+def _evaluate_emergencies(scope: selectors.LockedScope, *, correlation_id: str) -> tuple[Breach, ...]:
     """Latch and act on the breaches this report reveals; clear the ones in its scope that no longer hold."""
+    account, portfolio = scope.account, scope.portfolio
     limits = selectors.limits_in_force(instance_id=None).engine
     account_limits = {account.pk: selectors.limits_in_force(instance_id=account.pk).engine}
     portfolio_mode, account_mode = selectors.trading_modes(instance_id=account.pk)

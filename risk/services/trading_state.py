@@ -128,8 +128,12 @@ def reservations_cancel(*, instance_id: int | None, now: datetime) -> tuple[int,
     rest of open ones released), one short transaction each so a large halt never holds the portfolio lock long.
     A position that cannot be released now (a lock or statement timeout) is logged and left to
     `halted_scopes_sweep`, which the expiry task runs every few seconds: the halt itself has already committed."""
+    return _release_each(selectors.unfilled_reservation_ids(instance_id=instance_id), now=now)
+
+
+def _release_each(position_ids: list[int], *, now: datetime) -> tuple[int, ...]:
     cancelled = []
-    for position_id in selectors.unfilled_reservation_ids(instance_id=instance_id):
+    for position_id in position_ids:
         try:
             with transaction.atomic():
                 locked = lock_position(position_id=position_id, instance_id=None)
@@ -152,3 +156,9 @@ def halted_scopes_sweep(*, now: datetime) -> tuple[int, ...]:
     for instance_id in halted.filter(instance__isnull=False).values_list("instance_id", flat=True):
         cancelled.extend(reservations_cancel(instance_id=instance_id, now=now))
     return tuple(cancelled)
+
+
+def inactive_accounts_sweep(*, now: datetime) -> tuple[int, ...]:
+    """Release what deactivated accounts (or the accounts of deactivated users) still reserve: a deactivation whose
+    own release could not finish, or an account deactivated by a path that does not release (a shell, a script)."""
+    return _release_each(selectors.unfilled_reservation_ids_of_inactive_accounts(), now=now)

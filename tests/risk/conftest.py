@@ -21,9 +21,12 @@ ACTIVE = ["pending_approval", "approved", "open"]
 def funded_account(
     equity: Decimal | str = "100000", *, permission: dict | None = None, **instance_fields: object
 ) -> TradingInstance:
-    """A running instance whose equity was reported through `equity_report` (fresh, counted in the portfolio)."""
+    """A running instance whose equity was reported through `equity_report` (fresh, counted in the portfolio). Its
+    starting balance is that equity (unless given), so the first report is within bounds and applies."""
     instance = TradingInstanceFactory(
-        equity=Decimal(0), peak_equity=Decimal(0), day_start_equity=Decimal(0), **instance_fields
+        **{"starting_balance": Decimal(equity)}
+        | instance_fields
+        | {"equity": Decimal(0), "peak_equity": Decimal(0), "day_start_equity": Decimal(0)}
     )
     UserPermissionFactory(
         user=instance.user,

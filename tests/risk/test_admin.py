@@ -432,7 +432,7 @@ def test_member_edits_racing_checks_leave_the_group_exact_and_never_deadlock(set
 
 
 @pytest.mark.django_db
-def test_deactivating_an_instance_in_admin_takes_its_equity_out_of_the_portfolio_and_reactivating_puts_it_back():
+def test_deactivating_an_instance_in_admin_takes_its_equity_out_and_reactivating_keeps_its_own_day_start():
     funded_account("100000")
     dropped = funded_account("40000")
     client, _ = admin_as("risk_admin")
@@ -445,5 +445,6 @@ def test_deactivating_an_instance_in_admin_takes_its_equity_out_of_the_portfolio
     after_reactivation = Portfolio.objects.get()
 
     assert (after_deactivation.equity, after_deactivation.day_start_equity) == (Decimal("100000"), Decimal("100000"))
-    assert (after_reactivation.equity, after_reactivation.day_start_equity) == (Decimal("150000"), Decimal("150000"))
+    # Back with its own start of day (40000): the 10000 it moved while away is today's P&L, not a new start.
+    assert (after_reactivation.equity, after_reactivation.day_start_equity) == (Decimal("150000"), Decimal("140000"))
     assert AuditEntry.objects.filter(action="trading_instance.update", target_id=str(dropped.pk)).count() == 2

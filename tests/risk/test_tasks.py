@@ -43,6 +43,7 @@ def test_the_expiry_task_has_a_name_time_limits_and_takes_no_arguments():
 @pytest.mark.django_db
 def test_sync_schedule_creates_the_expiry_task_once(settings):
     settings.RISK_EXPIRY_INTERVAL_SECONDS = 17
+    settings.RISK_ACCOUNT_SWEEP_INTERVAL_SECONDS = 19
     out = StringIO()
 
     call_command("sync_schedule", stdout=out)
@@ -56,7 +57,9 @@ def test_sync_schedule_creates_the_expiry_task_once(settings):
     assert IntervalSchedule.objects.filter(every=17).count() == 1
     assert out.getvalue().splitlines() == [
         "created 'risk: expire reservations': risk.expire_reservations every 17 s",
+        "created 'risk: sweep accounts (stale equity, deactivated)': risk.sweep_accounts every 19 s",
         "kept 'risk: expire reservations' as it is",
+        "kept 'risk: sweep accounts (stale equity, deactivated)' as it is",
     ]
 
 

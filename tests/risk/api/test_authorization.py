@@ -21,7 +21,7 @@ APPROVER_NEEDED = "Approving or rejecting positions needs the approver role."
 RISK_ADMIN_NEEDED = "Halting or resuming trading needs the risk admin role."
 NOT_AUTHENTICATED = {"error": {"code": "not_authenticated", "message": "Authentication credentials were not provided."}}
 INVALID_TOKEN = {"error": {"code": "authentication_failed", "message": "Invalid or revoked token."}}
-ACCOUNT_NOT_FOUND = {"error": {"code": "account_not_found", "message": "Unknown or inactive account."}}
+ACCOUNT_NOT_FOUND = {"error": {"code": "account_not_found", "message": "Unknown account."}}
 POSITION_NOT_FOUND = {"error": {"code": "position_not_found", "message": "Unknown position."}}
 
 

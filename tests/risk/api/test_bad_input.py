@@ -14,11 +14,9 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEntry, TradingInstance, UserPermission
-from accounts.services import trading_instance_update
 from risk.models import BreachLatch, CorrelationGroup, Portfolio, RiskEvent, SymbolExposure, TradingState
 from risk.services.check import CheckInput, position_check
 from risk.services.lifecycle import FillInput, position_fill
-from tests.accounts.factories import OperatorFactory
 from tests.risk.conftest import bot_client, funded_account, operator_client
 from trading.models import DailyStatistic, Fill, Position, Trade
 
@@ -131,7 +129,7 @@ TOO_DEEP_OBJECT = error(
 NOT_OBJECT = invalid("non_field_errors", OBJECT)
 NO_DATA = invalid("non_field_errors", "No data provided")
 TOO_BIG = error("payload_too_large", "Request bodies are limited to 65536 bytes.")
-ACCOUNT_NOT_FOUND = error("account_not_found", "Unknown or inactive account.")
+ACCOUNT_NOT_FOUND = error("account_not_found", "Unknown account.")
 POSITION_NOT_FOUND = error("position_not_found", "Unknown position.")
 ONE_MEGABYTE = "x" * (1024 * 1024)
 
@@ -362,12 +360,10 @@ def test_legacy_check_refuses_bad_input_and_writes_nothing(own_and_other, change
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("dry_run", [False, True], ids=["reserving", "dry-run"])
-@pytest.mark.parametrize("whose", ["unknown", "another-bot", "inactive-own"])
+@pytest.mark.parametrize("whose", ["unknown", "another-bot"])
 def test_check_position_for_an_account_it_may_not_use_is_404_and_writes_nothing(own_and_other, whose, dry_run):
-    client, own, other = own_and_other
-    if whose == "inactive-own":
-        trading_instance_update(instance=own, actor=OperatorFactory(), reason="retired", is_active=False)
-    account_id = {"unknown": other.pk + 1000, "another-bot": other.pk, "inactive-own": own.pk}[whose]
+    client, _own, other = own_and_other
+    account_id = {"unknown": other.pk + 1000, "another-bot": other.pk}[whose]
     before = database_state()
 
     response = post_text(client, CHECK_URL, encode({"account_id": account_id, **CHECK_BODY, "dry_run": dry_run}))
@@ -376,12 +372,10 @@ def test_check_position_for_an_account_it_may_not_use_is_404_and_writes_nothing(
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("whose", ["unknown", "another-bot", "inactive-own"])
+@pytest.mark.parametrize("whose", ["unknown", "another-bot"])
 def test_legacy_check_for_an_account_it_may_not_use_is_404(own_and_other, whose):
-    client, own, other = own_and_other
-    if whose == "inactive-own":
-        trading_instance_update(instance=own, actor=OperatorFactory(), reason="retired", is_active=False)
-    account_id = {"unknown": other.pk + 1000, "another-bot": other.pk, "inactive-own": own.pk}[whose]
+    client, _own, other = own_and_other
+    account_id = {"unknown": other.pk + 1000, "another-bot": other.pk}[whose]
     before = database_state()
 
     response = post_text(client, CHECK_URL, encode({"account_id": account_id, "position_size": "5000"}))
@@ -686,14 +680,10 @@ def test_metrics_report_refuses_bad_input_and_writes_nothing(own_and_other, chan
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("whose", ["unknown", "another-bot", "inactive-own", "beyond-bigint"])
+@pytest.mark.parametrize("whose", ["unknown", "another-bot", "beyond-bigint"])
 def test_metrics_report_for_an_account_it_may_not_use_is_404(own_and_other, whose):
-    client, own, other = own_and_other
-    if whose == "inactive-own":
-        trading_instance_update(instance=own, actor=OperatorFactory(), reason="retired", is_active=False)
-    account_id = {"unknown": other.pk + 1000, "another-bot": other.pk, "inactive-own": own.pk, "beyond-bigint": 10**20}[
-        whose
-    ]
+    client, _own, other = own_and_other
+    account_id = {"unknown": other.pk + 1000, "another-bot": other.pk, "beyond-bigint": 10**20}[whose]
     before = database_state()
 
     response = post_text(client, f"/api/accounts/{account_id}/metrics", encode(METRICS_BODY))

@@ -308,6 +308,7 @@ def test_status_shows_limits_states_accounts_counters_and_recent_critical_events
         "approval_threshold": "25000.00000000",
         "reservation_ttl_seconds": 120,
         "approval_ttl_seconds": 900,
+        "max_equity_increase_pct": "0.500000",
         "equity_max_age_seconds": 900,
     }
     assert body["limits"]["overrides"] == [

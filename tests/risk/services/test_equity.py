@@ -9,7 +9,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from accounts.models import AuditEntry, TradingInstance
-from risk.errors import AccountNotFound
+from risk.errors import AccountInactive, AccountNotFound
 from risk.models import BreachLatch, Portfolio, RiskEvent, RiskLimits, TradingState
 from risk.services.check import CheckInput, position_check
 from risk.services.equity import equity_report
@@ -110,7 +110,7 @@ def test_an_unknown_or_inactive_account_report_writes_nothing():
     TradingInstance.objects.filter(pk=inactive.pk).update(is_active=False)
     portfolio_before = Portfolio.objects.values().get()
 
-    with pytest.raises(AccountNotFound):
+    with pytest.raises(AccountInactive):
         report(inactive, "1")
     with pytest.raises(AccountNotFound):
         equity_report(instance_id=987654321, equity=Decimal(1), cash_balance=None, now=timezone.now())
