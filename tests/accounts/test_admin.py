@@ -221,6 +221,7 @@ def test_instances_cannot_be_deleted_and_counters_are_read_only(operator_client)
             "status": "stopped",
             "is_active": "on",
             "broker_credential": instance.broker_credential_id,
+            "starting_balance": "100000",
             "exposure": "0",
             "position_count": "0",
         },
@@ -329,7 +330,13 @@ def test_credential_lookups_that_show_only_label_and_last4_never_decrypt(operato
         responses = [operator_client.get(url) for url in pages]
         renamed = operator_client.post(
             pages[0],
-            {"name": "renamed", "status": "running", "is_active": "on", "broker_credential": credential.pk},
+            {
+                "name": "renamed",
+                "status": "running",
+                "is_active": "on",
+                "broker_credential": credential.pk,
+                "starting_balance": "100000",
+            },
         )
 
     assert [response.status_code for response in responses] == [200] * 5

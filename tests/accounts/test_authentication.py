@@ -17,7 +17,7 @@ from accounts.caching import set_if_newer
 from accounts.models import ApiToken, TokenKind, User
 from accounts.permissions import IsBot, principal_instance_id
 from accounts.selectors import api_token_get_by_digest, api_token_version, cached_token_from
-from accounts.services import api_token_create, api_token_revoke, user_delete, user_update
+from accounts.services import api_token_create, api_token_revoke, trading_instance_update, user_delete, user_update
 from accounts.tokens import token_digest
 from nija.cache import TOKEN
 from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserFactory, issue_token
@@ -48,6 +48,16 @@ class BotOnlyApi(APIView):
         return Response({"instance_id": principal_instance_id(request)})
 
 
+class FillLikeApi(APIView):
+    """A view that serves deactivated accounts' bots, as fills and closes do."""
+
+    permission_classes = [IsBot]
+    allows_inactive_account = True
+
+    def get(self, request):
+        return Response({"instance_id": principal_instance_id(request), "user_active": request.user.is_active})
+
+
 class CanViewUsersApi(APIView):
     def get(self, request):
         return Response({"has_perm": request.user.has_perm("accounts.view_user")})
@@ -56,6 +66,7 @@ class CanViewUsersApi(APIView):
 urlpatterns = [
     path("whoami", WhoAmIApi.as_view()),
     path("bot-only", BotOnlyApi.as_view()),
+    path("fill-like", FillLikeApi.as_view()),
     path("can-view-users", CanViewUsersApi.as_view()),
 ]
 
@@ -203,7 +214,52 @@ def test_a_user_deactivated_while_cached_is_refused_at_once(api_client, django_c
         user_update(user=instance.user, actor=OperatorFactory(), reason="fraud", is_active=False)
 
     response = _get(api_client, raw)
-    assert (response.status_code, response.json()["error"]["message"]) == (401, "User inactive.")
+    # Its bot may still report fills and closes: every other view answers 403 account_inactive, not a failed login.
+    assert (response.status_code, response.json()["error"]["code"]) == (403, "account_inactive")
+
+
+@pytest.mark.parametrize("deactivated", ["user", "instance"])
+def test_a_deactivated_accounts_bot_reaches_only_the_views_that_accept_it(
+    api_client, django_capture_on_commit_callbacks, deactivated
+):
+    instance = TradingInstanceFactory()
+    raw = issue_token(TokenKind.BOT, instance=instance)
+    assert _get(api_client, raw, "/bot-only").status_code == 200  # now cached
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if deactivated == "user":
+            user_update(user=instance.user, actor=None, reason="fraud", is_active=False)
+        else:
+            trading_instance_update(instance=instance, actor=None, reason="retired", is_active=False)
+    refused = [_get(api_client, raw, url) for url in ("/whoami", "/bot-only", "/can-view-users")]
+    allowed = _get(api_client, raw, "/fill-like")
+    TOKEN.delete(token_digest(raw))
+    cold = [_get(api_client, raw, "/bot-only"), _get(api_client, raw, "/fill-like")]
+
+    for response in [*refused, cold[0]]:
+        assert (response.status_code, response.json()["error"]["code"]) == (403, "account_inactive")
+    for response in (allowed, cold[1]):
+        assert (response.status_code, response.json()) == (
+            200,
+            {"instance_id": instance.pk, "user_active": deactivated != "user"},
+        )
+
+
+def test_a_reader_that_loaded_a_bot_token_before_its_instance_was_deactivated_cannot_cache_it_back(
+    api_client, django_capture_on_commit_callbacks
+):
+    instance = TradingInstanceFactory()
+    raw = issue_token(TokenKind.BOT, instance=instance)
+    digest = token_digest(raw)
+    stale_row = api_token_get_by_digest(digest=digest)  # a request stalled here, before the deactivation commits
+
+    with django_capture_on_commit_callbacks(execute=True):
+        trading_instance_update(instance=instance, actor=None, reason="retired", is_active=False)
+    refilled = set_if_newer(TOKEN, digest, cached_token_from(stale_row).to_json(), version=api_token_version(stale_row))
+
+    assert refilled is False
+    assert TOKEN.get(digest)["instance_active"] is False
+    assert _get(api_client, raw).status_code == 403
 
 
 def test_a_tier_change_is_seen_at_once(api_client, django_capture_on_commit_callbacks):
@@ -256,11 +312,13 @@ def test_has_perm_never_trusts_a_cached_superuser_flag(api_client):
     assert "is_superuser" not in TOKEN.get(token_digest(raw))
 
 
-def test_an_inactive_user_cannot_authenticate(api_client):
-    user = UserFactory(is_active=False)
-    raw = issue_token(TokenKind.FEED, user=user)
+@pytest.mark.parametrize("kind", [TokenKind.FEED, TokenKind.OPERATOR])
+def test_an_inactive_user_cannot_authenticate(api_client, kind):
+    user = (OperatorFactory if kind == TokenKind.OPERATOR else UserFactory)(is_active=False)
+    raw = issue_token(kind, user=user)
 
     assert _get(api_client, raw).status_code == 401
+    assert _get(api_client, raw, "/fill-like").status_code == 401  # only bot tokens reach such views
 
 
 def test_is_bot_rejects_feed_and_operator_tokens(api_client):

@@ -1,5 +1,6 @@
 """Risk test helpers: funded accounts (equity reported through the service, so portfolio totals stay exact),
-bot and operator clients with real tokens, and a counter audit comparing every counter with its positions."""
+bot and operator clients with real tokens, a counter audit comparing every counter with its positions, and an
+equity audit comparing the portfolio's equity totals with the accounts counted in them."""
 
 from decimal import Decimal
 
@@ -79,6 +80,22 @@ def counter_drift() -> list[str]:
         held = Position.objects.filter(status__in=ACTIVE, symbol__in=symbols).aggregate(held=Sum("notional"))["held"]
         if (held or 0) != group.exposure:
             drift.append(f"group {group.name}: {group.exposure} != {held}")
+    return drift
+
+
+def equity_drift() -> list[str]:
+    """The portfolio's equity totals against the sums over the accounts flagged as counted (empty when equal), and
+    every counted account that should not be (inactive account or user)."""
+    counted = TradingInstance.objects.filter(equity_counted=True)
+    sums = counted.aggregate(equity=Sum("equity"), day_start=Sum("day_start_equity"))
+    portfolio = Portfolio.objects.get()
+    drift = []
+    if (portfolio.equity, portfolio.day_start_equity) != (sums["equity"] or 0, sums["day_start"] or 0):
+        drift.append(
+            f"portfolio: {portfolio.equity}/{portfolio.day_start_equity} != {sums['equity']}/{sums['day_start']}"
+        )
+    inactive = counted.filter(Q(is_active=False) | Q(user__is_active=False)).values_list("pk", flat=True)
+    drift.extend(f"account {pk}: counted but inactive" for pk in inactive)
     return drift
 
 

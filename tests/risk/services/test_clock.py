@@ -1,0 +1,136 @@
+"""Time-ordered state follows the portfolio lock, never request arrival: the UTC day never rolls back, an equity
+report's time and "first report of the day" never go back, and a check that waited for the lock acts at the time
+it got it (PostgreSQL's clock, the same for every web host)."""
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from accounts.models import TradingInstance
+from risk import selectors
+from risk.models import Portfolio
+from risk.services.check import CheckInput, position_check
+from risk.services.equity import equity_report
+from tests.risk.conftest import bot_client, counter_drift, equity_drift, funded_account
+from tests.risk.threads import rows_locked, run_in_thread
+from trading.models import Position
+
+MIDNIGHT = datetime(2031, 3, 5, 0, 0, tzinfo=UTC)
+JUST_BEFORE = MIDNIGHT - timedelta(milliseconds=10)  # 23:59:59.99 the day before
+
+
+@pytest.fixture(autouse=True)
+def _no_marks(redis_client) -> None:
+    """No cached mark from another test."""
+
+
+def check(account: TradingInstance, *, at: datetime | None):
+    return position_check(
+        request=CheckInput(
+            account_id=account.pk, symbol="BTC-USD", side="long", quantity=Decimal("0.01"), price=Decimal("50000")
+        ),
+        user_id=account.user_id,
+        now=at,
+    )
+
+
+def report(account: TradingInstance, equity: str, *, at: datetime) -> None:
+    equity_report(instance_id=account.pk, equity=Decimal(equity), cash_balance=None, now=at)
+
+
+def day_state(account: TradingInstance) -> tuple:
+    account.refresh_from_db()
+    portfolio = Portfolio.objects.get()
+    return (
+        portfolio.day_start_date,
+        portfolio.day_start_equity,
+        account.day_start_date,
+        account.day_start_equity,
+        account.equity_reported_at,
+    )
+
+
+@pytest.mark.django_db
+def test_a_check_stamped_before_midnight_that_gets_the_lock_after_the_roll_does_not_roll_the_day_back():
+    account = funded_account("100000")
+    report(account, "100000", at=JUST_BEFORE - timedelta(minutes=1))
+    report(account, "104000", at=JUST_BEFORE - timedelta(seconds=1))  # yesterday's gain
+    check(account, at=MIDNIGHT)  # rolls: today starts at 104000
+    report(account, "101000", at=MIDNIGHT + timedelta(seconds=1))  # first report of the day: starts at 101000
+    rolled = day_state(account)
+
+    outcome = check(account, at=JUST_BEFORE)  # stamped before the roll, locked after it
+
+    assert rolled[:4] == (MIDNIGHT.date(), Decimal("101000"), MIDNIGHT.date(), Decimal("101000"))
+    assert day_state(account) == rolled
+    assert Position.objects.get(pk=outcome.position_id).decided_at == MIDNIGHT  # clamped to the day it acted in
+    assert equity_drift() == []
+
+
+@pytest.mark.django_db
+def test_an_equity_report_stamped_before_the_previous_one_is_not_the_first_of_a_new_day():
+    account = funded_account("100000")
+    report(account, "100000", at=JUST_BEFORE - timedelta(minutes=1))
+    report(account, "99000", at=MIDNIGHT + timedelta(seconds=1))  # today's first report: starts at 99000
+    after_first = day_state(account)
+
+    report(account, "98000", at=JUST_BEFORE)  # from a host whose clock is behind, or that waited for the lock
+
+    account.refresh_from_db()
+    assert after_first[:4] == (MIDNIGHT.date(), Decimal("99000"), MIDNIGHT.date(), Decimal("99000"))
+    assert day_state(account) == after_first  # no new "first report of the day", no time going back
+    assert account.equity == Decimal("98000")
+    assert account.equity_reported_at == MIDNIGHT + timedelta(seconds=1)
+    assert equity_drift() == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("request_kind", ["check", "equity report"])
+def test_a_request_that_waited_for_the_portfolio_lock_acts_at_the_time_it_got_it(request_kind):
+    account = funded_account("100000")
+    client = bot_client(account)
+    calls = {
+        "check": lambda: client.post(
+            "/api/risk/check-position",
+            {"account_id": account.pk, "symbol": "BTC-USD", "side": "long", "quantity": "0.01", "price": "50000"},
+            format="json",
+        ),
+        "equity report": lambda: client.post(
+            f"/api/accounts/{account.pk}/metrics", {"equity": "100000"}, format="json"
+        ),
+    }
+    answers: list = []
+    released_at: list[datetime] = []
+
+    with rows_locked(selectors.lock_portfolio):
+        waiting = threading.Thread(target=lambda: answers.append(run_in_thread(calls[request_kind])))
+        waiting.start()
+        time.sleep(0.5)  # the request is in, waiting for the lock
+        released_at.append(timezone.now())
+    waiting.join(timeout=30)
+
+    assert answers[0].status_code == 200, answers[0].content
+    if request_kind == "check":
+        acted_at = Position.objects.get(pk=answers[0].json()["position_id"]).decided_at
+    else:
+        acted_at = TradingInstance.objects.get(pk=account.pk).equity_reported_at
+    assert acted_at >= released_at[0]
+    assert counter_drift() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_locked_clock_is_read_after_the_lock_is_granted():
+    before = timezone.now()
+    with rows_locked(selectors.lock_portfolio):
+        result: list = []
+        waiting = threading.Thread(target=lambda: result.append(run_in_thread(selectors.lock_portfolio)))
+        waiting.start()
+        time.sleep(0.3)
+        released_at = timezone.now()
+    waiting.join(timeout=30)
+
+    assert result[0].locked_at >= released_at > before
