@@ -148,9 +148,9 @@ class TradingInstance(TimeStampedModel):
         **MONEY,
         default=ZERO,
         help_text=(
-            "What the account holds before its bot's first report. That first report is measured against it: a "
-            "figure more than max_equity_increase_pct above it is held until an operator confirms it (left at 0, "
-            "every first report is held). Superseded once a report, a confirmation or a transfer sets the equity."
+            "What the account holds before its bot's first report. That first report is measured against it (plus "
+            "any transfer recorded before it): a figure more than max_equity_increase_pct above it is held until an "
+            "operator confirms it. Left at 0, every first report is held. Unused once a figure was accepted."
         ),
     )
     equity = models.DecimalField(**MONEY, default=ZERO)
@@ -159,7 +159,17 @@ class TradingInstance(TimeStampedModel):
     day_start_equity = models.DecimalField(**MONEY, default=ZERO)
     day_start_date = models.DateField(null=True, blank=True)
     last_heartbeat = models.DateTimeField(null=True, blank=True)
-    equity_reported_at = models.DateTimeField(null=True, blank=True)
+    equity_reported_at = models.DateTimeField(
+        null=True, blank=True, help_text="The bot's last equity report, applied or held: what freshness is measured by."
+    )
+    equity_accepted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "When the current equity figure was accepted (a report within bounds, or a held one confirmed); empty "
+            "until the first. The first figure accepted in a UTC day starts the account's day."
+        ),
+    )
     # Risk counters: Σ notional and count of this instance's pending, approved and open positions.
     exposure = models.DecimalField(**MONEY, default=ZERO)
     position_count = models.IntegerField(default=0)

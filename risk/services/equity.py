@@ -100,9 +100,19 @@ def lock_account_scope(*, instance_id: int, active_only: bool) -> selectors.Lock
 
 
 def accepted_equity(account: TradingInstance) -> Decimal:
-    """What a report's increase is measured against: the last accepted equity, or the starting balance while no
-    positive figure was ever accepted (no report, confirmation or transfer set one: the high-water mark is 0)."""
-    return account.equity if account.peak_equity > 0 else account.starting_balance
+    """What a report's increase is measured against: the last accepted equity; before any figure was accepted,
+    the starting balance plus the transfers recorded so far (an account's equity starts at 0 and only transfers
+    move it until then)."""
+    if account.equity_accepted_at is not None:
+        return account.equity
+    return account.starting_balance + account.equity
+
+
+def day_start_after(account: TradingInstance, figure: Decimal, *, today: date) -> Decimal:
+    """The account's start of day once `figure` is accepted: the day's first accepted figure starts it (the day
+    roll put the last accepted equity there meanwhile); later ones leave it."""
+    first_today = account.equity_accepted_at is None or account.equity_accepted_at.date() != today
+    return figure if first_today else account.day_start_equity
 
 
 def _apply_report(
@@ -111,14 +121,12 @@ def _apply_report(
     """Write the report to the account row (counted in the portfolio's totals, which move by the difference)."""
     account = scope.account
     today = now.date()
-    # The day's first report sets the account's start of day (the day roll put its last equity there meanwhile).
-    first_today = account.equity_reported_at is None or account.equity_reported_at.date() != today
-    day_start = equity if first_today else account.day_start_equity
+    day_start = day_start_after(account, equity, today=today)
     account_equity_set(portfolio=scope.portfolio, account=account, equity=equity, day_start=day_start, counted=True)
     account.cash_balance = cash_balance if cash_balance is not None else account.cash_balance
     account.peak_equity = max(account.peak_equity, equity)
     account.day_start_date = today
-    account.last_heartbeat = account.equity_reported_at = now
+    account.last_heartbeat = account.equity_reported_at = account.equity_accepted_at = now
     account.save(
         update_fields=[
             *ACCOUNT_EQUITY_FIELDS,
@@ -127,6 +135,7 @@ def _apply_report(
             "day_start_date",
             "last_heartbeat",
             "equity_reported_at",
+            "equity_accepted_at",
             "updated_at",
         ]
     )
@@ -214,9 +223,9 @@ def equity_hold_confirm(
     expected_equity: Decimal | None = None,
     now: datetime | None = None,
 ) -> EquityHold:
-    """Apply the account's held figure (the latest held report), audited. `expected_equity`: the figure the
-    operator saw; if a later report replaced it since, nothing is applied (409). The increase is P&L: the day's
-    start stays, unless the account had no accepted figure yet (then the figure starts its day and its peak)."""
+    """Apply the account's held figure (the latest held report) as accepted now, audited. `expected_equity`: the
+    figure the operator saw; if a later report replaced it since, nothing is applied (409). As for a report, the
+    day's first accepted figure starts the account's day; a later one leaves the start (the gain is P&L)."""
     with transaction.atomic():
         scope = lock_account_scope(instance_id=instance_id, active_only=False)
         now = locked_now(scope=scope, requested=now)
@@ -230,11 +239,10 @@ def equity_hold_confirm(
         before = _equity_audit_values(account)
         if hold.cash_balance is not None:
             account.cash_balance = hold.cash_balance
+        day_start = day_start_after(account, hold.equity, today=now.date())
+        account.equity_accepted_at = now
         _account_equity_write(
-            scope,
-            equity=hold.equity,
-            day_start=hold.equity if account.peak_equity == 0 else account.day_start_equity,
-            peak=max(account.peak_equity, hold.equity),
+            scope, equity=hold.equity, day_start=day_start, peak=max(account.peak_equity, hold.equity)
         )
         _daily_statistic_report(account, today=now.date())
         hold.status, hold.resolved_at, hold.resolved_by, hold.resolution_reason = (
@@ -253,7 +261,7 @@ def equity_hold_confirm(
             severity=Severity.INFO,
             instance_id=instance_id,
             message=f"{actor.get_username()} confirmed account #{instance_id}'s equity {hold.equity}: {reason}",
-            details={"hold_id": hold.pk, "before": before, "after": after},
+            details={"hold_id": hold.pk, "equity": str(hold.equity), "previous_equity": str(before["equity"])},
         )
     return hold
 
@@ -312,14 +320,16 @@ def equity_transfer_record(
 
 
 def _account_equity_write(scope: selectors.LockedScope, *, equity: Decimal, day_start: Decimal, peak: Decimal) -> None:
-    """An operator's change of the locked account's figures, cash balance as set on it (the portfolio's totals
-    follow if the account counts in them)."""
+    """An operator's change of the locked account's figures, cash balance and acceptance time as set on it (the
+    portfolio's totals follow if the account counts in them)."""
     account = scope.account
     account_equity_set(
         portfolio=scope.portfolio, account=account, equity=equity, day_start=day_start, counted=account.equity_counted
     )
     account.peak_equity = peak
-    account.save(update_fields=[*ACCOUNT_EQUITY_FIELDS, "peak_equity", "cash_balance", "updated_at"])
+    account.save(
+        update_fields=[*ACCOUNT_EQUITY_FIELDS, "peak_equity", "cash_balance", "equity_accepted_at", "updated_at"]
+    )
 
 
 def _equity_audit_values(account: TradingInstance) -> dict:

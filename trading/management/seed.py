@@ -324,6 +324,7 @@ class _Builder:
             day_start_date=self.today,
             last_heartbeat=self.now,
             equity_reported_at=self.now,
+            equity_accepted_at=self.now,
         )
         account = _Account(
             user=user, permission=self._permission(user, tier, starting), credential=credential, instance=instance
