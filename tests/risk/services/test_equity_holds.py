@@ -142,7 +142,8 @@ def test_a_first_report_is_measured_against_the_starting_balance():
     first_unset = report(unset, "100000")
     first_set = report(set_, "100000")  # within +50 % of 80000
 
-    assert first_unset.hold is not None and first_unset.hold.accepted_equity == Decimal(0)
+    assert first_unset.hold is not None
+    assert first_unset.hold.accepted_equity == Decimal(0)
     assert first_set.hold is None
     assert figures(unset) == (Decimal(0), Decimal(0), Decimal(0))
     assert figures(set_) == (Decimal("100000"), Decimal("100000"), Decimal("100000"))
