@@ -2,7 +2,6 @@
 (`POST /api/accounts/{id}/equity/confirm`) and transfers (`POST /api/accounts/{id}/transfers`), who may call them,
 and bad input that writes nothing."""
 
-
 import pytest
 
 from accounts.models import AuditEntry
