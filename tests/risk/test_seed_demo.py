@@ -3,17 +3,19 @@ sum over its positions afterwards (also on top of existing risk state and on a r
 are set and audited, and a seeded bot's small check is approved."""
 
 import json
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import call_command, get_commands
 from django.db.models import Sum
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import AuditEntry, TradingInstance
 from risk.models import CorrelationGroup, Portfolio, RiskLimits, SymbolExposure
-from tests.risk.conftest import bot_client, counter_drift, funded_account
+from tests.risk.conftest import bot_client, counter_drift, equity_drift, funded_account
 from trading.models import EXPOSURE_STATUSES, Position
 
 pytestmark = pytest.mark.django_db
@@ -40,6 +42,8 @@ def test_counters_equal_the_positions_after_seeding(tmp_path, redis_client):
     assert portfolio.exposure == held.aggregate(total=Sum("notional"))["total"]
     sums = TradingInstance.objects.filter(is_active=True).aggregate(e=Sum("equity"), d=Sum("day_start_equity"))
     assert (portfolio.equity, portfolio.day_start_equity) == (sums["e"], sums["d"])
+    assert set(TradingInstance.objects.values_list("equity_counted", flat=True)) == {True}  # all fresh and active
+    assert equity_drift() == []
     assert portfolio.counters_verified_at is not None
     assert set(SymbolExposure.objects.values_list("symbol", flat=True)) == set(held.values_list("symbol", flat=True))
     assert "6 accounts, 125 positions" in output
@@ -81,11 +85,17 @@ def test_seeding_on_top_of_live_risk_state_and_again_stays_exact(tmp_path, redis
     body = {"account_id": account.pk, "symbol": "BTC-USD", "side": "long", "quantity": "0.1", "price": "50000"}
     assert bot_client(account).post("/api/risk/check-position", body, format="json").json()["decision"] == "approved"
 
+    silent = funded_account("70000")
+    TradingInstance.objects.filter(pk=silent.pk).update(equity_reported_at=timezone.now() - timedelta(days=2))
+
     seed(tmp_path, "first.json")
     _, output = seed(tmp_path, "second.json", accounts=3, positions=40)
 
     assert counter_drift() == []
-    assert TradingInstance.objects.count() == 10
+    assert equity_drift() == []
+    silent.refresh_from_db()
+    assert silent.equity_counted is False  # its report is older than even the demo's one-day max age
+    assert TradingInstance.objects.count() == 11
     assert "Demo portfolio default limits already in force (unchanged)." in output
     assert AuditEntry.objects.filter(action="risk_limits.change").count() == 1
 

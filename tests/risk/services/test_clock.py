@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import TradingInstance
@@ -134,3 +136,25 @@ def test_the_locked_clock_is_read_after_the_lock_is_granted():
     waiting.join(timeout=30)
 
     assert result[0].locked_at >= released_at > before
+
+
+@pytest.mark.django_db
+def test_a_check_reads_its_clock_and_its_users_flag_without_another_round_trip():
+    """The lock function returns the clock and the user's is_active with the locked rows: a reserving check is
+    still two statements (the lock-and-read function, the insert that reserves), a rejected one too."""
+    account = funded_account("100000")
+    check(account, at=None)  # warm: the permission cache, the day rolled
+    big = CheckInput(
+        account_id=account.pk, symbol="BTC-USD", side="long", quantity=Decimal("100"), price=Decimal("50000")
+    )
+
+    with CaptureQueriesContext(connection) as approved:
+        assert check(account, at=None).decision == "approved"
+    with CaptureQueriesContext(connection) as rejected:
+        assert position_check(request=big, user_id=account.user_id).decision == "rejected"
+
+    for captured in (approved, rejected):
+        statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+        assert len(statements) == 2
+        assert "SELECT risk_lock_check_scope(" in statements[0]
+        assert "INSERT INTO trading_position" in statements[1]  # with the counters' UPDATEs when it reserves
