@@ -126,8 +126,9 @@ def _record_change(state: TradingState, *, previous: str, actor: User | None, re
 def reservations_cancel(*, instance_id: int | None, now: datetime) -> tuple[int, ...]:
     """Cancel every unfilled reservation in the scope (pending and approved positions are cancelled, the unfilled
     rest of open ones released), one short transaction each so a large halt never holds the portfolio lock long.
-    A position that cannot be released now (a lock or statement timeout) is logged and left to
-    `halted_scopes_sweep`, which the expiry task runs every few seconds: the halt itself has already committed."""
+    A position that cannot be released now (a lock or statement timeout) is logged and left to the periodic sweeps
+    (`halted_scopes_sweep` in the expiry task, `inactive_accounts_sweep` in the account sweep): the halt or the
+    deactivation itself has already committed."""
     return _release_each(selectors.unfilled_reservation_ids(instance_id=instance_id), now=now)
 
 
