@@ -407,3 +407,5 @@ ALERT_DELIVERY_MAX_ATTEMPTS = env.int("ALERT_DELIVERY_MAX_ATTEMPTS", default=6)
 # Retry n waits base x 2^(n-1) seconds (capped), jittered between half of that and all of it.
 ALERT_DELIVERY_BACKOFF_SECONDS = env.float("ALERT_DELIVERY_BACKOFF_SECONDS", default=10.0)
 ALERT_DELIVERY_BACKOFF_CAP_SECONDS = env.float("ALERT_DELIVERY_BACKOFF_CAP_SECONDS", default=600.0)
+# Window of the rejection_rate and critical_events figures (seconds).
+ALERT_FIGURE_WINDOW_SECONDS = env.int("ALERT_FIGURE_WINDOW_SECONDS", default=900)
