@@ -7,8 +7,9 @@ Three runs are timed, each through the whole service (load, engine, writes; the 
 - storm: 1 % of the accounts breach every every-account rule at once (10,000 states and firing events, 100
   notifications);
 - steady: the same breaches a run later (10,000 firing states loaded, nothing written).
-Query counts include BEGIN and COMMIT. The engine alone is timed on the quiet figures too, and so is reading every figure of the 10,000 accounts from
-PostgreSQL (`alert_figures`, no positions). No assertion on time: the figures are printed.
+Query counts include BEGIN and COMMIT. The engine alone is timed on the quiet figures too, and so is reading every
+figure of the 10,000 accounts from PostgreSQL (`alert_figures`, no positions). No assertion on time: the figures
+are printed.
 """
 
 import random

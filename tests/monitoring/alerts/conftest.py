@@ -16,6 +16,7 @@ from monitoring.alerts.services.channels import alert_channel_create
 from monitoring.alerts.services.evaluation import EvaluationSummary, alerts_evaluate
 from monitoring.alerts.tasks import ALERT_DELIVER, alert_deliver
 from tests.monitoring.alerts.receiver import Receiver
+from tests.risk.conftest import relaxed_rate_limits  # noqa: F401 - a fixture the figure tests use
 
 
 @dataclass(frozen=True)

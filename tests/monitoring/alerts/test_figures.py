@@ -15,7 +15,7 @@ from monitoring.alerts.services.rules import alert_rule_create
 from risk.services.activation import trading_instance_activation_set
 from risk.services.equity import equity_report
 from risk.services.trading_state import trading_halt
-from tests.risk.conftest import bot_client, funded_account, relaxed_rate_limits  # noqa: F401 - a fixture
+from tests.risk.conftest import bot_client, funded_account
 
 pytestmark = pytest.mark.django_db
 
