@@ -13,6 +13,7 @@ from django.urls import reverse
 from accounts.models import AuditEntry
 from monitoring.alerts.engine import Figures
 from monitoring.alerts.models import AlertEvent, AlertRule, NotificationChannel
+from monitoring.alerts.services.channels import alert_channel_create
 from monitoring.alerts.services.evaluation import alerts_evaluate
 from monitoring.alerts.services.rules import DEMO_RULES, alert_rules_ensure_demo
 from tests.accounts.factories import OperatorFactory, TradingInstanceFactory
@@ -143,3 +144,42 @@ def test_the_demo_rules_are_created_once():
     ]
     assert AlertRule.objects.get(name=DEMO_RULES[0]["name"]).threshold == Decimal("0.2")
     assert AuditEntry.objects.filter(action="alert_rule.create").count() == 2
+
+
+def test_a_rule_edited_in_admin_is_audited_with_before_and_after():
+    rule = AlertRule.objects.create(
+        name="drawdown",
+        scope="every_account",
+        figure="drawdown_pct",
+        comparator="gte",
+        threshold=Decimal("0.1"),
+        for_seconds=60,
+        cooldown_seconds=900,
+    )
+    client, operator = admin_as("risk_admin")
+
+    response = client.post(reverse("admin:monitoring_alertrule_change", args=[rule.pk]), rule_form(threshold="0.2"))
+
+    assert response.status_code == 302
+    entry = AuditEntry.objects.get(action="alert_rule.update")
+    assert (entry.actor, entry.before, entry.after) == (
+        operator,
+        {"threshold": "0.10000000"},
+        {"threshold": "0.20000000"},
+    )
+
+
+def test_a_channel_edited_in_admin_keeps_its_secret_unless_one_is_given():
+    client, _ = admin_as("risk_admin")
+    write = alert_channel_create(actor=None, name="desk", kind="webhook", url="https://example.com/hook")
+    url = reverse("admin:monitoring_notificationchannel_change", args=[write.channel.pk])
+    form = {"name": "desk-renamed", "kind": "webhook", "url": "", "secret": "", "enabled": "on"}
+
+    assert client.post(url, form).status_code == 302
+
+    channel = NotificationChannel.objects.get()
+    assert (channel.name, channel.webhook_url, channel.secret) == (
+        "desk-renamed",
+        "https://example.com/hook",
+        write.revealed_secret,
+    )
