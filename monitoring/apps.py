@@ -8,3 +8,16 @@ class MonitoringConfig(AppConfig):
     def ready(self) -> None:
         # Celery autodiscovers `monitoring.tasks` only: register the alert delivery task in every process.
         from monitoring.alerts import tasks  # noqa: F401
+
+    def periodic_tasks(self) -> tuple:
+        """The monitoring app's periodic tasks (collected by `python manage.py sync_schedule`, nija.schedule)."""
+        from django.conf import settings
+
+        from monitoring.tasks import AGGREGATE, ANALYTICS, PRUNE_HISTORY
+        from nija.schedule import PeriodicEntry
+
+        return (
+            PeriodicEntry("monitoring: aggregate desk metrics", AGGREGATE, settings.MONITORING_INTERVAL_SECONDS),
+            PeriodicEntry("monitoring: desk analytics", ANALYTICS, settings.MONITORING_ANALYTICS_INTERVAL_SECONDS),
+            PeriodicEntry("monitoring: prune history", PRUNE_HISTORY, settings.MONITORING_PRUNE_INTERVAL_SECONDS),
+        )

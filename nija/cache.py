@@ -87,6 +87,22 @@ class Namespace:
             logger.warning("cache_value_undecodable", extra={"namespace": self.name})
         return default
 
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        """The cached values of `keys` in one round trip (MGET), by key; a missing key is absent from the result.
+        Fails soft like `get`: a Redis error or an undecodable value reads as all missing (logged)."""
+        if not keys:
+            return {}
+        try:
+            found = cache.get_many([self.key(key) for key in keys])
+        except CACHE_ERRORS:
+            self._log_failure("get_many")
+            return {}
+        except ValueError:
+            logger.warning("cache_value_undecodable", extra={"namespace": self.name})
+            return {}
+        prefix = len(self.name) + 1
+        return {namespaced[prefix:]: value for namespaced, value in found.items()}
+
     def set(self, key: str, value: Any, ttl: int | _UseDefault | None = USE_DEFAULT) -> bool:
         """Store `value` (JSON-serializable) for `ttl` seconds (default: the namespace's). False on a Redis error."""
         timeout = self.default_ttl if isinstance(ttl, _UseDefault) else ttl

@@ -1,6 +1,6 @@
 """Celery tasks of the risk app: each takes no arguments or ids, calls one service, is idempotent and time-limited.
 
-The periodic schedule that runs them is declared in one place, `risk.schedule`, and written to
+The periodic schedule that runs them is declared by `RiskConfig.periodic_tasks` (risk/apps.py) and written to
 django-celery-beat's tables by `python manage.py sync_schedule`.
 """
 

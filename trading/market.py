@@ -143,3 +143,16 @@ def market_price_get(symbol: str, *, now: datetime | None = None, strict: bool =
     if mark.age(now or timezone.now()) > timedelta(seconds=settings.MARKET_PRICE_TTL):
         return None
     return mark
+
+
+def market_prices_get(symbols: list[str], *, now: datetime | None = None) -> dict[str, MarketPrice | None]:
+    """The fresh mark of each canonical symbol in one round trip (MGET); None where there is none, it is older
+    than the TTL, or Redis is down (reports only: the risk check reads its one mark strictly)."""
+    now = now or timezone.now()
+    found = MARKET.get_many(symbols)
+    marks: dict[str, MarketPrice | None] = {}
+    for symbol in symbols:
+        mark = _decoded(symbol, found[symbol]) if symbol in found else None
+        fresh = mark is not None and mark.age(now) <= timedelta(seconds=settings.MARKET_PRICE_TTL)
+        marks[symbol] = mark if fresh else None
+    return marks

@@ -5,6 +5,7 @@ so a fresh clone works without exporting anything.
 """
 
 import logging
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -409,3 +410,24 @@ ALERT_DELIVERY_BACKOFF_SECONDS = env.float("ALERT_DELIVERY_BACKOFF_SECONDS", def
 ALERT_DELIVERY_BACKOFF_CAP_SECONDS = env.float("ALERT_DELIVERY_BACKOFF_CAP_SECONDS", default=600.0)
 # Window of the rejection_rate and critical_events figures (seconds).
 ALERT_FIGURE_WINDOW_SECONDS = env.int("ALERT_FIGURE_WINDOW_SECONDS", default=900)
+
+# ------------------------------------------------------------------------------------------------
+# Monitoring: the desk aggregation, its history and the analytics (monitoring/)
+# ------------------------------------------------------------------------------------------------
+# Beat intervals written by `sync_schedule` on first sync (the schedule then belongs to admin).
+MONITORING_INTERVAL_SECONDS = env.int("MONITORING_INTERVAL_SECONDS", default=5)
+MONITORING_ANALYTICS_INTERVAL_SECONDS = env.int("MONITORING_ANALYTICS_INTERVAL_SECONDS", default=900)
+MONITORING_PRUNE_INTERVAL_SECONDS = env.int("MONITORING_PRUNE_INTERVAL_SECONDS", default=3600)
+# How long the cached snapshot lives in Redis (readers show its age; past this it is gone: 503).
+MONITORING_SNAPSHOT_TTL_SECONDS = env.int("MONITORING_SNAPSHOT_TTL_SECONDS", default=3600)
+# A limit used at this fraction or more is "near" (1 or more: breached).
+MONITORING_NEAR_LIMIT = Decimal(env.str("MONITORING_NEAR_LIMIT", default="0.80"))
+# How many accounts the snapshot lists (nearest their limits, largest exposure).
+MONITORING_SNAPSHOT_LIST_SIZE = env.int("MONITORING_SNAPSHOT_LIST_SIZE", default=20)
+# Retention of the once-a-minute history: the portfolio's rows, and each account's points (10,000 accounts write
+# 14.4 million points a day).
+MONITORING_HISTORY_RETENTION_DAYS = env.int("MONITORING_HISTORY_RETENTION_DAYS", default=90)
+MONITORING_ACCOUNT_HISTORY_RETENTION_DAYS = env.int("MONITORING_ACCOUNT_HISTORY_RETENTION_DAYS", default=7)
+# Analytics: days of daily statistics they read, and how many accounts (largest exposure) are correlated.
+MONITORING_ANALYTICS_WINDOW_DAYS = env.int("MONITORING_ANALYTICS_WINDOW_DAYS", default=90)
+MONITORING_CORRELATION_ACCOUNTS = env.int("MONITORING_CORRELATION_ACCOUNTS", default=50)

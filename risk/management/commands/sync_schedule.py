@@ -1,9 +1,9 @@
-"""`python manage.py sync_schedule`: create the periodic tasks of `risk.schedule` that are missing in
-django-celery-beat's tables, keeping every existing one (and any edit made to it in admin) as it is."""
+"""`python manage.py sync_schedule`: create the periodic tasks every app declares (nija.schedule) that are missing
+in django-celery-beat's tables, keeping every existing one (and any edit made to it in admin) as it is."""
 
 from django.core.management.base import BaseCommand
 
-from risk.schedule import periodic_tasks_ensure
+from nija.schedule import periodic_tasks_ensure
 
 
 class Command(BaseCommand):

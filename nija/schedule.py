@@ -1,4 +1,9 @@
-"""The periodic schedule, declared in one place and written to django-celery-beat's tables.
+"""The periodic schedule: each app declares its own periodic tasks, and `sync_schedule` writes them all to
+django-celery-beat's tables.
+
+An app declares its tasks with a `periodic_tasks()` method on its AppConfig returning `PeriodicEntry` values (read
+at call time: intervals come from settings). This module collects them from every installed app, so no app needs
+to import another to be scheduled (risk may not import monitoring, and nija imports no app at all).
 
 Beat reads its schedule from the database (editable in admin). `periodic_tasks_ensure` creates each entry that is
 missing, by name, and never touches one that exists: an operator's edit in admin (interval, enabled, expiry)
@@ -7,11 +12,9 @@ survives every deploy, unlike a static `CELERY_BEAT_SCHEDULE` that beat copies o
 
 from dataclasses import dataclass
 
-from django.conf import settings
+from django.apps import apps
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
-
-from risk.tasks import EXPIRE_RESERVATIONS, SWEEP_ACCOUNTS
 
 
 @dataclass(frozen=True)
@@ -24,19 +27,13 @@ class PeriodicEntry:
 
 
 def periodic_entries() -> tuple[PeriodicEntry, ...]:
-    """Every periodic task of the project (read at call time: the intervals come from settings)."""
-    return (
-        PeriodicEntry(
-            name="risk: expire reservations",
-            task=EXPIRE_RESERVATIONS,
-            every_seconds=settings.RISK_EXPIRY_INTERVAL_SECONDS,
-        ),
-        PeriodicEntry(
-            name="risk: sweep accounts (stale equity, deactivated)",
-            task=SWEEP_ACCOUNTS,
-            every_seconds=settings.RISK_ACCOUNT_SWEEP_INTERVAL_SECONDS,
-        ),
-    )
+    """Every periodic task the installed apps declare, in INSTALLED_APPS order."""
+    entries: list[PeriodicEntry] = []
+    for config in apps.get_app_configs():
+        declare = getattr(config, "periodic_tasks", None)
+        if declare is not None:
+            entries.extend(declare())
+    return tuple(entries)
 
 
 def interval_get_or_create(*, every_seconds: int) -> IntervalSchedule:
