@@ -78,14 +78,16 @@ def test_the_snapshot_agrees_with_the_engine_metrics_over_the_same_positions():
     portfolio = aggregation_run(now=timezone.now()).snapshot["portfolio"]
 
     views = [
-        PositionView(
-            p.symbol, Side(p.side), p.filled_quantity - p.closed_quantity, p.entry_price, p.notional
-        )
+        PositionView(p.symbol, Side(p.side), p.filled_quantity - p.closed_quantity, p.entry_price, p.notional)
         for p in Position.objects.filter(status__in=EXPOSURE_STATUSES)
     ]
     prices = {"BTC-USD": D("61234.5"), "ETH-USD": D("2999.99"), "SOL-USD": D("123.45678901")}
     engine = portfolio_metrics(
-        equity=D(150000), peak_equity=D(150000), day_start_equity=D(150000), positions=views, prices=prices,
+        equity=D(150000),
+        peak_equity=D(150000),
+        day_start_equity=D(150000),
+        positions=views,
+        prices=prices,
         stats=TradeStats(),
     )
     assert D(portfolio["market_exposure"]) == engine.market_exposure
