@@ -6,8 +6,13 @@ class MonitoringConfig(AppConfig):
     name = "monitoring"
 
     def ready(self) -> None:
-        # Celery autodiscovers `monitoring.tasks` only: register the alert delivery task in every process.
+        """The alert delivery task registered in every process (Celery autodiscovers `monitoring.tasks` only), and
+        the desk's business gauges joined to every /metrics scrape."""
         from monitoring.alerts import tasks  # noqa: F401
+        from monitoring.prometheus import DeskCollector
+        from nija.metrics import collector_register
+
+        collector_register(DeskCollector())
 
     def periodic_tasks(self) -> tuple:
         """The monitoring app's periodic tasks (collected by `python manage.py sync_schedule`, nija.schedule)."""

@@ -19,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import BooleanField, Count, DecimalField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from accounts.models import TradingInstance
 from monitoring.account_figures import (
@@ -70,48 +71,67 @@ class PortfolioInputs:
     trades: dict[str, Any]
 
 
-def held_groups() -> tuple[tuple[HeldGroup, ...], dict[str, int]]:
-    """Positions holding exposure summed per (symbol, side), and their count per status (one query)."""
+def held_sums() -> dict[str, Any]:
+    """The aggregates of positions holding exposure that mark-to-market needs (see monitoring.figures.HeldGroup),
+    with their count per status."""
     open_quantity = F("filled_quantity") - F("closed_quantity")
     with_entry = Q(entry_price__isnull=False)
+    return {
+        "booked": Sum("notional"),
+        "positions": Count("id"),
+        "open_quantity": Sum(open_quantity, filter=with_entry, output_field=NUMBER),
+        "open_cost": Sum(ExpressionWrapper(open_quantity * F("entry_price"), NUMBER), filter=with_entry),
+        **{status: Count("id", filter=Q(status=status)) for status in EXPOSURE_STATUSES},
+    }
+
+
+def held_group(row: dict[str, Any]) -> HeldGroup:
+    return HeldGroup(
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        booked=row["booked"],
+        open_quantity=row["open_quantity"] or ZERO,
+        open_cost=row["open_cost"] or ZERO,
+        positions=row["positions"],
+    )
+
+
+def held_groups() -> tuple[tuple[HeldGroup, ...], dict[str, int]]:
+    """Positions holding exposure summed per (symbol, side), and their count per status (one query)."""
     rows = (
         Position.objects.filter(status__in=EXPOSURE_STATUSES)
         .values("symbol", "side")
-        .annotate(
-            booked=Sum("notional"),
-            positions=Count("id"),
-            open_quantity=Sum(open_quantity, filter=with_entry, output_field=NUMBER),
-            open_cost=Sum(ExpressionWrapper(open_quantity * F("entry_price"), NUMBER), filter=with_entry),
-            **{status: Count("id", filter=Q(status=status)) for status in EXPOSURE_STATUSES},
-        )
+        .annotate(**held_sums())
         .order_by("symbol", "side")
     )
     groups, counts = [], dict.fromkeys(EXPOSURE_STATUSES, 0)
     for row in rows:
-        groups.append(
-            HeldGroup(
-                symbol=row["symbol"],
-                side=Side(row["side"]),
-                booked=row["booked"],
-                open_quantity=row["open_quantity"] or ZERO,
-                open_cost=row["open_cost"] or ZERO,
-                positions=row["positions"],
-            )
-        )
+        groups.append(held_group(row))
         for status in EXPOSURE_STATUSES:
             counts[status] += row[status]
     return tuple(groups), counts
 
 
-def trade_totals() -> dict[str, Any]:
-    """Every closed trade (a partial close is one): count, wins, gross profit and gross loss (one query)."""
-    totals = Trade.objects.aggregate(
-        closed=Count("id"),
-        wins=Count("id", filter=Q(pnl__gt=0)),
-        gross_profit=Sum("pnl", filter=Q(pnl__gt=0)),
-        gross_loss=Sum(-F("pnl"), filter=Q(pnl__lt=0), output_field=NUMBER),
-    )
-    return totals | {"gross_profit": totals["gross_profit"] or ZERO, "gross_loss": totals["gross_loss"] or ZERO}
+def trade_sums() -> dict[str, Any]:
+    """Closed trades (a partial close is one): count, wins, gross profit and gross loss (a positive amount)."""
+    return {
+        "closed": Count("id"),
+        "wins": Count("id", filter=Q(pnl__gt=0)),
+        "gross_profit": Coalesce(Sum("pnl", filter=Q(pnl__gt=0)), ZERO, output_field=NUMBER),
+        "gross_loss": Coalesce(Sum(-F("pnl"), filter=Q(pnl__lt=0), output_field=NUMBER), ZERO, output_field=NUMBER),
+    }
+
+
+def trade_stats_json(sums: dict[str, Any]) -> dict[str, Any]:
+    """Win rate = wins / closed trades, profit factor = gross profit / gross loss (null when undefined)."""
+    return {
+        "closed": sums["closed"],
+        "wins": sums["wins"],
+        "win_rate": amount(ratio(Decimal(sums["wins"]), Decimal(sums["closed"]))),
+        "gross_profit": amount(sums["gross_profit"]),
+        "gross_loss": amount(sums["gross_loss"]),
+        "profit_factor": amount(ratio(sums["gross_profit"], sums["gross_loss"])),
+    }
 
 
 def portfolio_inputs() -> PortfolioInputs:
@@ -134,7 +154,7 @@ def portfolio_inputs() -> PortfolioInputs:
         groups=groups,
         held=held,
         status_counts=status_counts,
-        trades=trade_totals(),
+        trades=Trade.objects.aggregate(**trade_sums()),
     )
 
 
@@ -273,7 +293,7 @@ def _portfolio_as_of_today(portfolio: Portfolio, *, now: datetime) -> Decimal:
 
 
 def _portfolio_json(inputs: PortfolioInputs, totals: MarketTotals, summary: dict, *, now: datetime) -> dict:
-    portfolio, trades = inputs.portfolio, inputs.trades
+    portfolio = inputs.portfolio
     day_start = _portfolio_as_of_today(portfolio, now=now)
     daily_pnl = sub(portfolio.equity, day_start)
     high_water = summary["counted_high_water"] or ZERO
@@ -290,14 +310,7 @@ def _portfolio_json(inputs: PortfolioInputs, totals: MarketTotals, summary: dict
         "exposure_pct": amount(ratio(totals.market_exposure, portfolio.equity)),
         "unrealized_pnl": amount(totals.unrealized_pnl),
         "positions": {"total": totals.positions, **inputs.status_counts},
-        "trades": {
-            "closed": trades["closed"],
-            "wins": trades["wins"],
-            "win_rate": amount(ratio(Decimal(trades["wins"]), Decimal(trades["closed"]))),
-            "gross_profit": amount(trades["gross_profit"]),
-            "gross_loss": amount(trades["gross_loss"]),
-            "profit_factor": amount(ratio(trades["gross_profit"], trades["gross_loss"])),
-        },
+        "trades": trade_stats_json(inputs.trades),
     }
 
 

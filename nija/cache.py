@@ -165,3 +165,5 @@ RATE = Namespace("rate", default_ttl=None)
 POSITION = Namespace("position", default_ttl=300)
 BALANCE = Namespace("balance", default_ttl=300)
 DASH = Namespace("dash", default_ttl=120)
+# The last finish of each Celery task (nija.metrics), for health pages.
+TASKS = Namespace("task", default_ttl=7 * 86400)

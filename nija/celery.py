@@ -5,6 +5,7 @@ Production settings unless DJANGO_SETTINGS_MODULE names others (`make run` names
 import os
 
 from celery import Celery
+from celery.signals import celeryd_init
 
 from logs.celery import install_celery_logging
 
@@ -16,3 +17,15 @@ app.autodiscover_tasks()
 
 # JSON logging in worker and beat, and the enqueuer's request id carried into every task (logs/ owns it).
 install_celery_logging(app)
+
+
+def _install_metrics(**kwargs: object) -> None:
+    """Task runs and durations in Prometheus, and each task's last finish for the health pages: connected when a
+    worker starts (before its pool forks), so importing the project never imports prometheus_client before the
+    settings have said where its multiprocess files go."""
+    from nija.metrics import install_celery_metrics
+
+    install_celery_metrics()
+
+
+celeryd_init.connect(_install_metrics, weak=False)

@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from nija.api.docs import RedocDocsView, SwaggerDocsView
 from nija.api.errors import error_response
+from nija.metrics import metrics_view
 
 
 def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
@@ -47,6 +48,8 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    # Prometheus (token or loopback only: nija/metrics.py).
+    path("metrics", metrics_view, name="metrics"),
     re_path(r"^api/.*$", api_not_found),
 ]
 

@@ -23,6 +23,7 @@ from accounts.models import TradingInstance
 from accounts.permissions import IsBot, principal_instance_id, request_principal
 from nija.api.errors import ApiError
 from nija.api.permissions import IsOperator
+from nija.metrics import risk_check_observe
 from risk import selectors
 from risk.errors import AccountNotFound, RiskStateUnavailable
 from risk.services.approval import position_approve, position_reject
@@ -266,6 +267,7 @@ class PositionCheckApi(FailClosedApiView):
         bot_account_id(request, check.account_id)
         principal = request_principal(request)
         outcome = position_check(request=check, user_id=principal.user_id, correlation_id=correlation_id(request))
+        risk_check_observe(outcome.decision, (reason["code"] for reason in outcome.reasons))
         return Response(outcome_json(outcome, legacy=legacy))
 
 

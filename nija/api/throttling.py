@@ -28,6 +28,7 @@ from rest_framework.request import Request
 from rest_framework.throttling import BaseThrottle
 
 from nija.client_ip import client_ip
+from nija.metrics import RATE_LIMIT_DENIALS, RATE_LIMIT_FAIL_OPEN
 from nija.ratelimit import RateDecision, rate_limit_hit, record_fail_open
 
 DEFAULT_SCOPE = "default"
@@ -96,8 +97,11 @@ class SlidingWindowThrottle(BaseThrottle):
             if scope in settings.RATE_LIMIT_FAIL_CLOSED_SCOPES:
                 raise RateLimiterUnavailable() from None
             record_fail_open(identifier)
+            RATE_LIMIT_FAIL_OPEN.labels(scope).inc()
             return True
         setattr(request._request, REQUEST_ATTR, self.decision)
+        if not self.decision.allowed:
+            RATE_LIMIT_DENIALS.labels(scope).inc()
         return self.decision.allowed
 
     def get_ident(self, request: Request) -> str:

@@ -74,7 +74,9 @@ LOCAL_APPS = [
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
-    # First: sets and echoes X-Request-ID, also on the 413 the next middleware answers before any other layer.
+    # Outermost: Prometheus request counts and latency by route (nija/metrics.py), the 413s below included.
+    "nija.metrics.MetricsMiddleware",
+    # Then: sets and echoes X-Request-ID, also on the 413 the next middleware answers before any other layer.
     "logs.middleware.RequestIdMiddleware",
     "nija.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -431,3 +433,10 @@ MONITORING_ACCOUNT_HISTORY_RETENTION_DAYS = env.int("MONITORING_ACCOUNT_HISTORY_
 # Analytics: days of daily statistics they read, and how many accounts (largest exposure) are correlated.
 MONITORING_ANALYTICS_WINDOW_DAYS = env.int("MONITORING_ANALYTICS_WINDOW_DAYS", default=90)
 MONITORING_CORRELATION_ACCOUNTS = env.int("MONITORING_CORRELATION_ACCOUNTS", default=50)
+
+# ------------------------------------------------------------------------------------------------
+# Prometheus (nija/metrics.py): /metrics needs `Authorization: Bearer <METRICS_TOKEN>` when set; unset, it is
+# served to loopback peers only. PROMETHEUS_MULTIPROC_DIR (read by prometheus_client from the environment) is
+# set and emptied before the processes start (`make run`, docker/compose.yml).
+# ------------------------------------------------------------------------------------------------
+METRICS_TOKEN = env("METRICS_TOKEN", default="")

@@ -4,6 +4,11 @@ The suite's Redis runs on TEST_REDIS_PORT (default 63800) so pub/sub channels ne
 NIJA_TEST_DB_SUFFIX lets two checkouts run their suites against one PostgreSQL cluster side by side.
 """
 
+import atexit
+import os
+import shutil
+import tempfile
+
 from .base import *  # noqa: F403
 from .base import CACHES, DATABASES, _redis_db_url, env
 
@@ -32,3 +37,10 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # Static files straight from the apps, as under `make run` (no collect step before the suite).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Prometheus multiprocess mode, as under `make run`: a fresh directory for this test run (set before any metric
+# exists: nija.metrics is first imported when the middleware loads, after these settings).
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="nija-test-prometheus-")
+    atexit.register(shutil.rmtree, os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+METRICS_TOKEN = ""
