@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import BooleanField, Case, DecimalField, ExpressionWrapper, F, Q, QuerySet, Value, When
-from django.db.models.functions import Coalesce, Greatest, Least
+from django.db.models.functions import Cast, Coalesce, Greatest, Least
 from django.db.models.lookups import GreaterThan, IsNull
 
 from accounts.models import TradingInstance
@@ -48,8 +48,10 @@ def _in_force(name: str, default: Decimal | int) -> Coalesce:
 
 
 def _usage(value: object, limit: object) -> Case:
-    """value / limit, where a negative value (a gain against a loss limit) uses nothing; null without a limit."""
-    used = Greatest(value, ZERO, output_field=NUMBER)
+    """value / limit, where a negative value (a gain against a loss limit) uses nothing; null without a limit.
+    Both as NUMERIC: a count over a count would be PostgreSQL's integer division."""
+    used = Greatest(Cast(value, NUMBER), ZERO, output_field=NUMBER)
+    limit = Cast(limit, NUMBER)
     return Case(
         When(IsNull(limit, True), then=None),
         When(GreaterThan(limit, ZERO), then=used / limit),

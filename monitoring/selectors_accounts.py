@@ -17,6 +17,7 @@ from monitoring.account_figures import account_figures
 from monitoring.desk import held_group, held_sums, trade_sums
 from monitoring.figures import MarketTotals, market_totals
 from risk import selectors as risk_selectors
+from risk.engine.money import ZERO
 from trading.market import market_prices_get
 from trading.models import EXPOSURE_STATUSES, Position, Trade
 
@@ -76,7 +77,7 @@ def held_figures(account_ids: list[int], *, now: datetime) -> dict[int, HeldFigu
     }
     symbols = sorted({row["symbol"] for row in rows})
     marks = {symbol: mark.price if mark else None for symbol, mark in market_prices_get(symbols, now=now).items()}
-    no_trades = {"closed": 0, "wins": 0, "gross_profit": 0, "gross_loss": 0}
+    no_trades = {"closed": 0, "wins": 0, "gross_profit": ZERO, "gross_loss": ZERO}
     return {
         account_id: HeldFigures(
             market=market_totals([held_group(row) for row in rows if row["instance_id"] == account_id], marks),

@@ -290,6 +290,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Choice sets that share the field name `status` get names of their own.
+    "ENUM_NAME_OVERRIDES": {
+        "LimitUsageStatusEnum": ["ok", "near", "breached"],
+        "HealthStatusEnum": ["ok", "unavailable"],
+    },
 }
 
 # ------------------------------------------------------------------------------------------------
