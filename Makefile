@@ -42,8 +42,10 @@ run: migrate
 	@[ -f var/demo-tokens.json ] || $(BIN)/python manage.py seed_demo --accounts 20 --positions 400 --tokens-out var/demo-tokens.json
 	@echo "Demo bot and operator tokens: var/demo-tokens.json"
 	@echo "API http://127.0.0.1:$(PORT)/api/health   SSE http://127.0.0.1:$(EVENTS_PORT)   Ctrl-C stops everything"
+	@# Prometheus multiprocess files: emptied before any process starts (every process of the run writes there).
+	@rm -rf var/prometheus && mkdir -p var/prometheus
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) WEB_WORKERS=$(WEB_WORKERS) \
-		$(BIN)/honcho start -f Procfile
+		PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/prometheus" $(BIN)/honcho start -f Procfile
 
 lint: venv
 	$(BIN)/ruff check .

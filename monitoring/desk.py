@@ -169,18 +169,22 @@ def _seconds(delta: timedelta) -> int:
     return int(delta.total_seconds())
 
 
-_SUMMARY_COLUMNS = ("id", "is_active", "exposure", "state", "stale", "counted", "equity", "high_water", "worst_usage")
+_SUMMARY_COLUMNS = ("id", "is_active", "exposure", "state", "stale", "counted", "equity", "high_water")
 
 
 def _summary_sql(inner: str, *, size: int) -> str:
-    """One pass over every account's figures (computed once per row in the subquery): the counts, and the ids of
-    the accounts nearest their limits and of the largest ones."""
+    """One pass over every account's figures: the counts, and the ids of the accounts nearest their limits and of
+    the largest ones. The figures are a MATERIALIZED CTE, so each is computed once per account: inlined into the
+    aggregate, PostgreSQL recomputed every usage expression for each FILTER that reads it (4x the time at 10,000
+    accounts)."""
     per_limit = ", ".join(
         f"count(*) FILTER (WHERE a.is_active AND a.{usage_field(limit)} >= %(near)s AND a.{usage_field(limit)} < 1)"
         f" AS {limit}__near, count(*) FILTER (WHERE a.is_active AND a.{usage_field(limit)} >= 1) AS {limit}__breached"
         for limit in ACCOUNT_LIMITS
     )
+    worst = ", ".join(f"f.{usage_field(limit)}" for limit in ACCOUNT_LIMITS)
     return f"""
+        WITH figures AS MATERIALIZED ({inner})
         SELECT count(*) AS total,
             count(*) FILTER (WHERE a.is_active) AS active,
             count(*) FILTER (WHERE a.is_active AND a.stale) AS stale,
@@ -195,7 +199,7 @@ def _summary_sql(inner: str, *, size: int) -> str:
             coalesce((array_agg(a.id ORDER BY a.exposure DESC, a.id)
                 FILTER (WHERE a.is_active))[1:{size:d}], '{{}}') AS largest_ids,
             {per_limit}
-        FROM ({inner}) AS a
+        FROM (SELECT f.*, GREATEST({worst}) AS worst_usage FROM figures AS f) AS a
     """  # noqa: S608 - every name is ours; values are parameters
 
 

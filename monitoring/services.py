@@ -126,7 +126,7 @@ ON CONFLICT DO NOTHING
 
 def metric_snapshot_record(*, snapshot: dict[str, Any], now: datetime) -> bool:
     """The minute's history row and every active account's point, unless this minute already has them (one
-    statement when it has; two in one transaction when not). True when written."""
+    statement when it has; three in one transaction when not). True when written."""
     portfolio, accounts = snapshot["portfolio"], snapshot["accounts"]
     values = {
         "minute": now.replace(second=0, microsecond=0),
@@ -144,6 +144,10 @@ def metric_snapshot_record(*, snapshot: dict[str, Any], now: datetime) -> bool:
         row = cursor.fetchone()
         if row is None:
             return False
+        # History is derived and rewritten every minute: its commit need not wait for the WAL flush (a crash may
+        # lose the last minute's row, never anything else). Measured: the commit of 10,000 points was most of
+        # the minute's first run.
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
         cursor.execute(_INSERT_POINTS, [row[0]])
     return True
 
