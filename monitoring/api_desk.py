@@ -24,7 +24,7 @@ from monitoring import api_schema as schema
 from monitoring.desk import amount
 from monitoring.errors import AnalyticsUnavailable, SnapshotUnavailable, StoreUnavailable
 from monitoring.figures import drawdown
-from monitoring.selectors import component_health
+from monitoring.selectors import recent_component_health
 from monitoring.selectors_history import portfolio_series
 from monitoring.snapshots import age_seconds, analytics_get, snapshot_get
 from nija.api.permissions import IsOperator
@@ -100,7 +100,7 @@ class DashboardOverviewApi(MonitoringApiView):
         query(serializers.Serializer, request)
         snapshot = snapshot_or_503()
         now = timezone.now()
-        components = component_health()
+        components = recent_component_health().components
         return Response(
             {
                 "snapshot": snapshot_age(snapshot, now=now),

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from logs.selectors import log_drop_stats
 from monitoring import api_schema as schema
 from monitoring.api_desk import MonitoringApiView, snapshot_age
-from monitoring.selectors import component_health, host_resources
+from monitoring.selectors import host_resources, recent_component_health
 from monitoring.selectors_audit import audit_entry_list
 from monitoring.selectors_system import celery_queue_depth, load_average, periodic_tasks
 from monitoring.snapshots import snapshot_get
@@ -31,12 +31,13 @@ class SystemHealthApi(MonitoringApiView):
     def get(self, request: Request) -> Response:
         query(serializers.Serializer, request)
         now = timezone.now()
-        components = component_health()
+        probes = recent_component_health()
+        components = probes.components
         snapshot = snapshot_get()
         return Response(
             {
                 "status": "ok" if all(result.ok for result in components.values()) else "unavailable",
-                "checked_at": now,
+                "checked_at": probes.checked_at,
                 "components": {name: result.as_dict() for name, result in components.items()},
                 "host": {**host_resources(), "load": load_average()},
                 "celery": {"queue_depth": celery_queue_depth()},

@@ -19,8 +19,9 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # HTTPS
 # ------------------------------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-# A load balancer's health probe speaks plain HTTP inside the network: it gets its answer, not a redirect.
-SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
+# A load balancer's health probe and Prometheus's scrape (token-protected) speak plain HTTP inside the network:
+# they get their answer, not a redirect.
+SECURE_REDIRECT_EXEMPT = [r"^api/health$", r"^metrics$"]
 if env.bool("DJANGO_SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # Browsers keep to HTTPS for this long once they have seen the site over it (they ignore the header over HTTP).

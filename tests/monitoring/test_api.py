@@ -2,7 +2,6 @@
 another's: 404, a bot or a feed on operator routes: 403, nobody: 401), their shapes and figures, strict query
 strings (an unknown parameter or a bad value is a 400 naming it), and 503 when nothing is cached yet."""
 
-import io
 from datetime import timedelta
 from decimal import Decimal
 
