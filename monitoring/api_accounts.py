@@ -74,7 +74,9 @@ class AccountDetailApi(MonitoringApiView):
 
     permission_classes = [IsOperatorOrBot]
 
-    @extend_schema(operation_id="accounts_detail", responses={200: schema.AccountDetailOutput})
+    @extend_schema(
+        operation_id="accounts_detail", responses={200: schema.AccountDetailOutput}, examples=[schema.ACCOUNT_EXAMPLE]
+    )
     def get(self, request: Request, account_id: int) -> Response:
         query(serializers.Serializer, request)
         own = principal_instance_id(request)

@@ -203,7 +203,7 @@ class AnalyticsCorrelationApi(MonitoringApiView):
     """GET /api/analytics/correlation: Pearson correlation of daily returns between the largest accounts by
     exposure (at most MONITORING_CORRELATION_ACCOUNTS), each pair over its common days, null below 20 of them."""
 
-    @extend_schema(responses={200: schema.CorrelationOutput})
+    @extend_schema(responses={200: schema.CorrelationOutput}, examples=[schema.CORRELATION_EXAMPLE])
     def get(self, request: Request) -> Response:
         query(serializers.Serializer, request)
         analytics = analytics_or_503()

@@ -134,8 +134,8 @@ class LargestAccount(serializers.Serializer):
     name = serializers.CharField()
     state = serializers.CharField()
     equity = amount()
-    exposure = amount()
-    exposure_pct = ratio()
+    exposure = amount(help_text="Booked exposure.")
+    exposure_pct = ratio(help_text="Booked exposure / equity.")
     drawdown = amount()
     daily_pnl = amount()
     worst_usage = ratio()
@@ -242,11 +242,18 @@ class AccountDetailOutput(AccountOutput):
     by_symbol = SymbolConcentration(many=True)
 
 
-class AccountListOutput(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = AccountOutput(many=True)
+def paginated(name: str, item: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The list shape `{count, next, previous, results}` around `item`."""
+    fields = {
+        "count": serializers.IntegerField(),
+        "next": serializers.URLField(allow_null=True),
+        "previous": serializers.URLField(allow_null=True),
+        "results": item(many=True),
+    }
+    return type(name, (serializers.Serializer,), fields)
+
+
+AccountListOutput = paginated("AccountListOutput", AccountOutput)
 
 
 class PeriodicTaskRun(serializers.Serializer):
@@ -321,11 +328,7 @@ class AuditEntryOutput(serializers.Serializer):
     request_id = serializers.CharField()
 
 
-class AuditListOutput(serializers.Serializer):
-    count = serializers.IntegerField()
-    next = serializers.URLField(allow_null=True)
-    previous = serializers.URLField(allow_null=True)
-    results = AuditEntryOutput(many=True)
+AuditListOutput = paginated("AuditListOutput", AuditEntryOutput)
 
 
 # ---------------------------------------------------------------------------------------------- examples
@@ -424,6 +427,61 @@ HISTORY_EXAMPLE = OpenApiExample(
                 "stale_account_count": 0,
             }
         ],
+    },
+    response_only=True,
+)
+ACCOUNT_EXAMPLE = OpenApiExample(
+    "An account holding BTC and ETH",
+    value={
+        "id": 42,
+        "name": "bot-42",
+        "username": "alice",
+        "is_active": True,
+        "status": "running",
+        "state": "active",
+        "equity": "100000.00000000",
+        "peak_equity": "104000.00000000",
+        "day_start_equity": "101000.00000000",
+        "daily_pnl": "-1000.00000000",
+        "daily_pnl_pct": "-0.00990099",
+        "drawdown": "0.03846154",
+        "exposure": "22000.00000000",
+        "market_exposure": "24000.00000000",
+        "exposure_pct": "0.24000000",
+        "unrealized_pnl": "4000.00000000",
+        "position_count": 3,
+        "trades": {
+            "closed": 8,
+            "wins": 5,
+            "win_rate": "0.62500000",
+            "gross_profit": "2400.00000000",
+            "gross_loss": "900.00000000",
+            "profit_factor": "2.66666667",
+        },
+        "stale": False,
+        "equity_reported_at": "2026-05-04T11:59:58+00:00",
+        "last_heartbeat": "2026-05-04T11:59:58+00:00",
+        "worst_usage": "0.24444444",
+        "limits": [
+            {"limit": "account_exposure", "usage": "0.24444444", "status": "ok"},
+            {"limit": "max_open_positions", "usage": "0.06000000", "status": "ok"},
+            {"limit": "daily_loss_limit", "usage": "0.19801980", "status": "ok"},
+            {"limit": "drawdown_limit", "usage": "0.19230769", "status": "ok"},
+            {"limit": "emergency_drawdown", "usage": "0.15384615", "status": "ok"},
+        ],
+        "by_symbol": CONCENTRATION_EXAMPLE["by_symbol"],
+    },
+    response_only=True,
+)
+CORRELATION_EXAMPLE = OpenApiExample(
+    "Three accounts, one with too little history",
+    value={
+        "computed_at": "2026-05-04T12:00:00+00:00",
+        "age_seconds": 42.0,
+        "window": {"since": "2026-02-03", "until": "2026-05-04", "min_days": 20},
+        "accounts": [{"id": 7, "name": "bot-7"}, {"id": 3, "name": "bot-3"}, {"id": 9, "name": "bot-9"}],
+        "coefficients": [[1.0, 0.412503, None], [0.412503, 1.0, None], [None, None, None]],
+        "days": [[90, 88, 12], [88, 88, 12], [12, 12, 12]],
     },
     response_only=True,
 )

@@ -3,8 +3,9 @@ cached marks, assembled into the snapshot the dashboard, `/api/portfolio/metrics
 
 A fixed number of queries whatever the number of accounts and positions: the portfolio row, the limits and the
 portfolio's state, the symbol and correlation-group counters, the positions holding exposure summed per (symbol,
-side), the trade totals, and three queries over the accounts' figures (`monitoring.account_figures`: the counts,
-the accounts nearest their limits, the largest ones), plus one MGET for every mark. Outside a surrounding
+side), the trade totals, one pass over every account's figures (`monitoring.account_figures`: the counts and the
+ids of the accounts nearest their limits and of the largest ones) and the figures of those few, plus one MGET
+for every mark. Outside a surrounding
 transaction they run in one REPEATABLE READ snapshot, so the sums agree with each other and with the counters
 (a difference is a real drift, reported under `counters`).
 

@@ -2,16 +2,20 @@
 loopback peer without one), counting checks by decision and rejections by reason, requests by route, and the desk
 snapshot's business gauges."""
 
+import io
 import json
 
 import pytest
+from celery.signals import task_postrun, task_prerun, worker_process_shutdown
+from django.core.management import call_command
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitoring.services import aggregation_run
+from monitoring.tasks import AGGREGATE, aggregate
 from nija import metrics
 from tests.monitoring.desk import small_desk
-from tests.risk.conftest import bot_client, funded_account
+from tests.risk.conftest import bot_client, funded_account, operator_client
 
 
 @pytest.fixture(autouse=True)
@@ -107,3 +111,28 @@ def test_metrics_need_the_token_when_one_is_set(api_client, settings):
 def test_without_a_token_only_a_loopback_peer_is_served(api_client):
     assert api_client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 403
     assert api_client.get("/metrics", REMOTE_ADDR="::1").status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_celery_task_run_is_counted_timed_and_shown_in_system_health(api_client):
+    key = ("nija_celery_task_runs_total", (("outcome", "success"), ("task", AGGREGATE)))
+    before = scrape(api_client).get(key, 0)
+    metrics.install_celery_metrics()  # what a worker does when it starts
+    try:
+        aggregate.apply()
+    finally:
+        task_prerun.disconnect(metrics._task_started)
+        task_postrun.disconnect(metrics._task_finished)
+        worker_process_shutdown.disconnect(metrics._pool_process_exited)
+
+    samples = scrape(api_client)
+    assert samples[key] - before == 1
+    assert samples[("nija_celery_task_duration_seconds_count", (("task", AGGREGATE),))] >= 1
+    last = metrics.task_last_runs([AGGREGATE])[AGGREGATE]
+    assert last["outcome"] == "success"
+    assert last["duration_ms"] > 0
+    call_command("sync_schedule", stdout=io.StringIO())
+    operator, _ = operator_client("viewer")
+    tasks = {row["task"]: row for row in operator.get("/api/system/health").json()["periodic_tasks"]}
+    assert tasks[AGGREGATE]["last_outcome"] == "success"
+    assert tasks[AGGREGATE]["last_finished_at"] is not None
