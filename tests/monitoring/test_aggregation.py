@@ -15,6 +15,8 @@ from django.utils import timezone
 from monitoring.models import AccountMetricPoint, MetricSnapshot
 from monitoring.services import aggregation_run, history_prune, metric_snapshot_record
 from monitoring.snapshots import snapshot_get
+from nija.event_store import stream_key
+from nija.events import flush_published
 from risk.engine import PositionView, Side, TradeStats, portfolio_metrics
 from risk.models import Portfolio
 from tests.monitoring.desk import D, desk_of, marks, small_desk
@@ -113,9 +115,6 @@ def test_a_run_costs_the_same_number_of_queries_whatever_the_size_of_the_desk(ac
 @pytest.mark.django_db
 def test_the_snapshot_is_cached_with_its_time_and_a_metrics_event_is_published(redis_client):
     small_desk()
-    subscriber = redis_client.pubsub(ignore_subscribe_messages=True)
-    subscriber.subscribe("events_channel")  # django-eventstream's fan-out channel
-    subscriber.get_message(timeout=1)
     now = timezone.now()
 
     aggregation_run(now=now)
@@ -123,14 +122,13 @@ def test_the_snapshot_is_cached_with_its_time_and_a_metrics_event_is_published(r
     cached = snapshot_get()
     assert cached["computed_at"] == now.isoformat()
     assert cached["portfolio"]["equity"] == "150000.00000000"
-    message = subscriber.get_message(timeout=2)
-    subscriber.close()
-    event = json.loads(message["data"])
-    assert (event["channel"], event["event_type"]) == ("dashboard", "metrics")
-    payload = json.loads(event["data"])
-    assert payload["computed_at"] == now.isoformat()
-    assert payload["portfolio"] == cached["portfolio"]
-    assert payload["accounts"]["active"] == 2
+    assert flush_published()
+    stored = [fields for _, fields in redis_client.xrange(stream_key("dashboard"))]
+    metrics = [json.loads(fields[b"d"]) for fields in stored if fields[b"t"] == b"metrics"]
+    assert len(metrics) == 1
+    assert metrics[0]["computed_at"] == now.isoformat()
+    assert metrics[0]["portfolio"] == cached["portfolio"]
+    assert metrics[0]["accounts"]["active"] == 2
 
 
 @pytest.mark.django_db
