@@ -62,8 +62,9 @@ def _usage(value: object, limit: object) -> Case:
 
 
 def counted_in_portfolio() -> Q:
-    """The accounts whose equity makes up the portfolio's (the sums the portfolio drawdown compares)."""
-    return Q(is_active=True)
+    """The accounts whose equity makes up the portfolio's (the risk app's flag: active, fresh), so the portfolio
+    drawdown compares the same accounts' equity and high-water marks."""
+    return Q(equity_counted=True)
 
 
 def stale_condition(*, now: datetime, equity_max_age_seconds: int) -> Q:

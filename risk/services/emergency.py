@@ -10,9 +10,10 @@ the breach still holds. It is the same evaluation with the same latch, in two st
    latched keys. The engine's `emergency_breaches` and `latch` say which breaches are new and which latched ones
    cleared. Usually neither: nothing is locked or written.
 2. For each account with something to do, the equity report's own step under its locks (portfolio, then the
-   account): the day roll, then the evaluation and latch of that account and the portfolio, which trips a new
-   breach (HALT, one critical event, the latch) or clears a stale latch. A portfolio-only change is confirmed
-   under the portfolio lock alone. A breach that vanished between the two steps is simply not tripped.
+   account), at the clock read under the lock: the day roll, then the evaluation and latch of that account and
+   the portfolio, which trips a new breach (HALT, one critical event, the latch) or clears a stale latch. A
+   portfolio-only change is confirmed under the portfolio lock alone. A breach that vanished between the two
+   steps is simply not tripped.
 
 The HALT's reservation sweep runs after commit, as for an equity report.
 """
@@ -36,9 +37,10 @@ from risk.engine import (
     emergency_breaches,
     latch,
 )
+from risk.errors import AccountNotFound
 from risk.models import BreachLatch, Portfolio, RiskLimits
-from risk.services.day import trading_day_roll
-from risk.services.equity import _evaluate_emergencies, _sweep_halted_scopes, _trip
+from risk.services.day import locked_now, trading_day_roll
+from risk.services.equity import _evaluate_emergencies, _sweep_halted_scopes, _trip, lock_account_scope
 
 ACCOUNT_PREFIX = "account:"
 
@@ -90,11 +92,11 @@ def _portfolio_as_of(portfolio: Portfolio, *, now: datetime) -> Portfolio:
 
 
 def _accounts_in_breach(default: Limits) -> list[TradingInstance]:
-    """Active accounts whose drawdown has reached their emergency limit: peak - equity >= pct x peak, exact
+    """Active accounts (of active users) whose drawdown has reached their emergency limit: peak - equity >= pct x peak, exact
     (NUMERIC), the override's pct else the default's, as the engine compares."""
     pct = Coalesce(F("risk_limits__emergency_drawdown_pct"), Value(default.emergency_drawdown_pct))
     return list(
-        TradingInstance.objects.filter(is_active=True, peak_equity__gt=0)
+        TradingInstance.objects.filter(is_active=True, user__is_active=True, peak_equity__gt=0)
         .alias(fall=F("peak_equity") - F("equity"), floor=pct * F("peak_equity"))
         .filter(fall__gte=F("floor"))
         .only("id", "equity", "exposure", "position_count", "peak_equity", "day_start_equity")
@@ -112,7 +114,7 @@ def _confirm_under_locks(
     )
     tripped: list[Breach] = []
     for account_id in account_ids:
-        tripped.extend(_confirm_account(account_id, now=now, correlation_id=correlation_id))
+        tripped.extend(_confirm_account(account_id, correlation_id=correlation_id))
     portfolio_pending = any(breach.account_id is None for breach in new) or any(
         key.startswith(PORTFOLIO_PREFIX) for key in cleared
     )
@@ -126,24 +128,28 @@ def _confirm_under_locks(
     )
 
 
-def _confirm_account(account_id: int, *, now: datetime, correlation_id: str) -> tuple[Breach, ...]:
-    """An equity report's evaluation for one account and the portfolio, without the report. A deactivated
-    account's latches are dropped instead (nothing of it is evaluated; reactivating it re-arms its thresholds)."""
+def _confirm_account(account_id: int, *, correlation_id: str) -> tuple[Breach, ...]:
+    """An equity report's evaluation for one account and the portfolio, without the report, at the clock read
+    under the lock. A deactivated account's latches are dropped instead (nothing of it is evaluated; reactivating
+    it re-arms its thresholds), and so are those of an account that no longer exists."""
     with transaction.atomic():
-        selectors.set_lock_timeouts()
-        scope = selectors.lock_scope(instance_id=account_id, symbol=None)
-        if not scope.account.is_active:
+        try:
+            scope = lock_account_scope(instance_id=account_id, active_only=False)
+        except AccountNotFound:
+            scope = None
+        if scope is None or not scope.account_active:
             BreachLatch.objects.filter(key__startswith=account_key_prefix(account_id)).delete()
             return ()
-        trading_day_roll(scope=scope, today=now.date())
-        return _evaluate_emergencies(account=scope.account, portfolio=scope.portfolio, correlation_id=correlation_id)
+        trading_day_roll(scope=scope, today=locked_now(scope=scope, requested=None).date())
+        return _evaluate_emergencies(scope, correlation_id=correlation_id)
 
 
 def _confirm_portfolio(*, now: datetime, correlation_id: str) -> tuple[Breach, ...]:
     """The portfolio's daily-loss threshold under the portfolio lock: trip it if new, clear its latch if gone."""
     with transaction.atomic():
         selectors.set_lock_timeouts()
-        portfolio = _portfolio_as_of(selectors.lock_portfolio(), now=now)
+        locked = selectors.lock_portfolio()
+        portfolio = _portfolio_as_of(locked, now=max(now, locked.locked_at))
         breaches = emergency_breaches(
             selectors.states_portfolio_totals(portfolio, TradingMode.ACTIVE),
             (),

@@ -29,7 +29,7 @@ OPERATOR_ROUTES = [
     "/api/audit",
 ]
 NOT_AUTHENTICATED = {"error": {"code": "not_authenticated", "message": "Authentication credentials were not provided."}}
-ACCOUNT_NOT_FOUND = {"error": {"code": "account_not_found", "message": "Unknown or inactive account."}}
+ACCOUNT_NOT_FOUND = {"error": {"code": "account_not_found", "message": "Unknown account."}}
 
 
 @pytest.fixture(autouse=True)
