@@ -92,8 +92,8 @@ def _portfolio_as_of(portfolio: Portfolio, *, now: datetime) -> Portfolio:
 
 
 def _accounts_in_breach(default: Limits) -> list[TradingInstance]:
-    """Active accounts (of active users) whose drawdown has reached their emergency limit: peak - equity >= pct x peak, exact
-    (NUMERIC), the override's pct else the default's, as the engine compares."""
+    """Active accounts (of active users) whose drawdown has reached their emergency limit: peak - equity >=
+    pct x peak, exact (NUMERIC), the override's pct else the default's, as the engine compares."""
     pct = Coalesce(F("risk_limits__emergency_drawdown_pct"), Value(default.emergency_drawdown_pct))
     return list(
         TradingInstance.objects.filter(is_active=True, user__is_active=True, peak_equity__gt=0)
