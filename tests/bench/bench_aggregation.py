@@ -32,7 +32,6 @@ TARGET_SECONDS = 1.0
 
 @pytest.mark.django_db(transaction=True)
 def test_aggregation_time_and_queries_at_two_sizes(tmp_path, redis_client):
-    _print_database_settings()
     seeded = (0, 0)
     figures = {}
     for accounts, positions in (SMALL, FULL):
@@ -90,10 +89,3 @@ def _print_verdict(figures: dict) -> None:
             f" {FULL[0]} x {FULL[1]}: {full_s * 1000:6.0f} ms, {full_q} queries ({full_s / small_s:.1f}x the small"
             f" desk's time); query count {same}; target < {TARGET_SECONDS:.0f} s: {verdict}"
         )
-
-
-def _print_database_settings() -> None:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT name, setting FROM pg_settings WHERE name IN ('fsync', 'synchronous_commit')")
-        settings = ", ".join(f"{name}={setting}" for name, setting in cursor.fetchall())
-    print(f"\n[bench_aggregation] PostgreSQL: {settings}")
