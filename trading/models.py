@@ -52,11 +52,16 @@ def _is_json_array(field: str) -> Exact:
 class Position(TimeStampedModel):
     """One risk check and what became of it: decision, reservation, fills and close.
 
-    `notional` is the n the check reserved (quantity * max(price, fresh mark), rounded up to 8 decimals), re-fixed
-    at the fill price; it counts in exposure while the status is in EXPOSURE_STATUSES. `reasons` lists every failing
-    rule as {code, message, limit, value}. `client_order_id` is unique per instance; `request_fingerprint` (SHA-256
-    of the canonical request body) tells a retry from a different body under the same id. `realized_pnl` is the sum
-    of its trades' `pnl`; `fees` the sum of its fills' and trades' fees.
+    `notional` is what the position holds against the limits while its status is in EXPOSURE_STATUSES: the n the
+    check reserved (quantity * max(price, fresh mark), rounded up to 8 decimals) until filled, then `open_cost` plus
+    the unfilled rest's share of n until that rest is filled or released. `open_cost` is the exact cost of what is
+    open (each fill adds quantity x price, each close removes its share) and `open_entry_fees` the fill fees not yet
+    booked by a close; `entry_price` is only their average shown (open_cost / open quantity). `reasons` lists every
+    failing rule as {code, message, limit, value, scope}. `client_order_id` is unique per instance;
+    `request_fingerprint` (SHA-256 of the canonical request body) tells a retry from a different body under the
+    same id. `approved_at` is when it was approved (by the check or an operator), so an order placed under that
+    approval can still be filled after its unfilled rest was released. `realized_pnl` is the sum of its trades'
+    `pnl`; `fees` the sum of its fills' and trades' fees.
     """
 
     instance = models.ForeignKey(
@@ -80,6 +85,9 @@ class Position(TimeStampedModel):
     # Set by the risk services: the n the rules checked, the decision the bot was given (a retry with the same
     # client_order_id is answered with it), and when the unfilled rest stopped being reserved.
     checked_notional = models.DecimalField(**MONEY, default=ZERO)
+    open_cost = models.DecimalField(**MONEY, default=ZERO)
+    open_entry_fees = models.DecimalField(**MONEY, default=ZERO)
+    approved_at = models.DateTimeField(null=True, blank=True)
     check_decision = models.CharField(max_length=24, blank=True, default="")
     unfilled_released_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.ForeignKey(
@@ -129,6 +137,26 @@ class Position(TimeStampedModel):
                 name="position_open_or_closed_is_filled",
             ),
             models.CheckConstraint(
+                condition=Q(filled_quantity__gt=F("closed_quantity"), open_cost__gt=0)
+                | Q(filled_quantity=F("closed_quantity"), open_cost=0, open_entry_fees=0),
+                name="position_open_cost_iff_open",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=PositionStatus.CLOSED) | Q(filled_quantity=F("closed_quantity")),
+                name="position_closed_has_nothing_open",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=PositionStatus.OPEN)
+                | Q(filled_quantity__gt=F("closed_quantity"))
+                | Q(filled_quantity__lt=F("quantity"), unfilled_released_at__isnull=True),
+                name="position_open_holds_something",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status__in=[PositionStatus.APPROVED, PositionStatus.OPEN, PositionStatus.CLOSED])
+                | Q(approved_at__isnull=False),
+                name="position_approved_has_approved_at",
+            ),
+            models.CheckConstraint(
                 condition=Q(client_order_id__isnull=True) | ~Q(client_order_id=""),
                 name="position_client_order_id_not_empty",
             ),
@@ -175,8 +203,10 @@ class Fill(TimeStampedModel):
 class Trade(TimeStampedModel):
     """The record of a close, whole or partial, idempotent by (instance, client_close_id).
 
-    `pnl` is net of this close's `fees`: (exit - entry) * quantity for a long, (entry - exit) * quantity for a
-    short, minus fees."""
+    `pnl` is the realized P&L of the close: its proceeds (quantity x exit price) less the cost of the quantity it
+    closed (for a long; the reverse for a short), less its own `fees` and its share of the entry fees. The closes of
+    a position add up to its cash P&L exactly. `entry_price` is the average cost of the open lots it closed (shown,
+    never booked)."""
 
     instance = models.ForeignKey(
         "accounts.TradingInstance", on_delete=models.PROTECT, related_name="trades", db_index=False

@@ -47,6 +47,7 @@ def position_approve(*, position_id: int, actor: User, reason: str, now: datetim
             position.save(update_fields=["reasons"])
         else:
             position.checked_notional = decision.notional
+            position.approved_at = now
             position.reservation_expires_at = (
                 now + selectors.limits_in_force(instance_id=position.instance_id).reservation_ttl
             )
@@ -133,6 +134,7 @@ def _decide(locked: LockedPosition, *, status: str, actor: User, reason: str, no
             "decided_at",
             "decision_reason",
             "checked_notional",
+            "approved_at",
             "reservation_expires_at",
             "notional",
             "updated_at",

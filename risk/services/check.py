@@ -214,6 +214,7 @@ def _record(
         client_order_id=request.client_order_id,
         request_fingerprint=request.fingerprint(),
         reservation_expires_at=None if status == PositionStatus.REJECTED else now + ttl,
+        approved_at=now if status == PositionStatus.APPROVED else None,
         decided_at=now,
         created_at=now,
         updated_at=now,

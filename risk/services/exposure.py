@@ -91,7 +91,7 @@ def holding_of(position: Position) -> Holding:
         quantity=position.quantity,
         filled_quantity=position.filled_quantity,
         closed_quantity=position.closed_quantity,
-        entry_price=position.entry_price,
+        open_cost=position.open_cost,
         unfilled_released=position.unfilled_released_at is not None,
     )
 

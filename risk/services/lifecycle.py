@@ -15,14 +15,13 @@ from django.db import transaction
 from django.db.models import F
 
 from risk import selectors
-from risk.engine.holding import realized_pnl, volume_weighted_price
-from risk.engine.money import round8
+from risk.engine.holding import OpenBook, average_price, book_close, book_fill, volume_weighted_price
 from risk.errors import IdempotencyConflict, IllegalTransition, PositionNotFound, QuantityExceeded
-from risk.services.events import position_published
-from risk.services.exposure import position_rehold
+from risk.models import Severity
+from risk.services.events import position_published, risk_event_raise
+from risk.services.exposure import ACTIVE_STATUSES, position_rehold
 from trading.models import DailyStatistic, Fill, Position, PositionStatus, Trade
 
-FILLABLE = frozenset({PositionStatus.APPROVED, PositionStatus.OPEN})
 CANCELLABLE = frozenset({PositionStatus.PENDING_APPROVAL, PositionStatus.APPROVED})
 
 
@@ -64,8 +63,10 @@ def lock_position(*, position_id: int, instance_id: int | None) -> LockedPositio
 
 
 def position_fill(*, position_id: int, instance_id: int | None, fill: FillInput, now: datetime) -> Position:
-    """Record an exchange fill: the position opens, its entry price becomes the volume-weighted average and its
-    filled part is re-fixed at that price. Replaying the same exchange order id changes nothing."""
+    """Record an exchange fill: the position opens and its open cost grows by the fill's value. A fill within the
+    checked quantity of an approved order is always recorded, even after the unfilled rest was released (it
+    happened at the exchange): it then adds its exposure without a check and raises a warning event. Replaying the
+    same exchange order id changes nothing."""
     with transaction.atomic():
         locked = lock_position(position_id=position_id, instance_id=instance_id)
         position = locked.position
@@ -76,17 +77,10 @@ def position_fill(*, position_id: int, instance_id: int | None, fill: FillInput,
             _ensure_same_fill(existing, position, fill)
             return position
         _ensure_fillable(position, fill.quantity)
-        position.entry_price = volume_weighted_price(
-            position.filled_quantity, position.entry_price, fill.quantity, fill.price
-        )
-        position.filled_quantity += fill.quantity
-        position.fees += fill.fees
-        position.status = PositionStatus.OPEN
-        position.opened_at = position.opened_at or now
-        position_rehold(scope=locked.scope, position=position, was_active=True)
-        position.save(
-            update_fields=["entry_price", "filled_quantity", "fees", "status", "opened_at", "notional", "updated_at"]
-        )
+        was_active = position.status in ACTIVE_STATUSES
+        _apply_fill(position, fill=fill, now=now)
+        added = position_rehold(scope=locked.scope, position=position, was_active=was_active)
+        position.save(update_fields=[*BOOK_FIELDS, "filled_quantity", "status", "opened_at", "closed_at", "notional"])
         Fill.objects.create(
             position=position,
             instance_id=position.instance_id,
@@ -96,8 +90,52 @@ def position_fill(*, position_id: int, instance_id: int | None, fill: FillInput,
             fees=fill.fees,
             filled_at=now,
         )
+        if position.unfilled_released_at is not None:
+            _warn_fill_after_release(position, fill=fill, added=added)
         position_published(position)
     return position
+
+
+# The columns a fill or a close changes in the position's books.
+BOOK_FIELDS = ("open_cost", "open_entry_fees", "entry_price", "fees", "updated_at")
+
+
+def open_book(position: Position) -> OpenBook:
+    return OpenBook(
+        quantity=position.filled_quantity - position.closed_quantity,
+        cost=position.open_cost,
+        entry_fees=position.open_entry_fees,
+    )
+
+
+def _apply_fill(position: Position, *, fill: FillInput, now: datetime) -> None:
+    book = book_fill(open_book(position), quantity=fill.quantity, price=fill.price, fees=fill.fees)
+    position.open_cost, position.open_entry_fees = book.cost, book.entry_fees
+    position.entry_price = average_price(book)
+    position.filled_quantity += fill.quantity
+    position.fees += fill.fees
+    position.status = PositionStatus.OPEN
+    position.opened_at = position.opened_at or now
+    position.closed_at = None
+
+
+def _warn_fill_after_release(position: Position, *, fill: FillInput, added: Decimal) -> None:
+    risk_event_raise(
+        event_type="fill_after_release",
+        severity=Severity.WARNING,
+        instance_id=position.instance_id,
+        message=(
+            f"Position #{position.pk} ({position.symbol}) was filled {fill.quantity} @ {fill.price} after its unfilled"
+            f" reservation was released: {added} of exposure added without a check."
+        ),
+        details={
+            "position_id": position.pk,
+            "exchange_order_id": fill.exchange_order_id,
+            "quantity": str(fill.quantity),
+            "price": str(fill.price),
+            "exposure_added": str(added),
+        },
+    )
 
 
 def _ensure_same_fill(existing: Fill, position: Position, fill: FillInput) -> None:
@@ -112,17 +150,19 @@ def _ensure_same_fill(existing: Fill, position: Position, fill: FillInput) -> No
 
 
 def _ensure_fillable(position: Position, quantity: Decimal) -> None:
-    if position.status not in FILLABLE or position.unfilled_released_at is not None:
-        raise IllegalTransition(f"A {position.status} position cannot be filled: its reservation is gone.")
+    """Approved orders only (a pending or rejected check placed none), within the checked quantity."""
+    if position.approved_at is None:
+        raise IllegalTransition(f"A {position.status} position was never approved: there is no order to fill.")
     if position.filled_quantity + quantity > position.quantity:
         unfilled = position.quantity - position.filled_quantity
-        raise QuantityExceeded(f"Fill quantity {quantity} exceeds the unfilled reserved quantity {unfilled}.")
+        raise QuantityExceeded(f"Fill quantity {quantity} exceeds the unfilled checked quantity {unfilled}.")
 
 
 def position_close(*, position_id: int, instance_id: int | None, close: CloseInput, now: datetime) -> Trade:
     """Close all or part of what is open: writes a `Trade` with its realized P&L, releases the exposure, updates
-    the day's statistics. Accepted in every trading state, HALTED included. Closing everything also releases any
-    unfilled rest of the reservation. Replaying the same client close id returns the original trade."""
+    the day's statistics. Accepted in every trading state, HALTED included. The unfilled rest of the order stays
+    reserved (the order may still be live at the exchange); the position closes once nothing is open and nothing
+    is reserved. Replaying the same client close id returns the original trade."""
     with transaction.atomic():
         locked = lock_position(position_id=position_id, instance_id=instance_id)
         position = locked.position
@@ -159,41 +199,20 @@ def _close_quantity(position: Position, close: CloseInput) -> Decimal:
 
 def _close_apply(locked: LockedPosition, *, quantity: Decimal, close: CloseInput, now: datetime) -> Trade:
     position = locked.position
-    # On the 8-decimal money grid before anything stores, sums or answers it: (exit - entry) x quantity has up to
-    # 16 decimals, and the trade, the position's total, the day's F() sums and the replayed answer must agree.
-    pnl = round8(
-        realized_pnl(
-            side=position.side,
-            quantity=quantity,
-            entry_price=position.entry_price,
-            exit_price=close.exit_price,
-            fees=close.fees,
-        )
-    )
+    before = open_book(position)
+    booked = book_close(before, side=position.side, quantity=quantity, exit_price=close.exit_price, fees=close.fees)
+    position.open_cost, position.open_entry_fees = booked.remaining.cost, booked.remaining.entry_fees
+    position.entry_price = average_price(booked.remaining) or position.entry_price
     position.exit_price = volume_weighted_price(
         position.closed_quantity, position.exit_price, quantity, close.exit_price
     )
     position.closed_quantity += quantity
-    position.realized_pnl += pnl
+    position.realized_pnl += booked.pnl
     position.fees += close.fees
-    if position.closed_quantity == position.filled_quantity:
-        position.status = PositionStatus.CLOSED
-        position.closed_at = now
-        if position.filled_quantity < position.quantity and position.unfilled_released_at is None:
-            position.unfilled_released_at = now
+    _close_if_nothing_held(position, now=now)
     position_rehold(scope=locked.scope, position=position, was_active=True)
     position.save(
-        update_fields=[
-            "exit_price",
-            "closed_quantity",
-            "realized_pnl",
-            "fees",
-            "status",
-            "closed_at",
-            "unfilled_released_at",
-            "notional",
-            "updated_at",
-        ]
+        update_fields=[*BOOK_FIELDS, "exit_price", "closed_quantity", "realized_pnl", "status", "closed_at", "notional"]
     )
     trade = Trade.objects.create(
         instance_id=position.instance_id,
@@ -201,15 +220,24 @@ def _close_apply(locked: LockedPosition, *, quantity: Decimal, close: CloseInput
         symbol=position.symbol,
         side=position.side,
         quantity=quantity,
-        entry_price=position.entry_price,
+        entry_price=average_price(before),
         exit_price=close.exit_price,
-        pnl=pnl,
+        pnl=booked.pnl,
         fees=close.fees,
         client_close_id=close.client_close_id,
         closed_at=now,
     )
-    daily_statistic_add_trade(scope=locked.scope, pnl=pnl, now=now)
+    daily_statistic_add_trade(scope=locked.scope, pnl=booked.pnl, now=now)
     return trade
+
+
+def _close_if_nothing_held(position: Position, *, now: datetime) -> None:
+    """An open position with nothing open and nothing reserved (filled in full, or its rest released) is closed."""
+    nothing_open = position.filled_quantity == position.closed_quantity
+    nothing_reserved = position.filled_quantity == position.quantity or position.unfilled_released_at is not None
+    if position.status == PositionStatus.OPEN and nothing_open and nothing_reserved:
+        position.status = PositionStatus.CLOSED
+        position.closed_at = now
 
 
 def daily_statistic_add_trade(*, scope: selectors.LockedScope, pnl: Decimal, now: datetime) -> None:
@@ -233,7 +261,8 @@ def daily_statistic_add_trade(*, scope: selectors.LockedScope, pnl: Decimal, now
 
 def position_cancel(*, position_id: int, instance_id: int | None, now: datetime) -> Position:
     """Release what is reserved and unfilled. Pending or approved: the position is cancelled. Open with an
-    unfilled rest: the rest is released, the filled part stays open. Cancelling again changes nothing."""
+    unfilled rest: the rest is released, the filled part stays open (nothing open: the position closes).
+    Cancelling again changes nothing."""
     with transaction.atomic():
         locked = lock_position(position_id=position_id, instance_id=instance_id)
         position = locked.position
@@ -246,7 +275,8 @@ def position_cancel(*, position_id: int, instance_id: int | None, now: datetime)
 
 def reservation_release(locked: LockedPosition, *, now: datetime, final_status: str) -> bool:
     """Release the unfilled reservation of a locked position (cancel, expiry, halt). Returns False when there was
-    nothing to release. Unfilled pending/approved positions end in `final_status`."""
+    nothing to release. Unfilled pending/approved positions end in `final_status`; an open one whose filled part
+    is all closed has nothing left and closes."""
     position = locked.position
     if position.status in CANCELLABLE:
         position.status = final_status
@@ -257,8 +287,9 @@ def reservation_release(locked: LockedPosition, *, now: datetime, final_status: 
     ):
         return False
     position.unfilled_released_at = now
+    _close_if_nothing_held(position, now=now)
     position_rehold(scope=locked.scope, position=position, was_active=True)
-    position.save(update_fields=["status", "unfilled_released_at", "notional", "updated_at"])
+    position.save(update_fields=["status", "unfilled_released_at", "closed_at", "notional", "updated_at"])
     return True
 
 

@@ -32,6 +32,7 @@ class PositionFactory(DjangoModelFactory):
             status=PositionStatus.OPEN,
             entry_price=factory.SelfAttribute("requested_price"),
             filled_quantity=factory.SelfAttribute("quantity"),
+            open_cost=factory.LazyAttribute(lambda p: notional(p.quantity, p.requested_price)),
             opened_at=factory.LazyFunction(timezone.now),
         )
         closed = factory.Trait(
@@ -51,10 +52,12 @@ class PositionFactory(DjangoModelFactory):
                 ]
             ),
             decision_reason="too large",
+            approved_at=None,
         )
         pending = factory.Trait(
             status=PositionStatus.PENDING_APPROVAL,
             decided_at=None,
+            approved_at=None,
             reservation_expires_at=factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(minutes=15)),
         )
 
@@ -68,6 +71,7 @@ class PositionFactory(DjangoModelFactory):
     client_order_id = factory.Sequence(lambda n: f"order-{n}")
     request_fingerprint = factory.Sequence(lambda n: f"{n:064x}")
     decided_at = factory.LazyFunction(timezone.now)
+    approved_at = factory.LazyFunction(timezone.now)
     reservation_expires_at = factory.LazyFunction(lambda: timezone.now() + datetime.timedelta(seconds=120))
 
 

@@ -478,6 +478,8 @@ class _HistoryBuilder:
         row["checked_notional"] = notional
         row["check_decision"] = _CHECK_DECISION.get(status, PositionStatus.APPROVED)
         getattr(self, f"_as_{status}")(row)
+        if row["check_decision"] == PositionStatus.APPROVED:
+            row["approved_at"] = row["decided_at"]
         return row
 
     def _size(self, status: str) -> Decimal:
@@ -540,6 +542,7 @@ class _HistoryBuilder:
         notional = _notional(row["quantity"], entry)
         fees = _q8(notional * (TAKER_FEE if self.rng.random() < 0.9 else -TAKER_FEE / 10))  # or a maker rebate
         row.update(entry_price=entry, filled_quantity=row["quantity"], notional=notional, opened_at=opened, fees=fees)
+        row.update(open_cost=notional, open_entry_fees=fees)  # the books of what is open (the fill's value and fees)
         self.account.fills.append(
             {
                 "position": row,
@@ -553,7 +556,8 @@ class _HistoryBuilder:
         )
 
     def _close(self, row: dict, opened: datetime, closed: datetime) -> None:
-        """A close of everything, or (30%) a partial close first: one Trade each."""
+        """A close of everything, or (30%) a partial close first: one Trade each, booked as the risk services book
+        them (each takes its share of the open cost and entry fees, the last one the remainder)."""
         quantity = row["quantity"]
         parts = [(quantity, closed)]
         if self.rng.random() < 0.3:
@@ -575,6 +579,15 @@ class _HistoryBuilder:
         exit_price = _price(float(row["entry_price"]), 1 + move)
         fees = _q8(quantity * exit_price * TAKER_FEE)
         direction = 1 if row["side"] == Side.LONG else -1
+        open_quantity = row["quantity"] - row.get("closed_quantity", ZERO)
+        cost, entry_fees = row["open_cost"], row["open_entry_fees"]
+        if quantity < open_quantity:
+            cost, entry_fees = _q8(cost * quantity / open_quantity), _q8(entry_fees * quantity / open_quantity)
+        row.update(
+            closed_quantity=row.get("closed_quantity", ZERO) + quantity,
+            open_cost=row["open_cost"] - cost,
+            open_entry_fees=row["open_entry_fees"] - entry_fees,
+        )
         return {
             "position": row,
             "symbol": row["symbol"],
@@ -582,7 +595,7 @@ class _HistoryBuilder:
             "quantity": quantity,
             "entry_price": row["entry_price"],
             "exit_price": exit_price,
-            "pnl": _q8((exit_price - row["entry_price"]) * quantity * direction - fees),
+            "pnl": (_notional(quantity, exit_price) - cost) * direction - fees - entry_fees,
             "fees": fees,
             "client_close_id": f"demo-close-{self.sequence:06d}-{number}",
             "closed_at": at,

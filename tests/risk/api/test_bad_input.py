@@ -423,7 +423,7 @@ FILL_CASES = [
     pytest.param(
         {"quantity": "0.10000001"},
         409,
-        error("quantity_exceeded", "Fill quantity 0.10000001 exceeds the unfilled reserved quantity 0.10000000."),
+        error("quantity_exceeded", "Fill quantity 0.10000001 exceeds the unfilled checked quantity 0.10000000."),
         id="quantity-above-reserved",
     ),
     *body_cases(),

@@ -22,7 +22,7 @@ from risk.models import Portfolio, RiskLimits
 from risk.services.check import CheckInput, CheckOutcome, position_check
 from risk.services.lifecycle import position_cancel
 from tests.accounts.factories import issue_token
-from tests.risk.conftest import counter_drift, funded_account
+from tests.risk.conftest import books_drift, counter_drift, funded_account
 from tests.risk.threads import Crowd, raised
 from trading.market import market_price_set
 from trading.models import Position
@@ -130,6 +130,7 @@ def test_an_account_count_limit_admits_exactly_k_of_64_simultaneous_checks_every
         statuses = Counter(Position.objects.filter(instance=account).values_list("status", flat=True))
         assert statuses == Counter({"approved": held + k, "rejected": THREADS - k}) - Counter()
         assert counter_drift() == []
+        assert books_drift() == []
 
 
 def test_an_account_exposure_limit_admits_exactly_k_of_64_simultaneous_checks_every_round(
@@ -153,6 +154,7 @@ def test_an_account_exposure_limit_admits_exactly_k_of_64_simultaneous_checks_ev
         assert account.exposure == Decimal(900 * fits) == Decimal("0.90") * account.equity
         assert account.position_count == fits
         assert counter_drift() == []
+        assert books_drift() == []
 
 
 # ---------------------------------------------------------------------------------------------- portfolio
@@ -186,6 +188,7 @@ def test_a_portfolio_limit_admits_exactly_k_of_64_checks_across_8_accounts_every
         portfolio.refresh_from_db()
         assert (portfolio.position_count, portfolio.exposure) == (held + k, NOTIONAL * (held + k))
         assert counter_drift() == []
+        assert books_drift() == []
         release_everything(now=timezone.now())
 
 
@@ -238,6 +241,7 @@ def test_one_client_order_id_sent_20_times_at_once_reserves_once_every_round(rep
         account.refresh_from_db()
         assert account.exposure == expected_exposure
         assert counter_drift() == []
+        assert books_drift() == []
     assert Position.objects.filter(instance=account).count() == ROUNDS
 
 
@@ -260,6 +264,7 @@ def test_one_client_order_id_with_two_bodies_at_once_records_one_and_refuses_the
                 assert isinstance(result, IdempotencyConflict)
         assert sum(isinstance(r, CheckOutcome) and not r.replayed for r in results) == 1
         assert counter_drift() == []
+        assert books_drift() == []
 
 
 # ---------------------------------------------------------------------------------------------- over HTTP
@@ -298,3 +303,4 @@ def test_over_real_http_64_simultaneous_requests_approve_exactly_k(crowd, live_s
     assert (account.position_count, account.exposure) == (k, Decimal(100 * k))
     assert Position.objects.filter(instance=account).count() == THREADS
     assert counter_drift() == []
+    assert books_drift() == []

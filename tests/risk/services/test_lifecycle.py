@@ -8,9 +8,10 @@ import pytest
 from django.utils import timezone
 
 from risk.errors import IdempotencyConflict, IllegalTransition, QuantityExceeded
+from risk.models import RiskEvent
 from risk.services.lifecycle import position_cancel, reservations_expire
 from risk.services.trading_state import trading_halt
-from tests.risk.conftest import counter_drift, funded_account
+from tests.risk.conftest import books_drift, counter_drift, funded_account
 from tests.risk.services.scenario import close, exposures, fill, reserve, snapshot
 from trading.models import DailyStatistic, Fill, Position, Trade
 
@@ -27,7 +28,7 @@ def account():
 
 # ---------------------------------------------------------------------------------------------- fill
 @pytest.mark.django_db
-def test_partial_fills_add_up_at_the_volume_weighted_entry_and_re_fix_the_notional(account):
+def test_partial_fills_add_their_exact_cost_and_the_unfilled_rest_keeps_its_share_of_n(account):
     position = reserve(account, quantity="0.3", price="50000")
     assert (position.status, position.notional) == ("approved", Decimal("15000.00000000"))
 
@@ -35,24 +36,25 @@ def test_partial_fills_add_up_at_the_volume_weighted_entry_and_re_fix_the_notion
     position.refresh_from_db()
     # 0.1 x 49000 filled + the unfilled 0.2 of 0.3 keeps its share of the checked 15000.
     assert (position.status, position.filled_quantity, position.entry_price) == ("open", Decimal("0.1"), Decimal(49000))
-    assert position.notional == Decimal("14900.00000000")
+    assert (position.open_cost, position.open_entry_fees, position.notional) == (Decimal(4900), Decimal("1.5"), 14900)
     assert position.opened_at is not None
     assert exposures(account) == (Decimal("14900"), 1, Decimal("14900"), 1, Decimal("14900"))
 
     fill(position, "ex-2", "0.15", "51000.12345678", fees="2.25")
     position.refresh_from_db()
-    # VWAP (0.1 x 49000 + 0.15 x 51000.12345678) / 0.25 = 50200.074074068 -> half-even 50200.07407407;
-    # 0.25 x 50200.07407407 = 12550.0185185175 rounded up, plus 0.05/0.3 of 15000.
-    assert position.entry_price == Decimal("50200.07407407")
+    # 0.15 x 51000.12345678 = 7650.018518517, rounded up: 7650.01851852; the entry price shown is the open cost
+    # over the open quantity, 12550.01851852 / 0.25; the unfilled 0.05 still holds 0.05/0.3 of 15000.
+    assert position.open_cost == Decimal("12550.01851852")
+    assert position.entry_price == Decimal("50200.07407408")
     assert position.notional == Decimal("12550.01851852") + Decimal("2500")
-    assert position.fees == Decimal("3.75")
+    assert (position.fees, position.open_entry_fees) == (Decimal("3.75"), Decimal("3.75"))
     assert exposures(account)[0] == Decimal("15050.01851852")
 
     fill(position, "ex-3", "0.05", "50000")
     position.refresh_from_db()
-    # (12550.0185185175 + 2500) / 0.3 = 50166.728395058333.. -> 50166.72839506; x 0.3 = 15050.018518518 -> up.
-    assert (position.filled_quantity, position.entry_price) == (Decimal("0.3"), Decimal("50166.72839506"))
-    assert position.notional == Decimal("15050.01851852")
+    # 15050.01851852 / 0.3 = 50166.728395066.. -> half-even 50166.72839507 (shown, never booked).
+    assert (position.filled_quantity, position.entry_price) == (Decimal("0.3"), Decimal("50166.72839507"))
+    assert position.notional == position.open_cost == Decimal("15050.01851852")
     assert exposures(account) == (position.notional, 1, position.notional, 1, position.notional)
     assert list(Fill.objects.filter(position=position).order_by("pk").values_list("exchange_order_id", "quantity")) == [
         ("ex-1", Decimal("0.1")),
@@ -60,6 +62,64 @@ def test_partial_fills_add_up_at_the_volume_weighted_entry_and_re_fix_the_notion
         ("ex-3", Decimal("0.05")),
     ]
     assert counter_drift() == []
+    assert books_drift() == []
+
+
+@pytest.mark.django_db
+def test_a_fill_after_a_partial_close_averages_only_with_what_is_still_open(account):
+    """Check 12 @ 100, fill 10 @ 100, close 9 @ 110, fill 2 @ 200: open are 1 @ 100 and 2 @ 200, costing 500 (an
+    average over all 12 filled would say 3 x 116.67 = 350); closing those 3 @ 200 books +100, the cash P&L."""
+    position = reserve(account, quantity="12", price="100")
+    fill(position, "ex-1", "10", "100")
+    nine = close(position, "c-1", "110", quantity="9")
+    fill(position, "ex-2", "2", "200")
+
+    position.refresh_from_db()
+    assert nine.pnl == Decimal(90)
+    assert (position.open_cost, position.notional, position.entry_price) == (500, 500, Decimal("166.66666667"))
+    assert exposures(account) == (Decimal(500), 1, Decimal(500), 1, Decimal(500))
+
+    rest = close(position, "c-2", "200")
+
+    position.refresh_from_db()
+    assert (rest.quantity, rest.pnl, rest.entry_price) == (Decimal(3), Decimal(100), Decimal("166.66666667"))
+    assert (position.status, position.realized_pnl, position.open_cost) == ("closed", Decimal(190), 0)
+    assert position.realized_pnl == -1000 + 990 - 400 + 600  # the cash it made
+    assert exposures(account) == (Decimal(0), 0, Decimal(0), 0, Decimal(0))
+    assert counter_drift() == []
+    assert books_drift() == []
+
+
+@pytest.mark.parametrize(
+    ("side", "pnls", "realized"),
+    [
+        # long: proceeds - cost share - fees - entry-fee share
+        ("long", ["3.56666668", "-2.43333334", "-1.43333334"], "-0.30000000"),
+        # short: cost share - proceeds - fees - entry-fee share
+        ("short", ["-5.10000000", "0.90000000", "-0.10000000"], "-4.30000000"),
+    ],
+)
+@pytest.mark.django_db
+def test_entry_and_close_fees_are_in_realized_pnl_and_the_closes_add_up_to_the_cash_pnl(account, side, pnls, realized):
+    """Fills 1 @ 100 and 2 @ 101 (cost 302, entry fees 2), closed a third at a time @ 105, 99, 100 with fees of
+    0.1 each. A close takes its share of cost and entry fees rounded toward zero (100.66666666, 0.66666666), the
+    last takes the remainder, so the three add up to the cash exactly: -302 - 2 + 304 - 0.3 for the long."""
+    position = reserve(account, side=side, quantity="3", price="101")
+    fill(position, "ex-1", "1", "100", fees="1")
+    fill(position, "ex-2", "2", "101", fees="1")
+
+    trades = [
+        close(position, f"c-{n}", price, quantity="1", fees="0.1") for n, price in enumerate(["105", "99", "100"])
+    ]
+
+    assert [trade.pnl for trade in trades] == [Decimal(pnl) for pnl in pnls]
+    position.refresh_from_db()
+    cash = (304 - 302 if side == "long" else 302 - 304) - 2 - Decimal("0.3")
+    assert position.realized_pnl == sum(trade.pnl for trade in trades) == Decimal(realized) == cash
+    assert (position.status, position.open_cost, position.open_entry_fees) == ("closed", 0, 0)
+    assert DailyStatistic.objects.get(instance=account).realized_pnl == cash
+    assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -72,6 +132,7 @@ def test_a_fill_above_the_checked_price_raises_the_held_notional(account):
     assert position.notional == Decimal("10100.10000000")
     assert exposures(account) == (Decimal("10100.1"), 1, Decimal("10100.1"), 1, Decimal("10100.1"))
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -87,6 +148,7 @@ def test_a_replayed_fill_changes_nothing(account):
     assert exposures(account) == counters
     assert Fill.objects.count() == 1
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.parametrize(
@@ -107,6 +169,7 @@ def test_the_same_exchange_order_id_with_a_different_fill_is_a_conflict(account,
     assert exposures(account) == counters
     assert Fill.objects.count() == 1
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -121,6 +184,7 @@ def test_an_exchange_order_id_already_used_on_another_position_is_a_conflict(acc
     assert snapshot(second) == before
     assert Fill.objects.count() == 1
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -137,6 +201,7 @@ def test_an_over_fill_is_refused_and_writes_nothing(account):
     assert exposures(account) == counters
     assert Fill.objects.count() == 1
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 def _cancelled(account):
@@ -161,13 +226,34 @@ def _closed(account):
     return position
 
 
+def _pending_cancelled(account):
+    position = reserve(account, quantity="0.6")  # 30000 >= the approval threshold 25000
+    return position_cancel(position_id=position.pk, instance_id=account.pk, now=timezone.now())
+
+
+def _pending_expired(account):
+    position = reserve(account, quantity="0.6")
+    reservations_expire(now=timezone.now() + timedelta(minutes=16))
+    return position
+
+
+def _pending(account):
+    return reserve(account, quantity="0.6")
+
+
 @pytest.mark.parametrize(
     ("make", "status"),
-    [(_cancelled, "cancelled"), (_expired, "expired"), (_rejected, "rejected"), (_closed, "closed")],
-    ids=["cancelled", "expired", "rejected", "closed"],
+    [
+        (_rejected, "rejected"),
+        (_pending, "pending_approval"),
+        (_pending_cancelled, "cancelled"),
+        (_pending_expired, "expired"),
+    ],
+    ids=["rejected", "pending", "pending-cancelled", "pending-expired"],
 )
 @pytest.mark.django_db
-def test_a_position_whose_reservation_is_gone_cannot_be_filled(account, make, status):
+def test_a_position_never_approved_cannot_be_filled(make, status):
+    account = funded_account("200000")
     position = make(account)
     position.refresh_from_db()
     assert position.status == status
@@ -181,20 +267,90 @@ def test_a_position_whose_reservation_is_gone_cannot_be_filled(account, make, st
     assert exposures(account) == counters
     assert Fill.objects.count() == fills
     assert counter_drift() == []
+    assert books_drift() == []
+
+
+def _halted(account):
+    position = reserve(account)
+    trading_halt(instance_id=None, mode="halted", reason="desk halt", actor=None, now=timezone.now())
+    return position
+
+
+def _open_rest_cancelled(account):
+    position = reserve(account)
+    fill(position, "ex-open", "0.1", "50000")
+    return position_cancel(position_id=position.pk, instance_id=account.pk, now=timezone.now())
+
+
+def _filled_part_closed_rest_cancelled(account):
+    position = _open_rest_cancelled(account)
+    close(position, "close-filled", "50000")
+    return position
+
+
+@pytest.mark.parametrize(
+    ("make", "status", "open_before"),
+    [
+        (_cancelled, "cancelled", "0"),
+        (_expired, "expired", "0"),
+        (_halted, "cancelled", "0"),
+        (_open_rest_cancelled, "open", "0.1"),
+        (_filled_part_closed_rest_cancelled, "closed", "0"),
+    ],
+    ids=["cancelled", "expired", "halted", "open-rest-released", "closed-after-release"],
+)
+@pytest.mark.django_db
+def test_a_fill_after_the_rest_was_released_is_recorded_unchecked_and_raises_a_warning(
+    account, make, status, open_before
+):
+    """The exchange filled the order anyway: the fill is recorded (a 409 would leave a real position nobody counts),
+    its cost is added to every counter without a check (the portfolio may even be halted) and a warning says so."""
+    position = make(account)
+    position.refresh_from_db()
+    assert (position.status, position.filled_quantity - position.closed_quantity) == (status, Decimal(open_before))
+    held_before = exposures(account)
+    trading_halt(instance_id=None, mode="halted", reason="no new risk", actor=None, now=timezone.now())
+
+    fill(position, "ex-late", "0.2", "50500")
+
+    position.refresh_from_db()
+    assert position.status == "open"
+    assert position.unfilled_released_at is not None  # the rest stays released: nothing more is reserved
+    added = position.notional - (Decimal(5000) if open_before != "0" else 0)
+    assert added == Decimal("10100")  # 0.2 x 50500
+    assert exposures(account) == (
+        held_before[0] + added,
+        1,
+        held_before[2] + added,
+        1,
+        held_before[4] + added,
+    )
+    warning = RiskEvent.objects.get(type="fill_after_release")
+    assert (warning.severity, warning.instance_id) == ("warning", account.pk)
+    assert warning.details == {
+        "position_id": position.pk,
+        "exchange_order_id": "ex-late",
+        "quantity": "0.2",
+        "price": "50500",
+        "exposure_added": "10100.00000000",
+    }
+    assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
-def test_an_open_position_whose_unfilled_rest_was_released_cannot_be_filled_further(account):
-    position = reserve(account, quantity="0.3")
-    fill(position, "ex-1", "0.1", "50000")
-    position_cancel(position_id=position.pk, instance_id=account.pk, now=timezone.now())
+def test_a_fill_beyond_the_checked_quantity_is_refused_even_after_a_release(account):
+    position = _open_rest_cancelled(account)  # 0.1 of 0.3 filled, the rest released
+    before, counters = snapshot(position), exposures(account)
 
-    with pytest.raises(IllegalTransition):
-        fill(position, "ex-2", "0.1", "50000")
+    with pytest.raises(QuantityExceeded):
+        fill(position, "ex-2", "0.20000001", "50000")
 
-    position.refresh_from_db()
-    assert (position.status, position.filled_quantity, position.notional) == ("open", Decimal("0.1"), Decimal(5000))
+    assert snapshot(position) == before
+    assert exposures(account) == counters
+    assert not RiskEvent.objects.filter(type="fill_after_release").exists()
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 # ---------------------------------------------------------------------------------------------- close
@@ -206,33 +362,36 @@ def test_a_partial_then_a_final_close_write_trades_with_their_pnl_and_the_days_s
 
     first = close(position, "c-1", "52000", quantity="0.1", fees="2", now=now)
 
-    # (52000 - 50000) x 0.1 - 2
+    # (52000 - 50000) x 0.1 - 2, less a third of the entry fees 3
     assert (first.quantity, first.entry_price, first.exit_price, first.pnl, first.fees) == (
         Decimal("0.1"),
         Decimal("50000"),
         Decimal("52000"),
-        Decimal("198"),
+        Decimal("197"),
         Decimal("2"),
     )
     position.refresh_from_db()
-    assert (position.status, position.closed_quantity, position.realized_pnl) == ("open", Decimal("0.1"), Decimal(198))
+    assert (position.status, position.closed_quantity, position.realized_pnl) == ("open", Decimal("0.1"), Decimal(197))
+    assert (position.open_cost, position.open_entry_fees) == (Decimal(10000), Decimal(2))
     assert position.notional == Decimal("10000")  # 0.2 open x 50000
     assert exposures(account) == (Decimal("10000"), 1, Decimal("10000"), 1, Decimal("10000"))
     assert counter_drift() == []
+    assert books_drift() == []
 
     last = close(position, "c-2", "49000", fees="1", now=now)  # everything still open: 0.2
 
-    assert (last.quantity, last.pnl) == (Decimal("0.2"), Decimal("-201"))  # -1000 x 0.2 - 1
+    assert (last.quantity, last.pnl) == (Decimal("0.2"), Decimal("-203"))  # -1000 x 0.2 - 1 - the entry fees left
     position.refresh_from_db()
     assert (position.status, position.closed_quantity, position.closed_at) == ("closed", Decimal("0.3"), now)
-    assert position.realized_pnl == Decimal("-3")
+    assert position.realized_pnl == Decimal("-6") == -15000 + 5200 + 9800 - 6  # the cash P&L, every fee included
     assert position.exit_price == Decimal("50000")  # (0.1 x 52000 + 0.2 x 49000) / 0.3
     assert position.fees == Decimal("6")  # 3 on the fill, 2 + 1 on the closes
     assert exposures(account) == (Decimal(0), 0, Decimal(0), 0, Decimal(0))
     day = DailyStatistic.objects.get(instance=account, date=now.date())
     assert (day.trades, day.wins, day.losses) == (2, 1, 1)
-    assert (day.realized_pnl, day.gross_profit, day.gross_loss) == (Decimal("-3"), Decimal("198"), Decimal("201"))
+    assert (day.realized_pnl, day.gross_profit, day.gross_loss) == (Decimal("-6"), Decimal("197"), Decimal("203"))
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -246,6 +405,7 @@ def test_a_short_gains_when_the_price_falls(account):
     position.refresh_from_db()
     assert (position.status, position.realized_pnl) == ("closed", Decimal("399.5"))
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -268,6 +428,7 @@ def test_the_pnl_of_a_close_is_on_the_money_grid_and_the_totals_are_its_sum(acco
     day = DailyStatistic.objects.get(instance=account)
     assert (day.realized_pnl, day.gross_profit, day.wins) == (first.pnl + second.pnl, first.pnl + second.pnl, 2)
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -286,6 +447,7 @@ def test_a_replayed_close_returns_the_same_trade_and_changes_nothing(account):
     assert exposures(account) == counters
     assert DailyStatistic.objects.values().get(instance=account) == day
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.parametrize(
@@ -307,6 +469,7 @@ def test_the_same_client_close_id_with_a_different_close_is_a_conflict(account, 
     assert exposures(account) == counters
     assert Trade.objects.count() == 1
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -324,6 +487,7 @@ def test_a_close_is_accepted_while_the_account_and_the_portfolio_are_halted(acco
     assert position.status == "closed"
     assert exposures(account) == (Decimal(0), 0, Decimal(0), 0, Decimal(0))
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.parametrize(
@@ -341,6 +505,7 @@ def test_a_position_with_nothing_open_cannot_be_closed(account, make):
     assert exposures(account) == counters
     assert (Trade.objects.count(), DailyStatistic.objects.filter(trades__gt=0).count()) == (0, 0)
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -352,6 +517,7 @@ def test_a_closed_position_cannot_be_closed_again_under_a_new_id(account):
 
     assert Trade.objects.count() == 1
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -368,21 +534,63 @@ def test_closing_more_than_is_open_is_refused(account):
     assert exposures(account) == counters
     assert Trade.objects.count() == 1
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
-def test_closing_everything_filled_releases_the_unfilled_rest(account):
+def test_closing_everything_filled_keeps_the_live_orders_rest_reserved_and_its_later_fill_is_recorded(account):
+    """Check 0.3, fill 0.12, close: the order's unfilled 0.18 may still be live at the exchange, so it stays
+    reserved (and counted) until it is filled, cancelled or expires; when it fills, the fill is recorded."""
     position = reserve(account, quantity="0.3", price="50000")
-    fill(position, "ex-1", "0.1", "50000")
-    assert exposures(account)[0] == Decimal("15000")  # 5000 filled + 10000 still reserved
+    fill(position, "ex-1", "0.12", "50000")
 
     close(position, "c-1", "50000")
 
     position.refresh_from_db()
-    assert (position.status, position.notional) == ("closed", Decimal("15000"))  # the stored n; it holds nothing
-    assert position.unfilled_released_at is not None
+    assert (position.status, position.unfilled_released_at, position.notional) == ("open", None, Decimal(9000))
+    assert exposures(account) == (Decimal(9000), 1, Decimal(9000), 1, Decimal(9000))  # 0.18 / 0.3 of 15000
+    assert counter_drift() == []
+    assert books_drift() == []
+
+    fill(position, "ex-2", "0.18", "50100")
+
+    position.refresh_from_db()
+    assert (position.status, position.filled_quantity, position.notional) == ("open", Decimal("0.3"), Decimal(9018))
+    assert not RiskEvent.objects.filter(type="fill_after_release").exists()  # nothing had been released
+    close(position, "c-2", "50100")
+    position.refresh_from_db()
+    assert position.status == "closed"
     assert exposures(account) == (Decimal(0), 0, Decimal(0), 0, Decimal(0))
     assert counter_drift() == []
+    assert books_drift() == []
+
+
+@pytest.mark.parametrize(
+    "release",
+    [
+        lambda position, now: position_cancel(position_id=position.pk, instance_id=position.instance_id, now=now),
+        lambda position, now: reservations_expire(now=now + timedelta(seconds=121)),
+        lambda position, now: trading_halt(instance_id=None, mode="halted", reason="drill", actor=None, now=now),
+    ],
+    ids=["cancel", "expiry", "halt"],
+)
+@pytest.mark.django_db
+def test_releasing_the_rest_of_a_position_whose_filled_part_is_closed_closes_it(account, release):
+    """Nothing open and nothing reserved: the position closes and leaves position_count (never open at notional 0)."""
+    position = reserve(account, quantity="0.3", price="50000")
+    fill(position, "ex-1", "0.1", "50000")
+    close(position, "c-1", "50500")
+    now = timezone.now()
+
+    release(position, now)
+
+    position.refresh_from_db()
+    assert (position.status, position.unfilled_released_at is not None) == ("closed", True)
+    assert position.closed_at is not None
+    assert exposures(account) == (Decimal(0), 0, Decimal(0), 0, Decimal(0))
+    assert not Position.objects.filter(status="open").exists()
+    assert counter_drift() == []
+    assert books_drift() == []
 
 
 # ---------------------------------------------------------------------------------------------- cancel
@@ -398,6 +606,7 @@ def test_cancelling_an_approved_reservation_releases_it(account):
     assert cancelled.unfilled_released_at is not None
     assert exposures(account) == (keep.notional, 1, keep.notional, 1, keep.notional)
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -412,6 +621,7 @@ def test_cancelling_a_pending_position_releases_it():
     assert position.status == "cancelled"
     assert exposures(account) == (Decimal(0), 0, Decimal(0), 0, Decimal(0))
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -424,6 +634,7 @@ def test_cancelling_an_open_position_releases_only_its_unfilled_rest(account):
     assert (cancelled.status, cancelled.notional) == ("open", Decimal("5100"))
     assert exposures(account) == (Decimal(5100), 1, Decimal(5100), 1, Decimal(5100))
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.parametrize("filled", [None, "0.1"], ids=["approved", "open"])
@@ -441,6 +652,7 @@ def test_cancelling_twice_changes_nothing(account, filled):
     assert snapshot(position) == before
     assert exposures(account) == counters
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.parametrize("make", [_closed, _rejected, _expired], ids=["closed", "rejected", "expired"])
@@ -455,6 +667,7 @@ def test_a_closed_rejected_or_expired_position_cannot_be_cancelled(account, make
     assert snapshot(position) == before
     assert exposures(account) == counters
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 # ---------------------------------------------------------------------------------------------- expiry
@@ -485,6 +698,7 @@ def test_expiry_releases_what_passed_its_deadline_and_leaves_fresh_reservations(
     # pending 30000 + open 5000 + fresh 10000
     assert exposures(account) == (Decimal(45000), 3, Decimal(45000), 3, Decimal(45000))
     assert counter_drift() == []
+    assert books_drift() == []
 
     assert reservations_expire(now=start + timedelta(minutes=15, seconds=1)) == 2  # the pending and the fresh one
     assert Position.objects.get(pk=pending_old.pk).status == "expired"
@@ -492,6 +706,7 @@ def test_expiry_releases_what_passed_its_deadline_and_leaves_fresh_reservations(
     assert reservations_expire(now=start + timedelta(minutes=15, seconds=1)) == 0  # idempotent
     assert exposures(account) == (Decimal(5000), 1, Decimal(5000), 1, Decimal(5000))
     assert counter_drift() == []
+    assert books_drift() == []
 
 
 @pytest.mark.django_db
@@ -503,3 +718,4 @@ def test_a_reservation_exactly_at_its_deadline_is_not_expired_yet(account):
     position.refresh_from_db()
     assert position.status == "approved"
     assert counter_drift() == []
+    assert books_drift() == []
