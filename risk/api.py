@@ -177,6 +177,7 @@ def outcome_json(outcome: CheckOutcome, *, legacy: bool = False) -> dict:
     body = {
         "decision": outcome.decision,
         "allowed": outcome.allowed,
+        "status": outcome.status,
         "reasons": list(outcome.reasons),
         "position_id": outcome.position_id,
         "expires_at": outcome.expires_at,

@@ -73,19 +73,20 @@ class CheckInput:
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """What the bot is told: the decision, every failing rule, the position recording it and the figures after."""
+    """What the bot is told: the decision, every failing rule, the position recording it and the figures after.
+
+    `allowed` says whether the bot may place the order now: an approval just given, or for a replay, an approval
+    the position still holds. `status` is the position's status now (None when nothing was recorded)."""
 
     decision: str
     notional: Decimal
     reasons: tuple[dict, ...]
+    allowed: bool = False
+    status: str | None = None
     position_id: int | None = None
     expires_at: datetime | None = None
     metrics: dict = field(default_factory=dict)
     replayed: bool = False
-
-    @property
-    def allowed(self) -> bool:
-        return self.decision == Outcome.APPROVED
 
     @property
     def reason(self) -> str | None:
@@ -129,7 +130,7 @@ def position_check(
         # portfolio lock; the stored answer is still the right one.
         if request.client_order_id is None or request.dry_run:
             raise
-        return _replay_unlocked(request)
+        return _replay_unlocked(request, now=now)
 
 
 def _engine_request(request: CheckInput) -> CheckRequest:
@@ -160,7 +161,7 @@ def _check_locked(
     if not check.locked.account_active:
         raise AccountInactive()
     if check.existing is not None and not request.dry_run:
-        return _replay(check.existing, request)
+        return _replay(check.existing, request, now=now)
     scope, limits = check.locked, check.limits
     now = locked_now(scope=scope, requested=now)
     if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
@@ -252,6 +253,8 @@ def _outcome(decision: Decision, *, scope: selectors.LockedScope, position: Posi
         decision=str(decision.decision),
         notional=decision.notional,
         reasons=tuple(reason_json(reason) for reason in decision.reasons),
+        allowed=decision.allowed,
+        status=position.status if position is not None else None,
         position_id=position.pk if position is not None else None,
         expires_at=position.reservation_expires_at if position is not None else None,
         metrics=_metrics_after(decision, scope=scope),
@@ -275,27 +278,46 @@ def _pct(numerator: Decimal, denominator: Decimal) -> Decimal | None:
     return (numerator / denominator).quantize(Decimal("0.00000001")) if denominator else None
 
 
-def _replay(existing: Mapping[str, Any], request: CheckInput) -> CheckOutcome:
-    """The original answer to a retry with the same client_order_id; 409 if the body differs."""
+def _replay(existing: Mapping[str, Any], request: CheckInput, *, now: datetime) -> CheckOutcome:
+    """The answer to a retry with the same client_order_id (409 if the body differs): the decision as originally
+    given, the position's status now, and `allowed` only if the position holds an approval now (one since
+    cancelled, expired or swept does not; a pending one approved since does). `existing` holds the position's
+    column values (JSON from the lock function, or Python values)."""
     if existing["request_fingerprint"] != request.fingerprint():
         raise IdempotencyConflict()
-    expires_at = existing["reservation_expires_at"]
+    expires_at = _as_datetime(existing["reservation_expires_at"])
     return CheckOutcome(
         decision=existing["check_decision"],
         notional=Decimal(existing["checked_notional"]),
         reasons=tuple(existing["reasons"]),
+        allowed=_holds_approval(existing, expires_at=expires_at, now=now),
+        status=existing["status"],
         position_id=existing["id"],
-        expires_at=parse_datetime(expires_at) if isinstance(expires_at, str) else expires_at,
+        expires_at=expires_at,
         replayed=True,
     )
 
 
-def _replay_unlocked(request: CheckInput) -> CheckOutcome:
+def _holds_approval(position: Mapping[str, Any], *, expires_at: datetime | None, now: datetime) -> bool:
+    """Approved and unfilled, or open with an unfilled rest still reserved, within its reservation deadline."""
+    status = position["status"]
+    rest_reserved = position["unfilled_released_at"] is None and Decimal(position["filled_quantity"]) < Decimal(
+        position["quantity"]
+    )
+    holds = status == PositionStatus.APPROVED or (status == PositionStatus.OPEN and rest_reserved)
+    return holds and (expires_at is None or expires_at > now)
+
+
+def _as_datetime(value: datetime | str | None) -> datetime | None:
+    return parse_datetime(value) if isinstance(value, str) else value
+
+
+def _replay_unlocked(request: CheckInput, *, now: datetime) -> CheckOutcome:
     existing = Position.objects.filter(instance_id=request.account_id, client_order_id=request.client_order_id)
     row = existing.values().first()
     if row is None:  # pragma: no cover - the constraint fired, so the row exists
         raise IdempotencyConflict()
-    return _replay(row, request)
+    return _replay(row, request, now=now)
 
 
 def _reduce_only_confirmation(*, request: CheckInput) -> CheckOutcome:
@@ -331,5 +353,7 @@ def _reduce_only_confirmation(*, request: CheckInput) -> CheckOutcome:
         decision=str(decision.decision),
         notional=decision.notional,
         reasons=tuple(reason_json(reason) for reason in decision.reasons),
+        allowed=decision.allowed,
+        status=position.status,
         position_id=position.pk,
     )

@@ -16,6 +16,8 @@ from rest_framework.test import APIClient
 from accounts.models import TokenKind, UserPermission
 from accounts.services import user_permission_update
 from risk.models import RiskEvent, RiskLimits
+from risk.services.approval import position_approve
+from risk.services.lifecycle import FillInput, position_cancel, position_fill, reservations_expire
 from risk.services.trading_state import trading_halt
 from tests.accounts.factories import OperatorFactory, issue_token
 from tests.risk.api.test_bad_input import database_state
@@ -64,6 +66,7 @@ def test_a_request_breaking_two_rules_reports_both_records_a_rejection_and_reser
     assert body == {
         "decision": "rejected",
         "allowed": False,
+        "status": "rejected",
         "reasons": [
             {
                 "code": "max_position_size",
@@ -275,6 +278,87 @@ def test_a_retry_with_the_same_client_order_id_and_body_replays_the_original_ans
     assert counter_drift() == []
 
 
+def _cancelled(position: Position, operator) -> None:
+    position_cancel(position_id=position.pk, instance_id=None, now=timezone.now())
+
+
+def _halted(position: Position, operator) -> None:
+    trading_halt(instance_id=position.instance_id, mode="halted", reason="drill", actor=operator, now=timezone.now())
+
+
+def _expired(position: Position, operator) -> None:
+    reservations_expire(now=timezone.now() + timedelta(minutes=16))
+
+
+def _deadline_passed_not_swept(position: Position, operator) -> None:
+    Position.objects.filter(pk=position.pk).update(reservation_expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def _approved(position: Position, operator) -> None:
+    position_approve(position_id=position.pk, actor=operator, reason="ok", now=timezone.now())
+
+
+def _filled(quantity: str):
+    def fill(position: Position, operator) -> None:
+        position_fill(
+            position_id=position.pk,
+            instance_id=None,
+            fill=FillInput(exchange_order_id="ex-1", quantity=Decimal(quantity), price=Decimal(50000)),
+            now=timezone.now(),
+        )
+
+    return fill
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("quantity", "since", "decision", "status", "allowed"),
+    [
+        ("0.1", None, "approved", "approved", True),
+        ("0.1", _cancelled, "approved", "cancelled", False),
+        ("0.1", _halted, "approved", "cancelled", False),
+        ("0.1", _expired, "approved", "expired", False),
+        ("0.1", _deadline_passed_not_swept, "approved", "approved", False),
+        ("0.1", _filled("0.04"), "approved", "open", True),
+        ("0.1", _filled("0.1"), "approved", "open", False),
+        ("0.6", None, "pending_approval", "pending_approval", False),
+        ("0.6", _approved, "pending_approval", "approved", True),
+        ("0.6", _expired, "pending_approval", "expired", False),
+    ],
+    ids=[
+        "approved",
+        "cancelled",
+        "halted",
+        "expired",
+        "deadline-passed",
+        "partly-filled",
+        "filled",
+        "pending",
+        "pending-approved-since",
+        "pending-expired",
+    ],
+)
+def test_a_replay_answers_the_original_decision_the_status_now_and_allowed_only_while_the_approval_holds(
+    big_portfolio, quantity, since, decision, status, allowed
+):
+    """A bot that lost the first answer must not open a position the desk has taken back since."""
+    account = funded_account("200000")
+    client = bot_client(account)
+    first = ok(check(client, account.pk, quantity=quantity, client_order_id="order-1"))
+    assert first["decision"] == decision
+    if since is not None:
+        since(Position.objects.get(pk=first["position_id"]), OperatorFactory())
+
+    replay = ok(check(client, account.pk, quantity=quantity, client_order_id="order-1"))
+
+    assert (replay["replayed"], replay["allowed"]) == (True, allowed)
+    assert (replay["decision"], replay["status"]) == (decision, status)
+    assert first["status"] == decision
+    assert replay["position_id"] == first["position_id"]
+    assert Position.objects.filter(instance=account).count() == 1
+    assert counter_drift() == []
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "changes",
@@ -367,6 +451,7 @@ def test_a_reduce_only_check_is_a_confirmation_that_writes_nothing(open_position
     assert body == {
         "decision": decision,
         "allowed": decision == "approved",
+        "status": "open",  # the position it would reduce, as it is
         "reasons": reasons,
         "position_id": position.pk,
         "expires_at": None,
