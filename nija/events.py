@@ -50,18 +50,40 @@ def channels_for(account_id: int | None) -> list[str]:
     return [DASHBOARD_CHANNEL] if account_id is None else [DASHBOARD_CHANNEL, account_channel(account_id)]
 
 
-def publish(*, event_type: str, data: Mapping[str, Any], account_id: int | None = None) -> bool:
-    """Queue one event for its channels; False (logged, counted) when this process's queue is full."""
+def publish(
+    *,
+    event_type: str,
+    data: Mapping[str, Any],
+    account_id: int | None = None,
+    account_data: Mapping[str, Any] | None = None,
+) -> bool:
+    """Queue one event for its channels; False (logged, counted) when this process's queue is full. `account_data`,
+    when given, is what the account's channel gets instead of `data` (a bot may not see everything operators see)."""
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type!r}")
     text = json.dumps(dict(data), cls=DjangoJSONEncoder)
-    return publisher().submit([StoredEvent(channel, event_type, text) for channel in channels_for(account_id)])
+    account_text = text if account_data is None else json.dumps(dict(account_data), cls=DjangoJSONEncoder)
+    return publisher().submit(
+        [
+            StoredEvent(channel, event_type, text if channel == DASHBOARD_CHANNEL else account_text)
+            for channel in channels_for(account_id)
+        ]
+    )
 
 
-def publish_on_commit(*, event_type: str, data: Mapping[str, Any], account_id: int | None = None) -> None:
+def publish_on_commit(
+    *,
+    event_type: str,
+    data: Mapping[str, Any],
+    account_id: int | None = None,
+    account_data: Mapping[str, Any] | None = None,
+) -> None:
     """Publish once the surrounding transaction commits (immediately outside one); nothing if it rolls back."""
     payload = dict(data)
-    transaction.on_commit(lambda: publish(event_type=event_type, data=payload, account_id=account_id))
+    for_account = None if account_data is None else dict(account_data)
+    transaction.on_commit(
+        lambda: publish(event_type=event_type, data=payload, account_id=account_id, account_data=for_account)
+    )
 
 
 def publish_failures() -> int:

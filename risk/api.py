@@ -5,6 +5,7 @@ act through roles (approve/reject, halt/resume). Every view fails closed: if the
 read, or a lock wait passes its timeout, the answer is 503 `risk_state_unavailable` and nothing is approved.
 """
 
+from decimal import Decimal
 from typing import Any
 
 from django.db import DatabaseError, DataError
@@ -34,6 +35,7 @@ from risk.api_fields import (
     symbol_field,
 )
 from risk.errors import AccountNotFound, RiskStateUnavailable
+from risk.reasons import reasons_for
 from risk.services.approval import position_approve, position_reject
 from risk.services.check import CheckInput, CheckOutcome, position_check
 from risk.services.equity import equity_hold_confirm, equity_report, equity_transfer_record
@@ -174,11 +176,13 @@ class LegacyCheckInput(StrictSerializer):
 
 
 def outcome_json(outcome: CheckOutcome, *, legacy: bool = False) -> dict:
+    """A check answer, for the bot that asked: portfolio rules without their figures (`risk.reasons`)."""
+    reasons = reasons_for(outcome.reasons, operator=False)
     body = {
         "decision": outcome.decision,
         "allowed": outcome.allowed,
         "status": outcome.status,
-        "reasons": list(outcome.reasons),
+        "reasons": reasons,
         "position_id": outcome.position_id,
         "expires_at": outcome.expires_at,
         "notional": outcome.notional.quantize(EIGHT_PLACES),
@@ -187,7 +191,7 @@ def outcome_json(outcome: CheckOutcome, *, legacy: bool = False) -> dict:
     if outcome.replayed:
         body["replayed"] = True
     if legacy:
-        body["reason"] = outcome.reason
+        body["reason"] = reasons[0]["message"] if reasons else None
     return body
 
 
@@ -240,8 +244,16 @@ class PositionOutput(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-def position_json(position: Any) -> dict:
-    return PositionOutput(position).data
+def position_json(position: Any, *, operator: bool) -> dict:
+    """A position for its viewer: an operator sees every figure of its reasons, a bot no portfolio-wide one."""
+    body = PositionOutput(position).data
+    body["reasons"] = reasons_for(position.reasons, operator=operator)
+    return body
+
+
+def is_operator(request: Request) -> bool:
+    """Whether the caller may see portfolio-wide figures (anyone else is treated as a bot)."""
+    return IsOperator().has_permission(request, None)
 
 
 class FillInputSerializer(StrictSerializer):
@@ -275,7 +287,7 @@ class PositionFillApi(FailClosedApiView):
         position = position_fill(
             position_id=position_id, instance_id=principal_instance_id(request), fill=fill, now=timezone.now()
         )
-        return Response(position_json(position))
+        return Response(position_json(position, operator=False))
 
 
 class PositionCloseApi(FailClosedApiView):
@@ -290,7 +302,7 @@ class PositionCloseApi(FailClosedApiView):
         trade = position_close(
             position_id=position_id, instance_id=principal_instance_id(request), close=close, now=timezone.now()
         )
-        return Response({"trade": trade_json(trade), "position": position_json(trade.position)})
+        return Response({"trade": trade_json(trade), "position": position_json(trade.position, operator=False)})
 
 
 def trade_json(trade: Any) -> dict:
@@ -320,7 +332,7 @@ class PositionCancelApi(FailClosedApiView):
         position = position_cancel(
             position_id=position_id, instance_id=principal_instance_id(request), now=timezone.now()
         )
-        return Response(position_json(position))
+        return Response(position_json(position, operator=is_operator(request)))
 
 
 class DecisionInput(StrictSerializer):
@@ -336,7 +348,7 @@ class PositionApproveApi(FailClosedApiView):
     def post(self, request: Request, position_id: int) -> Response:
         reason = validated(DecisionInput, request.data)["reason"]
         position = position_approve(position_id=position_id, actor=request.user, reason=reason)
-        return Response(position_json(position))
+        return Response(position_json(position, operator=True))
 
 
 class PositionRejectApi(FailClosedApiView):
@@ -348,7 +360,7 @@ class PositionRejectApi(FailClosedApiView):
     def post(self, request: Request, position_id: int) -> Response:
         reason = validated(DecisionInput, request.data)["reason"]
         position = position_reject(position_id=position_id, actor=request.user, reason=reason)
-        return Response(position_json(position))
+        return Response(position_json(position, operator=True))
 
 
 # ---------------------------------------------------------------------------------------------- state
@@ -516,7 +528,7 @@ class TransferInput(StrictSerializer):
     transfer id, say), unique per account."""
 
     amount = money(signed=True)
-    reference = serializers.RegexField(SAFE_ID)
+    reference = safe_id_field()
     reason = serializers.CharField(max_length=1000)
 
     def validate_amount(self, value: Decimal) -> Decimal:

@@ -21,7 +21,7 @@ from nija.api.errors import ApiError
 from nija.api.pagination import CappedPageNumberPagination
 from nija.api.permissions import IsOperator
 from risk import selectors
-from risk.api import FailClosedApiView, PositionOutput, bot_account_id, position_json
+from risk.api import FailClosedApiView, PositionOutput, bot_account_id, is_operator, position_json
 from risk.errors import PositionNotFound
 from risk.models import RiskLimits, Severity, TradingState
 from risk.services.events import risk_event_json
@@ -92,7 +92,8 @@ class PositionListApi(FailClosedApiView):
         positions = selectors.position_list(instance_id=instance_id, statuses=filters.get("status", ()))
         paginator = CappedPageNumberPagination()
         page = paginator.paginate_queryset(positions, request, view=self)
-        return paginator.get_paginated_response([position_json(position) for position in page])
+        operator = is_operator(request)
+        return paginator.get_paginated_response([position_json(p, operator=operator) for p in page])
 
 
 class PositionDetailApi(FailClosedApiView):
@@ -106,7 +107,7 @@ class PositionDetailApi(FailClosedApiView):
         position = selectors.position_get(position_id=position_id, instance_id=principal_instance_id(request))
         if position is None:
             raise PositionNotFound()
-        return Response(position_json(position))
+        return Response(position_json(position, operator=is_operator(request)))
 
 
 # ---------------------------------------------------------------------------------------------- events

@@ -29,6 +29,7 @@ from risk.engine.values import (
     Outcome,
     PortfolioState,
     Reason,
+    ReasonScope,
     RuleCode,
     TradingMode,
     UserLimits,
@@ -97,12 +98,12 @@ def _check_trading_halted(
     reasons: list[Reason], portfolio_state: TradingMode, account_state: TradingMode, *, reduce_only: bool
 ) -> None:
     """trading_halted: a HALTED portfolio or account, or a REDUCING one unless the request is reduce-only."""
-    for scope, state in (("portfolio", portfolio_state), ("account", account_state)):
+    for scope, state in ((ReasonScope.PORTFOLIO, portfolio_state), (ReasonScope.ACCOUNT, account_state)):
         if state == TradingMode.HALTED:
-            reasons.append(Reason(RuleCode.TRADING_HALTED, f"{scope} trading is halted", None, str(state)))
+            reasons.append(Reason(RuleCode.TRADING_HALTED, f"{scope} trading is halted", None, str(state), scope))
         elif state == TradingMode.REDUCING and not reduce_only:
             message = f"{scope} is reducing: only reduce-only requests are accepted"
-            reasons.append(Reason(RuleCode.TRADING_HALTED, message, None, str(state)))
+            reasons.append(Reason(RuleCode.TRADING_HALTED, message, None, str(state), scope))
 
 
 def _check_permission(reasons: list[Reason], symbol: str, user: UserLimits, *, check_symbol: bool) -> None:
@@ -134,12 +135,12 @@ def _check_open_positions(
 ) -> None:
     """max_open_positions: the account's count >= the user's max_open_positions, or the portfolio's >= its max."""
     for scope, count, limit in (
-        ("account", account.position_count, user.max_open_positions),
-        ("portfolio", portfolio.position_count, limits.max_total_positions),
+        (ReasonScope.ACCOUNT, account.position_count, user.max_open_positions),
+        (ReasonScope.PORTFOLIO, portfolio.position_count, limits.max_total_positions),
     ):
         if count >= limit:
             message = f"{scope} holds {count} pending, approved or open positions, its limit is {limit}"
-            reasons.append(Reason(RuleCode.MAX_OPEN_POSITIONS, message, limit, count))
+            reasons.append(Reason(RuleCode.MAX_OPEN_POSITIONS, message, limit, count, scope))
 
 
 def _check_account_exposure(reasons: list[Reason], n: Decimal, account: AccountState, limits: Limits) -> None:
@@ -165,7 +166,7 @@ def _check_portfolio_exposure(reasons: list[Reason], n: Decimal, portfolio: Port
             f"portfolio exposure {after:f} would exceed {limit:f}"
             f" ({limits.max_portfolio_exposure_pct:f} of portfolio equity {portfolio.equity:f})"
         )
-        reasons.append(Reason(RuleCode.PORTFOLIO_EXPOSURE, message, limit, after))
+        reasons.append(Reason(RuleCode.PORTFOLIO_EXPOSURE, message, limit, after, ReasonScope.PORTFOLIO))
 
 
 def _check_symbol_concentration(
@@ -180,7 +181,7 @@ def _check_symbol_concentration(
             f"portfolio exposure in {symbol} {after:f} would exceed {limit:f}"
             f" ({limits.max_symbol_exposure_pct:f} of portfolio equity {portfolio.equity:f})"
         )
-        reasons.append(Reason(RuleCode.SYMBOL_CONCENTRATION, message, limit, after))
+        reasons.append(Reason(RuleCode.SYMBOL_CONCENTRATION, message, limit, after, ReasonScope.PORTFOLIO))
 
 
 def _check_correlated_exposure(reasons: list[Reason], n: Decimal, portfolio: PortfolioState) -> None:
@@ -195,7 +196,7 @@ def _check_correlated_exposure(reasons: list[Reason], n: Decimal, portfolio: Por
             f"exposure of correlation group {portfolio.group_name} {after:f} would exceed {limit:f}"
             f" ({portfolio.group_limit_pct:f} of portfolio equity {portfolio.equity:f})"
         )
-        reasons.append(Reason(RuleCode.CORRELATED_EXPOSURE, message, limit, after))
+        reasons.append(Reason(RuleCode.CORRELATED_EXPOSURE, message, limit, after, ReasonScope.PORTFOLIO))
 
 
 def _check_daily_loss(
@@ -217,7 +218,7 @@ def _check_daily_loss(
             f"portfolio daily loss {loss:f} has reached its limit {limit:f}"
             f" ({limits.max_daily_loss_pct:f} of day start equity {portfolio.day_start_equity:f})"
         )
-        reasons.append(Reason(RuleCode.DAILY_LOSS_LIMIT, message, limit, loss))
+        reasons.append(Reason(RuleCode.DAILY_LOSS_LIMIT, message, limit, loss, ReasonScope.PORTFOLIO))
 
 
 def _check_drawdown(reasons: list[Reason], account: AccountState, limits: Limits) -> None:

@@ -146,19 +146,28 @@ def legacy_request(position_size: Decimal) -> CheckRequest:
     return CheckRequest(symbol="", side=Side.LONG, quantity=ZERO, price=ZERO, legacy_notional=position_size)
 
 
+class ReasonScope(StrEnum):
+    """Whose figures a failing rule quotes: the account's own, or the whole portfolio's (other users' money)."""
+
+    ACCOUNT = "account"
+    PORTFOLIO = "portfolio"
+
+
 @dataclass(frozen=True, slots=True)
 class Reason:
     """One failing rule: its code, a message with the numbers, the limit it broke and the value that broke it.
 
     `limit` and `value` are what the rule compared, on the 8-decimal grid (a ceiling rounded down, a floor rounded
     up: the same decision as the exact comparison). They are None where the rule has no number (a state, a flag);
-    `value` is a string where the rule is about one (the state, the symbol).
+    `value` is a string where the rule is about one (the state, the symbol). `scope` says whose figures they are:
+    a portfolio rule's are never shown to a bot.
     """
 
     code: RuleCode
     message: str
     limit: Decimal | int | None
     value: Decimal | int | str | None
+    scope: ReasonScope = ReasonScope.ACCOUNT
 
 
 @dataclass(frozen=True, slots=True)

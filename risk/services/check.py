@@ -88,13 +88,10 @@ class CheckOutcome:
     metrics: dict = field(default_factory=dict)
     replayed: bool = False
 
-    @property
-    def reason(self) -> str | None:
-        return self.reasons[0]["message"] if self.reasons else None
-
 
 def reason_json(reason: Reason) -> dict:
-    """A rule failure as JSON: numbers as strings, like every amount the API sends."""
+    """A rule failure as stored and answered: numbers as strings, like every amount the API sends, and whose
+    figures they are (`risk.reasons` renders them for each viewer)."""
 
     def as_json(value: object) -> object:
         return str(value) if isinstance(value, Decimal) else value
@@ -104,6 +101,7 @@ def reason_json(reason: Reason) -> dict:
         "message": reason.message,
         "limit": as_json(reason.limit),
         "value": as_json(reason.value),
+        "scope": str(reason.scope),
     }
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 from nija.events import publish_on_commit
 from risk.models import RiskEvent
+from risk.reasons import reasons_for
 from trading.models import Position
 
 
@@ -43,8 +44,8 @@ def risk_event_raise(
     return event
 
 
-def position_event(position: Position) -> dict[str, Any]:
-    """The `position` event's payload (SSE), amounts as strings."""
+def position_event(position: Position, *, operator: bool) -> dict[str, Any]:
+    """The `position` event's payload (SSE), amounts as strings, its reasons as the viewer may see them."""
     return {
         "position_id": position.pk,
         "account_id": position.instance_id,
@@ -53,9 +54,16 @@ def position_event(position: Position) -> dict[str, Any]:
         "status": position.status,
         "quantity": str(position.quantity),
         "notional": str(position.notional),
+        "reasons": reasons_for(position.reasons, operator=operator),
     }
 
 
 def position_published(position: Position) -> None:
-    """Tell the dashboard and the position's own bot, once the surrounding transaction commits."""
-    publish_on_commit(event_type="position", data=position_event(position), account_id=position.instance_id)
+    """Tell the dashboard (every figure) and the position's own bot (no portfolio-wide figure), once the
+    surrounding transaction commits."""
+    publish_on_commit(
+        event_type="position",
+        data=position_event(position, operator=True),
+        account_id=position.instance_id,
+        account_data=position_event(position, operator=False),
+    )

@@ -95,3 +95,15 @@ def test_publishers_in_many_threads_never_lose_or_reorder_one_threads_events(red
         assert [event["n"] for event in stored if event["thread"] == thread] == list(range(50))
     ids = [EventPosition(1, entry.decode()).to_id() for entry, _ in redis_client.xrange(stream_key("dashboard"))]
     assert ids == sorted(ids)
+
+
+def test_the_accounts_channel_may_get_its_own_payload(redis_client):
+    """What a bot may see can differ from what operators see: the account's channel gets `account_data`."""
+    sent = publish(event_type="position", data={"figures": "all"}, account_id=3, account_data={"figures": "own"})
+    assert flush_published()
+
+    def stored(channel: str) -> list[dict]:
+        return [json.loads(fields[b"d"]) for _, fields in redis_client.xrange(stream_key(channel))]
+
+    assert sent is True
+    assert (stored("dashboard"), stored("account-3")) == ([{"figures": "all"}], [{"figures": "own"}])

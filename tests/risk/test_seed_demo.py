@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from accounts.models import AuditEntry, TradingInstance
 from risk.models import CorrelationGroup, Portfolio, RiskLimits, SymbolExposure
-from tests.risk.conftest import bot_client, counter_drift, equity_drift, funded_account
+from tests.risk.conftest import books_drift, bot_client, counter_drift, equity_drift, funded_account
 from trading.models import EXPOSURE_STATUSES, Position
 
 pytestmark = pytest.mark.django_db
@@ -36,6 +36,7 @@ def test_counters_equal_the_positions_after_seeding(tmp_path, redis_client):
     tokens, output = seed(tmp_path)
 
     assert counter_drift() == []
+    assert books_drift() == []  # the demo books as the services book them
     held = Position.objects.filter(status__in=EXPOSURE_STATUSES)
     portfolio = Portfolio.objects.get()
     assert portfolio.position_count == held.count() > 0

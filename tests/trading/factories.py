@@ -48,7 +48,13 @@ class PositionFactory(DjangoModelFactory):
             status=PositionStatus.REJECTED,
             reasons=factory.LazyAttribute(
                 lambda p: [
-                    {"code": "max_position_size", "message": "too large", "limit": "1000", "value": str(p.notional)}
+                    {
+                        "code": "max_position_size",
+                        "message": "too large",
+                        "limit": "1000",
+                        "value": str(p.notional),
+                        "scope": "account",
+                    }
                 ]
             ),
             decision_reason="too large",

@@ -99,7 +99,10 @@ def test_positions_are_spread_and_consistent(seeded):
     for position in Position.objects.all():
         assert position.notional > 0
         if position.status in (PositionStatus.OPEN, PositionStatus.CLOSED):
-            assert position.notional == (position.quantity * position.entry_price).quantize(Decimal("1e-8"), "ROUND_UP")
+            fill = position.fills.get()  # the notional is re-fixed at the fill's value
+            assert position.notional == (fill.quantity * fill.price).quantize(Decimal("1e-8"), "ROUND_UP")
+        if position.status == PositionStatus.OPEN:
+            assert position.open_cost == position.notional
         if position.status == PositionStatus.REJECTED:
             assert position.reasons[0]["code"] == "max_position_size"
             assert Decimal(position.reasons[0]["value"]) > Decimal(position.reasons[0]["limit"])

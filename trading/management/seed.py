@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +284,11 @@ def _notional(quantity: Decimal, price: Decimal) -> Decimal:
     return _q8(quantity * price, ROUND_UP)
 
 
+def _average(cost: Decimal, quantity: Decimal) -> Decimal:
+    """The entry price shown for an open cost: cost / quantity, half-even to 8 decimals."""
+    return _q8(cost / quantity, ROUND_HALF_EVEN)
+
+
 def _price(reference: float, factor: float) -> Decimal:
     """A price near `reference`, with the tick size an exchange would use for it."""
     places = 2 if reference >= 10 else 5
@@ -507,6 +512,7 @@ class _HistoryBuilder:
                 "message": REJECTION_MESSAGE,
                 "limit": str(limit),
                 "value": str(row["notional"]),
+                "scope": "account",
             }
         ]
         row["decision_reason"] = REJECTION_MESSAGE
@@ -541,8 +547,9 @@ class _HistoryBuilder:
         entry = _price(float(row["requested_price"]), self.rng.uniform(0.999, 1.001))
         notional = _notional(row["quantity"], entry)
         fees = _q8(notional * (TAKER_FEE if self.rng.random() < 0.9 else -TAKER_FEE / 10))  # or a maker rebate
-        row.update(entry_price=entry, filled_quantity=row["quantity"], notional=notional, opened_at=opened, fees=fees)
-        row.update(open_cost=notional, open_entry_fees=fees)  # the books of what is open (the fill's value and fees)
+        row.update(filled_quantity=row["quantity"], notional=notional, opened_at=opened, fees=fees)
+        # The books of what is open (the fill's value and fees); the entry price shown is their average.
+        row.update(open_cost=notional, open_entry_fees=fees, entry_price=_average(notional, row["quantity"]))
         self.account.fills.append(
             {
                 "position": row,
@@ -581,6 +588,7 @@ class _HistoryBuilder:
         direction = 1 if row["side"] == Side.LONG else -1
         open_quantity = row["quantity"] - row.get("closed_quantity", ZERO)
         cost, entry_fees = row["open_cost"], row["open_entry_fees"]
+        average = _average(cost, open_quantity)
         if quantity < open_quantity:
             cost, entry_fees = _q8(cost * quantity / open_quantity), _q8(entry_fees * quantity / open_quantity)
         row.update(
@@ -593,7 +601,7 @@ class _HistoryBuilder:
             "symbol": row["symbol"],
             "side": row["side"],
             "quantity": quantity,
-            "entry_price": row["entry_price"],
+            "entry_price": average,
             "exit_price": exit_price,
             "pnl": (_notional(quantity, exit_price) - cost) * direction - fees - entry_fees,
             "fees": fees,

@@ -3,7 +3,9 @@
 
 Rows written before carry only an average entry price: their open cost becomes open quantity x that price (rounded
 up, as a fill's value is), their open entry fees the open share of their fills' fees; a position that reached
-approved, open or closed was approved at its decision time.
+approved, open or closed was approved at its decision time. Stored reasons gain their scope (whose figures they
+quote: the portfolio rules' and the portfolio-wide counts, else the account's), so a bot is never shown the
+portfolio's.
 """
 
 from decimal import Decimal
@@ -23,6 +25,18 @@ WHERE p.filled_quantity > p.closed_quantity;
 UPDATE trading_position SET approved_at = coalesce(decided_at, created_at)
 WHERE status IN ('approved', 'open', 'closed')
    OR (status IN ('expired', 'cancelled') AND (check_decision = 'approved' OR decided_by_id IS NOT NULL));
+UPDATE trading_position SET reasons = (
+    SELECT jsonb_agg(
+        r || jsonb_build_object(
+            'scope',
+            CASE WHEN r->>'code' IN ('portfolio_exposure', 'symbol_concentration', 'correlated_exposure')
+                   OR r->>'message' LIKE 'portfolio%' THEN 'portfolio' ELSE 'account' END
+        ) ORDER BY n
+    )
+    FROM jsonb_array_elements(reasons) WITH ORDINALITY AS e(r, n)
+)
+WHERE jsonb_array_length(reasons) > 0;
+SET CONSTRAINTS ALL IMMEDIATE;  -- run the deferred foreign-key checks now: the constraints below alter the table
 """
 
 

@@ -92,7 +92,8 @@ def test_a_request_breaking_two_rules_reports_both_records_a_rejection_and_reser
             "account_exposure_pct": "0.00000000",
         },
     }
-    assert (position.status, position.check_decision, position.reasons) == ("rejected", "rejected", body["reasons"])
+    stored = [reason | {"scope": "account"} for reason in body["reasons"]]  # the account's own figures
+    assert (position.status, position.check_decision, position.reasons) == ("rejected", "rejected", stored)
     assert (position.notional, position.reservation_expires_at) == (Decimal("95000"), None)
     assert exposure_of(account) == (Decimal(0), 0)
     assert counter_drift() == []
@@ -429,7 +430,15 @@ HALTED = {"code": "trading_halted", "message": "account trading is halted", "lim
             "portfolio",
             "halted",
             "rejected",
-            [{"code": "trading_halted", "message": "portfolio trading is halted", "limit": None, "value": "halted"}],
+            # a portfolio rule: no figure for a bot
+            [
+                {
+                    "code": "trading_halted",
+                    "message": "portfolio trading is halted or reducing",
+                    "limit": None,
+                    "value": None,
+                }
+            ],
             id="portfolio-halted",
         ),
     ],
