@@ -175,6 +175,37 @@ class LegacyCheckInput(StrictSerializer):
     position_size = money()
 
 
+class ReasonOutput(serializers.Serializer):
+    """A failing rule as its viewer may see it: a bot gets no figure of a portfolio rule (limit and value null)."""
+
+    code = serializers.CharField()
+    message = serializers.CharField()
+    limit = serializers.JSONField(help_text="The limit broken: an amount (string), a count (integer) or null.")
+    value = serializers.JSONField(help_text="The value that broke it: an amount, a count, a state, a symbol or null.")
+
+
+class CheckMetricsOutput(serializers.Serializer):
+    account_equity = serializers.DecimalField(max_digits=18, decimal_places=8)
+    account_exposure = serializers.DecimalField(max_digits=18, decimal_places=8)
+    account_exposure_pct = serializers.DecimalField(max_digits=18, decimal_places=8, allow_null=True)
+
+
+class CheckOutput(serializers.Serializer):
+    """The answer to a check (schema only: `outcome_json` writes it). A replay adds `replayed: true`; the legacy
+    body adds `reason`, the first reason's message."""
+
+    decision = serializers.ChoiceField(choices=["approved", "pending_approval", "rejected"])
+    allowed = serializers.BooleanField(help_text="The order may be placed now (for a replay: the approval holds now).")
+    status = serializers.CharField(allow_null=True, help_text="The recorded position's status now; null if none.")
+    reasons = ReasonOutput(many=True)
+    position_id = serializers.IntegerField(allow_null=True)
+    expires_at = serializers.DateTimeField(allow_null=True)
+    notional = serializers.DecimalField(max_digits=18, decimal_places=8)
+    metrics = CheckMetricsOutput(help_text="The bot's own account after this decision; empty for a replay.")
+    replayed = serializers.BooleanField(required=False)
+    reason = serializers.CharField(required=False, allow_null=True)
+
+
 def outcome_json(outcome: CheckOutcome, *, legacy: bool = False) -> dict:
     """A check answer, for the bot that asked: portfolio rules without their figures (`risk.reasons`)."""
     reasons = reasons_for(outcome.reasons, operator=False)
@@ -201,7 +232,7 @@ class PositionCheckApi(FailClosedApiView):
     permission_classes = [IsBot]
     throttle_scope = "risk_check"
 
-    @extend_schema(request=CheckPositionInput, responses={200: dict})
+    @extend_schema(request=CheckPositionInput, responses={200: CheckOutput})
     def post(self, request: Request) -> Response:
         data = request.data
         legacy = isinstance(data, dict) and "position_size" in data and "symbol" not in data
@@ -230,12 +261,15 @@ class PositionOutput(serializers.Serializer):
     filled_quantity = serializers.DecimalField(max_digits=18, decimal_places=8)
     closed_quantity = serializers.DecimalField(max_digits=18, decimal_places=8)
     requested_price = serializers.DecimalField(max_digits=18, decimal_places=8)
-    entry_price = serializers.DecimalField(max_digits=18, decimal_places=8, allow_null=True)
+    entry_price = serializers.DecimalField(
+        max_digits=18, decimal_places=8, allow_null=True, help_text="The open cost over the open quantity."
+    )
     exit_price = serializers.DecimalField(max_digits=18, decimal_places=8, allow_null=True)
+    open_cost = serializers.DecimalField(max_digits=18, decimal_places=8, help_text="The exact cost of what is open.")
     notional = serializers.DecimalField(max_digits=18, decimal_places=8)
     realized_pnl = serializers.DecimalField(max_digits=18, decimal_places=8)
     fees = serializers.DecimalField(max_digits=18, decimal_places=8)
-    reasons = serializers.JSONField()
+    reasons = ReasonOutput(many=True)
     client_order_id = serializers.CharField(allow_null=True)
     reservation_expires_at = serializers.DateTimeField(allow_null=True)
     decided_at = serializers.DateTimeField(allow_null=True)

@@ -72,6 +72,7 @@ def test_a_position_renders_every_field_as_the_write_endpoints_do(book):
         "requested_price": "60000.00000000",
         "entry_price": None,
         "exit_price": None,
+        "open_cost": "0.00000000",
         "notional": "30000.00000000",
         "realized_pnl": "0.00000000",
         "fees": "0.00000000",
