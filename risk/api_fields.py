@@ -12,7 +12,7 @@ length before any pattern looks at it, and every pattern is linear, so a 64 KiB 
 
 import re
 from collections.abc import Callable
-from decimal import Decimal
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from rest_framework import serializers
@@ -39,8 +39,11 @@ NOT_STRING = "Not a valid string."
 NOT_BLANK = "This field may not be blank."
 PATTERN = "This value does not match the required pattern."
 
-# DRF's own precision rules (digits in total, decimal places, whole digits) and its quantization to 8 places.
+# DRF's own precision rules (digits in total, decimal places, whole digits), with its error messages.
 _PRECISION = serializers.DecimalField(max_digits=18, decimal_places=8)
+# Putting a value that passed them on the 8-decimal grid never rounds: a fixed context is enough (DRF's quantize
+# copies the thread's context on every call, half the cost of parsing an amount).
+_GRID = Context(prec=18, traps=[InvalidOperation])
 
 
 def invalid(message: str) -> ValidationError:
@@ -61,7 +64,7 @@ def parse_amount(value: Any, *, minimum: Decimal | None) -> Decimal:
         amount = value
     else:
         raise invalid(NUMBER)
-    amount = _PRECISION.quantize(_PRECISION.validate_precision(amount))
+    amount = _PRECISION.validate_precision(amount).quantize(EIGHT_PLACES, context=_GRID)
     if minimum is not None and amount < minimum:
         raise ValidationError(f"Ensure this value is greater than or equal to {minimum}.", code="min_value")
     if amount > MAX_AMOUNT:
