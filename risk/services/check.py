@@ -298,10 +298,8 @@ def _replay(existing: Mapping[str, Any], request: CheckInput, *, now: datetime) 
 
 def _holds_approval(position: Mapping[str, Any], *, expires_at: datetime | None, now: datetime) -> bool:
     """Approved and unfilled, or open with an unfilled rest still reserved, within its reservation deadline."""
-    status = position["status"]
-    rest_reserved = position["unfilled_released_at"] is None and Decimal(position["filled_quantity"]) < Decimal(
-        position["quantity"]
-    )
+    status, unfilled = position["status"], Decimal(position["quantity"]) - Decimal(position["filled_quantity"])
+    rest_reserved = unfilled > 0 and position["unfilled_released_at"] is None
     holds = status == PositionStatus.APPROVED or (status == PositionStatus.OPEN and rest_reserved)
     return holds and (expires_at is None or expires_at > now)
 
