@@ -34,6 +34,7 @@ from risk.api_fields import (
     safe_id_field,
     symbol_field,
 )
+from risk.api_fields import AmountField as AmountField  # re-exported: other apps' serializers use it
 from risk.errors import AccountNotFound, RiskStateUnavailable
 from risk.reasons import reasons_for
 from risk.services.approval import position_approve, position_reject

@@ -138,8 +138,18 @@ class ParsedBy:
         return self.parse(data)
 
 
-class AmountField(ParsedBy, serializers.DecimalField):
+class MoneyField(ParsedBy, serializers.DecimalField):
     pass
+
+
+class AmountField(serializers.DecimalField):
+    """DRF's DecimalField with other digit limits (a threshold, say), refusing strings that are not plain decimal
+    notation by the same bounded, linear test as `parse_amount`."""
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if type(data) is str and (len(data) > MAX_AMOUNT_TEXT or AMOUNT_TEXT.fullmatch(data) is None):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class IdField(ParsedBy, serializers.IntegerField):
@@ -165,7 +175,7 @@ def money(*, required: bool = True, positive: bool = True, allow_zero: bool = Fa
     def parse(value: Any) -> Decimal:
         return parse_amount(value, minimum=minimum)
 
-    return AmountField(
+    return MoneyField(
         parse,
         max_digits=18,
         decimal_places=8,
