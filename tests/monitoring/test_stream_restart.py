@@ -40,7 +40,9 @@ def test_a_rejected_check_reaches_the_dashboard_and_its_bot_only_and_survives_a_
         assert flush_published()
 
         for stream in (dashboard, own):
-            assert _position_event(stream) | {"position_id": first["position_id"]} == {
+            event = _position_event(stream)
+            assert [reason["code"] for reason in event.pop("reasons")] == ["max_position_size", "account_exposure"]
+            assert event | {"position_id": first["position_id"]} == {
                 "position_id": first["position_id"],
                 "account_id": desk.account.pk,
                 "symbol": "BTC-USD",
