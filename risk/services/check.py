@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.selectors import user_permission_get
@@ -128,7 +129,7 @@ def position_check(
         # portfolio lock; the stored answer is still the right one.
         if request.client_order_id is None or request.dry_run:
             raise
-        return _replay_unlocked(request, now=now)
+        return _replay_unlocked(request, now=now or timezone.now())
 
 
 def _engine_request(request: CheckInput) -> CheckRequest:
@@ -158,10 +159,10 @@ def _check_locked(
         raise AccountNotFound()
     if not check.locked.account_active:
         raise AccountInactive()
-    if check.existing is not None and not request.dry_run:
-        return _replay(check.existing, request, now=now)
     scope, limits = check.locked, check.limits
     now = locked_now(scope=scope, requested=now)
+    if check.existing is not None and not request.dry_run:
+        return _replay(check.existing, request, now=now)
     if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
         raise StaleState()
     if request.dry_run:

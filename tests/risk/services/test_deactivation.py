@@ -149,5 +149,7 @@ def test_what_a_deactivated_account_holds_can_still_be_filled_and_closed():
     trade = close(position, "c-1", "51000")
 
     position.refresh_from_db()
-    assert (position.status, trade.quantity, trade.pnl) == ("closed", Decimal("0.2"), Decimal("200"))
+    assert (trade.quantity, trade.pnl) == (Decimal("0.2"), Decimal("200"))
+    # the order's unfilled 0.1 was not released here (a close never releases it): it still holds its share of n
+    assert (position.status, position.notional) == ("open", Decimal("5000"))
     assert counter_drift() == []
