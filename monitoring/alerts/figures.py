@@ -4,8 +4,9 @@ waiting or open by account, recent checks by account, recent critical events by 
 
 Per active account, and for the portfolio (fractions as fractions, 8 decimals):
 - `equity`; `drawdown_pct` = (high-water mark - equity) / high-water mark, the mark being max(peak, equity) (the
-  portfolio's over the sums of its accounts'); `daily_loss_pct` = (start of day - equity) / start of day, the
-  start of day as of today (before the day's roll, the equity itself), a gain being negative;
+  portfolio's over the sums of the accounts counted in its equity: fresh reports only);
+  `daily_loss_pct` = (start of day - equity) / start of day, the start of day as of today (before the day's roll,
+  the equity itself), a gain being negative;
   `exposure_pct` = exposure / equity (none without equity);
 - `heartbeat_age_s`: seconds since the bot's last heartbeat (accounts only; none for a bot never heard from);
 - `trading_state`: 0 active, 1 reducing, 2 halted (the account's own state; the portfolio's);
@@ -60,21 +61,22 @@ def alert_figures(*, now: datetime) -> Figures:
     window_start = now - timedelta(seconds=settings.ALERT_FIGURE_WINDOW_SECONDS)
     accounts: dict[str, dict[int, Decimal]] = defaultdict(dict)
     equity = high_water = ZERO
-    for pk, balance, heartbeat, state in _account_rows(now=now):
+    for pk, balance, heartbeat, state, counted in _account_rows(now=now):
         for figure, value in balance.figures().items():
             if value is not None:
                 accounts[figure][pk] = value
         if heartbeat is not None:
             accounts[Figure.HEARTBEAT_AGE_S][pk] = Decimal(int((now - heartbeat).total_seconds()))
         accounts[Figure.TRADING_STATE][pk] = TRADING_STATE_VALUES.get(state or "active", ZERO)
-        equity, high_water = equity + balance.equity, high_water + balance.high_water
+        if counted:  # the accounts whose equity makes up the portfolio's
+            equity, high_water = equity + balance.equity, high_water + balance.high_water
     active = set(accounts[Figure.TRADING_STATE])
     counts = _counts(accounts, active, window_start=window_start)
     drawdown = _fraction(high_water - equity, high_water)
     return Figures(portfolio=_portfolio(counts, drawdown, now=now), accounts=dict(accounts))
 
 
-def _account_rows(*, now: datetime) -> list[tuple[int, Balance, datetime | None, str | None]]:
+def _account_rows(*, now: datetime) -> list[tuple[int, Balance, datetime | None, str | None, bool]]:
     rows = TradingInstance.objects.filter(is_active=True).values_list(
         "pk",
         "equity",
@@ -84,11 +86,12 @@ def _account_rows(*, now: datetime) -> list[tuple[int, Balance, datetime | None,
         "exposure",
         "last_heartbeat",
         "trading_state__state",
+        "equity_counted",
     )
     today = now.date()
     return [
-        (pk, Balance(equity, max(peak, equity), start if day == today else equity, exposure), heartbeat, state)
-        for pk, equity, peak, start, day, exposure, heartbeat, state in rows
+        (pk, Balance(equity, max(peak, equity), start if day == today else equity, exposure), heartbeat, state, counted)
+        for pk, equity, peak, start, day, exposure, heartbeat, state, counted in rows
     ]
 
 
