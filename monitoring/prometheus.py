@@ -66,3 +66,6 @@ def _snapshot_gauges(snapshot: dict, *, now: datetime) -> Iterator[GaugeMetricFa
         "1 when every exposure counter equals the positions it counts.",
         value=int(snapshot["counters"]["consistent"]),
     )
+    firing = (snapshot.get("alerts") or {}).get("firing")
+    if firing is not None:  # absent when the run's alert step failed
+        yield GaugeMetricFamily("nija_alerts_firing", "Alert rule-and-scope pairs firing now.", value=firing)

@@ -7,9 +7,12 @@ firing together, or a redelivered task, change nothing twice: the emergency latc
 snapshot is replaced, and the minute's history row is unique (`INSERT ... ON CONFLICT DO NOTHING`).
 
 A run: the emergency thresholds of every account and the portfolio (a risk service: it trips what no equity report
-did), then the snapshot (monitoring.desk), cached under `dash:snapshot` with its time, then the minute's history
-row with each active account's point if this minute has none yet, then a `metrics` event. An error in the
-emergency pass is logged and shown in the snapshot; it never keeps the desk's figures from being refreshed.
+did), then the snapshot (monitoring.desk), then the alert rules evaluated on the desk's figures (so a halt the
+emergency pass just tripped fires its rule in the same run; the alert state machine keeps a firing once per
+episode, so a redelivered run raises nothing twice), the snapshot cached under `dash:snapshot` with its time, then
+the minute's history row with each active account's point if this minute has none yet, then a `metrics` event. An
+error in the emergency pass or the alert step is logged and shown in the snapshot; it never keeps the desk's
+figures from being refreshed.
 """
 
 import logging
@@ -26,6 +29,7 @@ from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Sum
 
 from accounts.models import TradingInstance
+from monitoring.alerts.services.evaluation import alerts_run
 from monitoring.analytics import CONFIDENCES, MIN_DAYS, correlation_matrix, daily_return, tail_risk
 from monitoring.desk import amount, desk_snapshot
 from monitoring.models import AccountMetricPoint, MetricSnapshot
@@ -73,6 +77,7 @@ def aggregation_run(*, now: datetime) -> AggregationRun | None:
         emergency, emergency_error = _emergencies(now=now)
         snapshot = desk_snapshot(now=now)
         snapshot["emergency"] = _emergency_json(emergency, emergency_error)
+        snapshot["alerts"] = alerts_run(now=now)
         snapshot["interval_seconds"] = settings.MONITORING_INTERVAL_SECONDS
         snapshot["duration_ms"] = round((time.perf_counter() - started) * 1000, 1)
         snapshot_store(snapshot)

@@ -71,6 +71,12 @@ RATE_LIMIT_DENIALS = Counter("nija_rate_limit_denials_total", "Requests refused 
 RATE_LIMIT_FAIL_OPEN = Counter(
     "nija_rate_limit_fail_open_total", "Requests let through unlimited because Redis was unreachable.", ["scope"]
 )
+ALERT_EVENTS = Counter(
+    "nija_alert_events_total", "Alert firings and resolutions, by state and severity.", ["state", "severity"]
+)
+ALERT_DELIVERY_ATTEMPTS = Counter(
+    "nija_alert_delivery_attempts_total", "Alert delivery attempts, by channel kind and outcome.", ["kind", "outcome"]
+)
 TASK_RUNS = Counter("nija_celery_task_runs_total", "Celery task runs, by task and outcome.", ["task", "outcome"])
 TASK_DURATION = Histogram(
     "nija_celery_task_duration_seconds", "Celery task run time.", ["task"], buckets=LATENCY_BUCKETS

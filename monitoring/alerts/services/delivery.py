@@ -32,6 +32,7 @@ from monitoring.alerts.models import (
     DeliveryStatus,
     NotificationChannel,
 )
+from nija.metrics import ALERT_DELIVERY_ATTEMPTS, child
 
 logger = structlog.get_logger(__name__)
 
@@ -89,6 +90,7 @@ def alert_delivery_attempt(*, delivery_id: int, attempt: int) -> str:
         now=timezone.now(),
     )
     _record(claim, result, now=timezone.now())
+    child(ALERT_DELIVERY_ATTEMPTS, claim.channel_kind, result.outcome).inc()
     return result.outcome
 
 

@@ -11,19 +11,21 @@ Two runs never interleave: the run takes a transaction-scoped advisory lock and 
 does nothing (the other run is doing the same work, or a rule is being edited: the next run catches up).
 """
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import structlog
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from monitoring.alerts import engine
-from monitoring.alerts.models import AlertDelivery, AlertEvent, AlertState
+from monitoring.alerts.figures import alert_figures
+from monitoring.alerts.models import AlertDelivery, AlertEvent, AlertRule, AlertState
 from monitoring.alerts.selectors import EvaluationInputs, RuleInfo, evaluation_inputs
 from monitoring.alerts.services.delivery import deliveries_enqueue_on_commit
 from nija.events import publish_on_commit
+from nija.metrics import ALERT_EVENTS, child
 
 logger = structlog.get_logger(__name__)
 
@@ -46,6 +48,28 @@ class EvaluationSummary:
     deliveries: int = 0
 
 
+def alerts_run(*, now: datetime) -> dict[str, Any]:
+    """The aggregation run's alert step: every enabled rule evaluated on the desk's figures at `now` (read only when
+    a rule is enabled), and what it did for the snapshot. An error is logged and reported, never raised: the desk's
+    figures must still be refreshed, and the next run evaluates again."""
+    try:
+        if not AlertRule.objects.filter(enabled=True).exists():
+            return {"evaluated": True, "error": None, "firing": 0, "raised": 0, "resolved": 0, "deliveries": 0}
+        summary = alerts_evaluate(figures=alert_figures(now=now), now=now)
+        firing = AlertState.objects.filter(status=engine.Status.FIRING).count()
+    except DatabaseError as exc:  # a lock or statement timeout, the database gone
+        logger.exception("alerts_evaluation_failed")
+        return {"evaluated": False, "error": type(exc).__name__, "firing": None, "raised": 0, "resolved": 0}
+    return {
+        "evaluated": not summary.skipped,
+        "error": None,
+        "firing": firing,
+        "raised": summary.firing,
+        "resolved": summary.resolved,
+        "deliveries": summary.deliveries,
+    }
+
+
 @transaction.atomic
 def alerts_evaluate(*, figures: engine.Figures, now: datetime) -> EvaluationSummary:
     """Evaluate every enabled rule at `now` and write what changed (see the module docstring)."""
@@ -58,6 +82,7 @@ def alerts_evaluate(*, figures: engine.Figures, now: datetime) -> EvaluationSumm
     events = _events_create(result.events, inputs.info)
     deliveries = _notifications_create(events, inputs)
     deliveries_enqueue_on_commit([delivery.pk for delivery in deliveries])
+    _count_on_commit(events, inputs.info)
     summary = EvaluationSummary(
         rules=len(inputs.rules),
         states_created=len(result.created),
@@ -70,6 +95,13 @@ def alerts_evaluate(*, figures: engine.Figures, now: datetime) -> EvaluationSumm
     if events:
         logger.info("alerts_evaluated", **summary.__dict__)
     return summary
+
+
+def _count_on_commit(events: list["StoredEvent"], info: dict[int, RuleInfo]) -> None:
+    """Prometheus: firings and resolutions by state and severity, once they are committed."""
+    counts = Counter((str(stored.event.kind), info[stored.event.rule_id].severity) for stored in events)
+    if counts:
+        transaction.on_commit(lambda: [child(ALERT_EVENTS, *labels).inc(count) for labels, count in counts.items()])
 
 
 def evaluation_lock(*, wait: bool) -> bool:
