@@ -182,7 +182,7 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # delta-seconds: ASCII digits (isdigit alone takes "²")
         return float(text)
     try:
         moment = parsedate_to_datetime(text)

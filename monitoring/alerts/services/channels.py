@@ -60,6 +60,8 @@ def webhook_url_problem(url: str) -> str | None:
     parts = urlsplit(url)
     if len(url) > MAX_URL_LENGTH or parts.scheme not in ("http", "https") or not parts.hostname:
         return f"An http or https URL with a host, at most {MAX_URL_LENGTH} characters."
+    if any(character <= " " or character == "\x7f" for character in url):
+        return "No spaces or control characters (percent-encode them): a request line cannot carry them."
     if parts.username is not None or parts.password is not None:
         return "Credentials in the URL would be shown to every reader: authenticate with the signature instead."
     try:

@@ -9,7 +9,9 @@ without sending again.
 
 After an attempt: 2xx delivered; a refused target (non-public address) or a 4xx other than 408/429 ends the
 delivery; anything else is retried after an exponential, jittered delay (honouring a longer Retry-After, up to the
-cap) until ALERT_DELIVERY_MAX_ATTEMPTS, by enqueueing the next attempt with that countdown after commit.
+cap) until ALERT_DELIVERY_MAX_ATTEMPTS, by enqueueing the next attempt with that countdown after commit. An attempt
+that raises instead of answering (the worker's soft time limit over a receiver that never answers, a reply nothing
+can read) is a failed attempt like a timeout: recorded and retried.
 """
 
 import random
@@ -81,14 +83,18 @@ def alert_delivery_attempt(*, delivery_id: int, attempt: int) -> str:
     claim = _claim(delivery_id=delivery_id, attempt=attempt, now=timezone.now())
     if claim is None:
         return "skipped"
-    result = channel_send(
-        kind=claim.channel_kind,
-        url=claim.url,
-        secret=claim.secret,
-        message_id=claim.message_id,
-        payload=claim.payload,
-        now=timezone.now(),
-    )
+    try:
+        result = channel_send(
+            kind=claim.channel_kind,
+            url=claim.url,
+            secret=claim.secret,
+            message_id=claim.message_id,
+            payload=claim.payload,
+            now=timezone.now(),
+        )
+    except Exception as exc:  # noqa: BLE001 - the worker's soft time limit, an answer nothing could read...
+        # ...are this attempt's failure: recorded and retried, never a claim left `sending` that nothing resumes.
+        result = transport.SendResult(transport.Outcome.RETRY, error=type(exc).__name__)
     _record(claim, result, now=timezone.now())
     child(ALERT_DELIVERY_ATTEMPTS, claim.channel_kind, result.outcome).inc()
     return result.outcome

@@ -262,6 +262,9 @@ def test_rotating_a_secret_shows_the_new_one_once(admin_client):
         ({"name": "w", "kind": "webhook", "url": "http://169.254.169.254/latest"}, "url"),
         ({"name": "w", "kind": "webhook", "url": "http://localhost/h"}, "url"),
         ({"name": "w", "kind": "webhook", "url": "https://example.com:99999/h"}, "url"),
+        ({"name": "w", "kind": "webhook", "url": "https://example.com/a b"}, "url"),  # no request line can carry it
+        ({"name": "w", "kind": "webhook", "url": "https://exa mple.com/h"}, "url"),
+        ({"name": "w", "kind": "webhook", "url": "https://example.com/\x7f"}, "url"),
         ({"name": "w", "kind": "webhook", "url": "https://example.com/h", "secret": "hunter2"}, "secret"),
         ({"name": "w", "kind": "webhook", "url": "https://example.com/h", "secret": "whsec_c2hvcnQ="}, "secret"),
         ({"name": "a", "kind": "apprise", "url": "nothing://at-all"}, "url"),

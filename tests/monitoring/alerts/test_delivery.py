@@ -3,10 +3,13 @@ broker and run as a worker would, signatures checked with the channel's secret, 
 without waiting for them."""
 
 import json
+import signal
+import socket
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
@@ -335,3 +338,46 @@ def test_send_test_reaches_the_receiver_signed_and_is_audited(allow_private, rec
     assert payload["type"] == "alert.test"
     entry = AuditEntry.objects.filter(action="alert_channel.test").get()
     assert entry.after == {"outcome": "delivered", "response_code": 200, "error": ""}
+
+
+def test_a_retry_after_of_non_ascii_digits_is_ignored_and_the_delivery_retried(
+    allow_private, receiver, broker, evaluate, settings
+):
+    account = TradingInstanceFactory()
+    channel, _ = webhook_channel(receiver.url)
+    drawdown_rule(account, channel, for_seconds=0)
+    receiver.answer(503, headers={"Retry-After": "\u00b2"})  # superscript two: str.isdigit() says yes
+
+    evaluate(at(0), drawdown_pct={account.pk: "0.2"})
+    assert broker.run_all() == ["retry"]
+
+    delivery, attempt = AlertDelivery.objects.get(), AlertDeliveryAttempt.objects.get()
+    assert (delivery.status, attempt.outcome, attempt.response_code) == ("retrying", "failed", 503)
+    assert (attempt.next_retry_at - attempt.finished_at).total_seconds() <= settings.ALERT_DELIVERY_BACKOFF_SECONDS
+    assert [queued.attempt for queued in broker.queued()] == [2]
+
+
+def test_an_attempt_cut_short_by_the_soft_time_limit_is_recorded_and_retried(allow_private, broker, evaluate):
+    """A receiver that never answers, and the worker's soft time limit (Celery raises it from a signal handler in
+    the worker process; here the same exception from a real timer signal) interrupting the send."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    account = TradingInstanceFactory()
+    channel, _ = webhook_channel(f"http://127.0.0.1:{silent.getsockname()[1]}/hooks")
+    drawdown_rule(account, channel, for_seconds=0)
+    evaluate(at(0), drawdown_pct={account.pk: "0.2"})
+
+    def soft_time_limit(*args: object) -> None:
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, soft_time_limit)
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
+    try:
+        assert broker.run_all() == ["retry"]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        silent.close()
+
+    delivery, attempt = AlertDelivery.objects.get(), AlertDeliveryAttempt.objects.get()
+    assert (delivery.status, attempt.outcome, attempt.error) == ("retrying", "failed", "SoftTimeLimitExceeded")
+    assert [queued.attempt for queued in broker.queued()] == [2]

@@ -84,6 +84,9 @@ def test_retry_after_in_seconds_or_as_a_date():
     assert transport.classify(429, {"Retry-After": "120"}).retry_after == 120.0
     assert transport.retry_after_seconds("Wed, 21 Oct 2015 07:28:10 GMT", now=1445412480.0) == 10.0
     assert transport.retry_after_seconds("soon") is None
+    # Delta-seconds are ASCII digits: other Unicode digits are unreadable, never an error or another number.
+    assert transport.retry_after_seconds("\u00b2") is None
+    assert transport.retry_after_seconds("\u0661\u0662") is None
 
 
 def test_the_retry_schedule_doubles_up_to_its_cap_with_jitter_inside_the_window():
