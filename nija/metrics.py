@@ -15,7 +15,7 @@ passes, and Celery task runs and durations (signals). Apps add collectors read a
 scrape time (`collector_register`: the desk snapshot's business gauges).
 
 `/metrics` is not public: with `METRICS_TOKEN` set it needs `Authorization: Bearer <METRICS_TOKEN>`; without
-it, only a loopback peer is served (Prometheus on the same host, or behind the proxy's internal route).
+it, only a loopback peer is served (Prometheus on the same host), and never a request a proxy forwarded.
 """
 
 import hmac
@@ -53,6 +53,9 @@ def process_identifier(pid: int | None = None) -> str:
 if MULTIPROCESS:  # before any metric exists: every metric takes its value class when it is created
     values.ValueClass = values.MultiProcessValue(process_identifier)
 LOOPBACK = frozenset({"127.0.0.1", "::1"})
+# A proxy on the same host hands every outside request over from loopback: a request that names a client it was
+# forwarded for is not a local scrape, whatever the peer address (and whatever TRUSTED_PROXY_COUNT says).
+FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
 # A client may send any method name: anything else is counted as "other", so it cannot multiply the series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -154,7 +157,7 @@ def _refusal(request: HttpRequest) -> HttpResponse | None:
         if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
             return error_response(401, "not_authenticated", "/metrics needs the metrics bearer token.")
         return None
-    if request.META.get("REMOTE_ADDR") not in LOOPBACK:
+    if request.META.get("REMOTE_ADDR") not in LOOPBACK or any(header in request.META for header in FORWARDED):
         return error_response(403, "permission_denied", "/metrics is served to loopback peers or with a token.")
     return None
 

@@ -114,6 +114,29 @@ def test_without_a_token_only_a_loopback_peer_is_served(api_client):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("trusted_proxies", [0, 1])
+@pytest.mark.parametrize(
+    "forwarded",
+    [
+        {"HTTP_X_FORWARDED_FOR": "203.0.113.9"},
+        {"HTTP_X_FORWARDED_FOR": "127.0.0.1"},  # whatever it says: a proxy passed this request on
+        {"HTTP_FORWARDED": "for=203.0.113.9"},
+        {"HTTP_X_REAL_IP": "203.0.113.9"},
+    ],
+)
+def test_a_request_a_proxy_on_the_same_host_passed_on_is_not_a_loopback_peer(
+    api_client, settings, trusted_proxies, forwarded
+):
+    """nginx on the web host proxying to 127.0.0.1:8000: every outside request arrives from loopback."""
+    settings.TRUSTED_PROXY_COUNT = trusted_proxies
+
+    response = api_client.get("/metrics", REMOTE_ADDR="127.0.0.1", **forwarded)
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "permission_denied"
+
+
+@pytest.mark.django_db
 def test_a_celery_task_run_is_counted_timed_and_shown_in_system_health(api_client):
     key = ("nija_celery_task_runs_total", (("outcome", "success"), ("task", AGGREGATE)))
     before = scrape(api_client).get(key, 0)
