@@ -145,10 +145,17 @@ class HistoryQuery(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         until = attrs.get("until") or timezone.now()
-        since = attrs.get("since") or until - DEFAULT_HISTORY
+        since = attrs.get("since") or _default_since(until)
         if since >= until:
             raise serializers.ValidationError({"until": ["Must be later than since."]})
         return {"since": since, "until": until}
+
+
+def _default_since(until: datetime) -> datetime:
+    try:
+        return until - DEFAULT_HISTORY
+    except OverflowError:  # until within a day of the year 1
+        raise serializers.ValidationError({"until": ["Too early: give since as well."]}) from None
 
 
 class PortfolioHistoryApi(MonitoringApiView):

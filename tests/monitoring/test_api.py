@@ -293,6 +293,7 @@ def test_the_audit_trail_filters_by_actor_action_and_time_newest_first():
         ("/api/portfolio/history", {"since": "yesterday"}, "since"),
         ("/api/portfolio/history", {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}, "until"),
         ("/api/portfolio/history", {"from": "2026-01-01T00:00:00Z"}, "from"),
+        ("/api/portfolio/history", {"until": "0001-01-01T12:00:00Z"}, "until"),  # no day before it to start from
         ("/api/accounts", {"sort": "profit"}, "sort"),
         ("/api/accounts", {"state": "paused"}, "state"),
         ("/api/accounts", {"stale": "maybe"}, "stale"),
