@@ -6,13 +6,16 @@ class MonitoringConfig(AppConfig):
     name = "monitoring"
 
     def ready(self) -> None:
-        """The alert delivery task registered in every process (Celery autodiscovers `monitoring.tasks` only), and
-        the desk's business gauges joined to every /metrics scrape."""
+        """The alert delivery task registered in every process (Celery autodiscovers `monitoring.tasks` only), the
+        desk's business gauges joined to every /metrics scrape, and the event stream's credentials check."""
         from monitoring.alerts import tasks  # noqa: F401
         from monitoring.prometheus import DeskCollector
+        from monitoring.stream_credentials import credentials_fallen
         from nija.metrics import collector_register
+        from nija.stream_leases import credentials_check_register
 
         collector_register(DeskCollector())
+        credentials_check_register(credentials_fallen)
 
     def periodic_tasks(self) -> tuple:
         """The monitoring app's periodic tasks (collected by `python manage.py sync_schedule`, nija.schedule)."""

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
 from django.db import connections
 from django.http import StreamingHttpResponse
@@ -37,6 +38,7 @@ from rest_framework.views import APIView
 
 from accounts.models import TokenKind, TradingInstance
 from accounts.permissions import request_principal
+from monitoring.stream_credentials import SESSION_CREDENTIAL, TOKEN_CREDENTIAL
 from nija.api.errors import ApiError, ServiceUnavailableError
 from nija.event_store import current_positions
 from nija.event_stream import event_stream
@@ -51,10 +53,12 @@ _ERROR_SHAPE = OpenApiResponse(description='`{"error": {"code", "message", "fiel
 
 @dataclass(frozen=True)
 class StreamReader:
-    """Who reads a stream: `holder` names whose open-stream cap it counts against."""
+    """Who reads a stream: `holder` names whose open-stream cap it counts against, `credential` what it was let in
+    with (`token:<id>` or `session:<key>`: checked again while the stream runs, `credentials_fallen`)."""
 
     holder: str
     is_operator: bool
+    credential: str
     account_id: int | None = None
 
 
@@ -131,7 +135,8 @@ class MetricsStreamApi(APIView):
             (200, "text/event-stream"): OpenApiResponse(
                 OpenApiTypes.STR,
                 description="Events `metrics`, `risk_event`, `position`, `state`, `alert`; `stream-reset` when events "
-                "were missed that the store no longer holds; `keep-alive` every 20 s.",
+                "were missed that the store no longer holds; `keep-alive` every 20 s; `stream-closed`, then the end, "
+                "once the credentials the stream was opened with no longer stand.",
             ),
             **{code: _ERROR_SHAPE for code in (400, 401, 403, 404, 421, 429, 503)},
         },
@@ -147,15 +152,14 @@ class MetricsStreamApi(APIView):
         if lease is None:
             raise TooManyStreams()
         connections.close_all()  # nothing below reads the database: an idle stream holds no connection
-        events = event_stream(_event_request(reader, channels, last_ids), holder=reader.holder, lease=lease)
+        event_request = _event_request(reader, channels, last_ids)
+        events = event_stream(event_request, holder=reader.holder, lease=lease, credential=reader.credential)
         response = StreamingHttpResponse(events, content_type="text/event-stream")
         add_default_headers(response, request=request._request)
         return response
 
 
 def _stream_cap() -> int:
-    from django.conf import settings
-
     return settings.EVENTS_MAX_STREAMS_PER_TOKEN
 
 
@@ -164,11 +168,15 @@ def _reader(request: Request) -> StreamReader:
     user = request.user
     if principal is None:
         if user.is_staff:
-            return StreamReader(holder=f"session-user-{user.pk}", is_operator=True)
-    elif principal.kind == TokenKind.OPERATOR and user.is_staff:
-        return StreamReader(holder=f"token-{principal.token_id}", is_operator=True)
-    elif principal.kind == TokenKind.BOT and principal.instance_id is not None:
-        return StreamReader(holder=f"token-{principal.token_id}", is_operator=False, account_id=principal.instance_id)
+            credential = f"{SESSION_CREDENTIAL}{request.session.session_key}"
+            return StreamReader(holder=f"session-user-{user.pk}", is_operator=True, credential=credential)
+        raise PermissionDenied("Only operators and bots read the event stream.")
+    token = f"token-{principal.token_id}"
+    credential = f"{TOKEN_CREDENTIAL}{principal.token_id}"
+    if principal.kind == TokenKind.OPERATOR and user.is_staff:
+        return StreamReader(holder=token, is_operator=True, credential=credential)
+    if principal.kind == TokenKind.BOT and principal.instance_id is not None:
+        return StreamReader(holder=token, is_operator=False, credential=credential, account_id=principal.instance_id)
     raise PermissionDenied("Only operators and bots read the event stream.")
 
 
@@ -202,7 +210,7 @@ def _last_event_ids(request: Request, channels: list[str]) -> dict[str, str]:
         parsed = {unquote(channel): last_id for channel, last_id in parse_last_event_id(raw).items()}
     except ValueError:
         raise ValidationError({"Last-Event-ID": ["Not an event id of this stream."]}) from None
-    if not all(last_id.isdigit() for last_id in parsed.values()):
+    if not all(last_id.isascii() and last_id.isdigit() for last_id in parsed.values()):
         raise ValidationError({"Last-Event-ID": ["Not an event id of this stream."]})
     return {channel: last_id for channel, last_id in parsed.items() if channel in channels}
 

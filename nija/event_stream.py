@@ -12,7 +12,8 @@ Behaviour, as in django-eventstream: the first chunk is 2 KiB of padding and `st
 replays from the store what came after the client's `Last-Event-ID` (or starts at the store's current
 position), answers `stream-reset` when the store no longer holds it, and delivers live events with ids; when a
 stream fell more than the listener's queue behind (overflow), it catches up from the store again; a
-`keep-alive` event goes out after 20 s of silence. Event types and ids are the project's own (no line breaks);
+`keep-alive` event goes out after 20 s of silence; `stream-closed` ends a stream whose credentials no longer
+stand. Event types and ids are the project's own (no line breaks);
 data is JSON text, split into `data:` lines should it ever hold a line break.
 """
 
@@ -34,6 +35,7 @@ from nija.stream_leases import StreamLease, lease_keeper
 KEEPALIVE_SECONDS = 20
 OPENING = ":" + " " * 2048 + "\n\nevent: stream-open\ndata:\n\n"
 KEEPALIVE = b"event: keep-alive\ndata:\n\n"
+CLOSED = b'event: stream-closed\ndata: {"reason": "credentials_no_longer_valid"}\n\n'
 
 _read_store = sync_to_async(get_events)
 
@@ -52,15 +54,24 @@ class LoopListener(Listener):
             super().wake_threadsafe()
 
 
-async def event_stream(event_request: EventRequest, *, holder: str, lease: StreamLease) -> AsyncIterator[bytes]:
-    """One client's stream; `holder`'s `lease` on it is kept while it runs and returned when it ends."""
+async def event_stream(
+    event_request: EventRequest, *, holder: str, lease: StreamLease, credential: str
+) -> AsyncIterator[bytes]:
+    """One client's stream; `holder`'s `lease` on it is kept while it runs and returned when it ends. It ends with
+    a `stream-closed` event once `credential` no longer stands (nija.stream_leases)."""
     fanout_listener.ensure_running()
     manager = get_listener_manager()
     listener = LoopListener()
     listener.user_id, listener.channels = holder, event_request.channels
     listener.assign_loop()
     manager.add_listener(listener)
-    lease_keeper.hold(lease)
+    revoked = asyncio.Event()
+
+    def end() -> None:
+        revoked.set()
+        listener.aevent.set()
+
+    lease_keeper.hold(lease, credential=credential, end=end)
     encoder = _Encoder(event_request.channels)
     try:
         opening = OPENING
@@ -80,6 +91,9 @@ async def event_stream(event_request: EventRequest, *, holder: str, lease: Strea
                 except TimeoutError:
                     yield KEEPALIVE
                     continue
+                if revoked.is_set():
+                    yield CLOSED
+                    return
                 with manager.lock:
                     channel_items, overflow = listener.channel_items, listener.overflow
                     listener.aevent.clear()

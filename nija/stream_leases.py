@@ -6,13 +6,20 @@ below the cap, atomically (one script). While streams run, this process's `lease
 leases together, in one round trip every RENEW_AFTER_SECONDS (a thousand streams renewing one by one would
 stall the event loop); a stream returns its lease when it ends. A process that dies without returning its
 leases frees them when they lapse (LEASE_SECONDS).
+
+Streams are authorized once, when they open; the keeper also asks, every EVENTS_CREDENTIALS_RECHECK_SECONDS and
+in one call for all of this process's streams, which of their credentials no longer stand (the check the serving
+app registers with `credentials_check_register`: nija imports no app), and ends those streams. A check that fails
+(PostgreSQL unreachable) ends nothing: the next one decides.
 """
 
 import asyncio
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.conf import settings
 from redis import RedisError
 
 from nija.event_store import events_redis
@@ -66,29 +73,66 @@ def leases_renew(leases: list[StreamLease]) -> None:
         pipe.execute()
 
 
+# Given the credentials of open streams, returns those that no longer stand (runs in a worker thread).
+CredentialsCheck = Callable[[set[str]], set[str]]
+_credentials_check: list[CredentialsCheck] = []
+
+
+def credentials_check_register(check: CredentialsCheck) -> None:
+    """Set the check the keeper runs over its streams' credentials (the app that serves the streams sets it)."""
+    _credentials_check[:] = [check]
+
+
+@dataclass(frozen=True)
+class HeldStream:
+    credential: str  # what the credentials check is asked about (the serving app's own notation)
+    end: Callable[[], None]  # ends the stream (called on the event loop)
+
+
 class LeaseKeeper:
-    """This process's open streams' leases, renewed together while they run and returned when they end."""
+    """This process's open streams' leases, renewed together while they run and returned when they end, and their
+    credentials checked again while they run."""
 
     def __init__(self) -> None:
-        self._leases: set[StreamLease] = set()
-        self._task: asyncio.Task | None = None
+        self._streams: dict[StreamLease, HeldStream] = {}
+        self._tasks: list[asyncio.Task] = []
 
-    def hold(self, lease: StreamLease) -> None:
-        """Keep `lease` renewed from now on (call from the event loop)."""
-        self._leases.add(lease)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._renew_forever(), name="nija-lease-keeper")
+    def hold(self, lease: StreamLease, *, credential: str, end: Callable[[], None]) -> None:
+        """Keep `lease` renewed from now on, and call `end` once `credential` no longer stands (call from the
+        event loop)."""
+        self._streams[lease] = HeldStream(credential, end)
+        if not self._tasks or any(task.done() for task in self._tasks):
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._renew_forever(), name="nija-lease-keeper"),
+                loop.create_task(self._recheck_forever(), name="nija-stream-credentials"),
+            ]
 
     def drop(self, lease: StreamLease) -> None:
         """Stop renewing `lease` and return it (in a worker thread: the caller never waits on Redis)."""
-        self._leases.discard(lease)
+        self._streams.pop(lease, None)
         asyncio.get_running_loop().run_in_executor(None, _quietly, lease.release)
 
     async def _renew_forever(self) -> None:
         while True:
             await asyncio.sleep(RENEW_AFTER_SECONDS)
-            if self._leases:
-                await asyncio.to_thread(_quietly, leases_renew, list(self._leases))
+            if self._streams:
+                await asyncio.to_thread(_quietly, leases_renew, list(self._streams))
+
+    async def _recheck_forever(self) -> None:
+        while True:
+            await asyncio.sleep(settings.EVENTS_CREDENTIALS_RECHECK_SECONDS)
+            streams = list(self._streams.values())
+            if not streams or not _credentials_check:
+                continue
+            try:
+                fallen = await asyncio.to_thread(_credentials_check[0], {stream.credential for stream in streams})
+            except Exception:  # PostgreSQL unreachable...: the streams go on, the next check decides
+                logger.warning("stream_credentials_check_failed", exc_info=True)
+                continue
+            for stream in streams:
+                if stream.credential in fallen:
+                    stream.end()
 
 
 def _quietly(call, *args: object) -> None:

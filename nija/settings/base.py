@@ -357,6 +357,9 @@ EVENTS_REPLAY_TTL_SECONDS = env.int("EVENTS_REPLAY_TTL_SECONDS", default=24 * 36
 EVENTS_PUBLISH_QUEUE_SIZE = env.int("EVENTS_PUBLISH_QUEUE_SIZE", default=10_000)
 # Open streams one token (or one operator's session) may hold at once, across every events process.
 EVENTS_MAX_STREAMS_PER_TOKEN = env.int("EVENTS_MAX_STREAMS_PER_TOKEN", default=5)
+# How often each events process asks whether its open streams' credentials still stand (a revoked token, a
+# logged-out session, a deactivated account or user, an operator no longer staff): those streams are then ended.
+EVENTS_CREDENTIALS_RECHECK_SECONDS = env.float("EVENTS_CREDENTIALS_RECHECK_SECONDS", default=15.0)
 # The fan-out listener pings Redis this often; silence for three pings counts as a dead connection.
 EVENTS_LISTENER_PING_SECONDS = env.float("EVENTS_LISTENER_PING_SECONDS", default=5.0)
 EVENTSTREAM_STORAGE_CLASS = "nija.event_store.RedisStreamStorage"

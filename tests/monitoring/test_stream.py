@@ -2,16 +2,21 @@
 JSON before any stream starts; the per-token cap; replays from the store; and what an idle stream holds."""
 
 import time
+from importlib import import_module
 
 import psutil
 import pytest
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.test import Client
 
-from accounts.models import TokenKind
+from accounts.models import ApiToken, TokenKind
+from accounts.services import api_token_revoke, user_update
+from accounts.tokens import token_digest
 from nija.event_store import EventPosition
 from nija.events import flush_published, publish
 from nija.stream_leases import leases_held
+from risk.services.activation import trading_instance_activation_set
 from tests.accounts.factories import issue_token
 from tests.monitoring.sse import SseStream
 from tests.monitoring.stream_support import Desk, bearer, make_desk, open_stream, session, start_events_process
@@ -19,12 +24,15 @@ from tests.monitoring.stream_support import Desk, bearer, make_desk, open_stream
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 STREAM_CAP = 3
+RECHECK_SECONDS = 0.5
 
 
 @pytest.fixture(scope="module")
 def events(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
-        process = start_events_process(EVENTS_MAX_STREAMS_PER_TOKEN=str(STREAM_CAP))
+        process = start_events_process(
+            EVENTS_MAX_STREAMS_PER_TOKEN=str(STREAM_CAP), EVENTS_CREDENTIALS_RECHECK_SECONDS=str(RECHECK_SECONDS)
+        )
     yield process
     process.stop()
 
@@ -101,6 +109,7 @@ def test_a_bot_asking_for_its_own_and_another_accounts_channel_gets_404(events, 
         (["dashboard"], {"Last-Event-ID": "garbage"}, "Last-Event-ID"),
         (["dashboard"], {"Last-Event-ID": "error"}, "Last-Event-ID"),
         (["dashboard"], {"Last-Event-ID": "dashboard:" + "9" * 3000}, "Last-Event-ID"),
+        (["dashboard"], {"Last-Event-ID": "dashboard:\u00b2"}, "Last-Event-ID"),  # a digit to str.isdigit only
     ],
 )
 def test_malformed_stream_requests_get_a_json_400(events, desk, query, headers, field):
@@ -155,6 +164,71 @@ def test_open_streams_are_capped_per_token_and_a_closed_stream_frees_its_place(e
         stream.close()
 
 
+# ---------------------------------------------------------------------------------------------- credentials that fall
+def _revoke_bot_token(desk: Desk) -> None:
+    api_token_revoke(token=ApiToken.objects.get(digest=token_digest(desk.bot_token)), actor=None)
+
+
+def _deactivate_account(desk: Desk) -> None:
+    trading_instance_activation_set(instance_id=desk.account.pk, active=False, actor=None, reason="closed")
+
+
+def _demote_operator(desk: Desk) -> None:
+    operator = ApiToken.objects.get(digest=token_digest(desk.operator_token)).user
+    user_update(user=operator, actor=None, is_staff=False)
+
+
+def _log_out(desk: Desk) -> None:
+    import_module(settings.SESSION_ENGINE).SessionStore(desk.operator_session).delete()
+
+
+@pytest.mark.parametrize(
+    ("who", "channel", "fall"),
+    [
+        ("bot", "account-{account}", _revoke_bot_token),
+        ("bot", "account-{account}", _deactivate_account),
+        ("operator token", "dashboard", _demote_operator),
+        ("operator session", "dashboard", _log_out),
+    ],
+)
+def test_an_open_stream_ends_once_its_credentials_no_longer_stand(events, desk, who, channel, fall):
+    channel = channel.format(account=desk.account.pk)
+    stream = open_stream(events, [channel], _credentials(desk, who))
+    holder = _holder(desk, who)
+    assert leases_held(holder) == 1
+
+    with transaction.atomic():
+        fall(desk)
+
+    closed = stream.next_event(timeout=10 * RECHECK_SECONDS + 5)
+    assert (closed.event, closed.json()) == ("stream-closed", {"reason": "credentials_no_longer_valid"})
+    with pytest.raises(ConnectionError):
+        stream.next_event(timeout=5)
+    _wait_until(lambda: leases_held(holder) == 0)
+    again = SseStream(events.base_url, channels=[channel], headers=_credentials(desk, who))
+    assert again.status in (401, 403)
+
+
+def test_streams_whose_credentials_stand_go_on(events, desk):
+    bot = open_stream(events, [f"account-{desk.account.pk}"], bearer(desk.bot_token))
+    operator = open_stream(events, ["dashboard"], session(desk.operator_session))
+    time.sleep(4 * RECHECK_SECONDS)
+
+    publish(event_type="metrics", data={"n": 1}, account_id=desk.account.pk)
+    assert flush_published()
+
+    assert bot.next_event().json() == {"n": 1}
+    assert operator.next_event().json() == {"n": 1}
+    bot.close()
+    operator.close()
+
+
+def _holder(desk: Desk, who: str) -> str:
+    if who == "operator session":
+        return f"session-user-{ApiToken.objects.get(digest=token_digest(desk.operator_token)).user_id}"
+    return f"token-{_token_id(desk, who)}"
+
+
 # ---------------------------------------------------------------------------------------------- replay
 def test_a_client_coming_back_with_its_last_event_id_gets_what_it_missed_from_the_store(events, desk):
     stream = open_stream(events, ["dashboard"], bearer(desk.operator_token))
@@ -200,7 +274,8 @@ def test_idle_streams_hold_no_database_connection_and_no_thread_each(events, des
     time.sleep(0.5)  # anything a stream would keep open is open by now
 
     assert len(streams) == 15
-    assert _database_connections_of(events.pid) == 0
+    # The credentials check opens one connection for a moment every RECHECK_SECONDS: a stream's would stay.
+    assert min(_database_connections_of(events.pid) for _ in range(5)) == 0
     assert process.num_threads() - threads_before <= 2  # not one a stream
     for stream in streams:
         stream.close()
