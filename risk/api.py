@@ -36,7 +36,7 @@ from risk.api_fields import (
 )
 from risk.api_fields import AmountField as AmountField  # re-exported: other apps' serializers use it
 from risk.errors import AccountNotFound, RiskStateUnavailable
-from risk.reasons import reasons_for
+from risk.reasons import breach_message_for, reasons_for
 from risk.services.approval import position_approve, position_reject
 from risk.services.check import CheckInput, CheckOutcome, position_check
 from risk.services.equity import equity_hold_confirm, equity_report, equity_transfer_record
@@ -503,7 +503,7 @@ class AccountMetricsReportApi(FailClosedApiView):
         portfolio_mode, account_mode = selectors.trading_modes(instance_id=account.pk)
         body = account_equity_json(account) | {
             "state": {"portfolio": portfolio_mode, "account": account_mode},
-            "emergency": [breach.message for breach in outcome.new_breaches],
+            "emergency": [breach_message_for(breach, operator=False) for breach in outcome.new_breaches],
         }
         if outcome.hold is None:
             return Response(body)

@@ -157,3 +157,18 @@ def test_the_stream_gives_the_dashboard_every_figure_and_the_bots_channel_none(
     assert_no_portfolio_figure(for_bot["reasons"])
     assert [reason["code"] for reason in for_desk["reasons"]] == ["max_position_size", *PORTFOLIO_CODES]
     assert "portfolio equity 1000000.00000000" in json.dumps(for_desk["reasons"])
+
+
+@pytest.mark.django_db
+def test_an_equity_report_that_halts_the_portfolio_tells_its_bot_why_without_a_portfolio_figure(redis_client):
+    """Its drop takes the portfolio's day (start 200,000, both accounts) past the 0.08 emergency loss: the bot learns
+    that the portfolio halted, never the portfolio's loss or day start (its own figures it may see)."""
+    bot = funded_account("100000")
+    funded_account("100000")
+
+    body = bot_client(bot).post(f"/api/accounts/{bot.pk}/metrics", {"equity": "80000"}, format="json").json()
+
+    assert body["state"] == {"portfolio": "halted", "account": "active"}
+    assert body["emergency"] == ["the portfolio's daily loss has reached its emergency limit: trading is halted"]
+    assert (body["equity"], body["day_start_equity"]) == ("80000.00000000", "100000.00000000")
+    assert [figure for figure in ("200000", "20000") if figure in json.dumps(body["emergency"])] == []
