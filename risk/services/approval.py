@@ -42,9 +42,8 @@ def position_approve(*, position_id: int, actor: User, reason: str, now: datetim
         before = _audit_values(position)
         decision = _recheck(locked, now=now)
         if decision.decision == Outcome.REJECTED:
+            position.reasons = [reason_json(r) for r in decision.reasons]  # saved and published with the decision
             _decide(locked, status=PositionStatus.REJECTED, actor=actor, reason=reason, now=now)
-            position.reasons = [reason_json(r) for r in decision.reasons]
-            position.save(update_fields=["reasons"])
         else:
             position.checked_notional = decision.notional
             position.approved_at = now
@@ -137,6 +136,7 @@ def _decide(locked: LockedPosition, *, status: str, actor: User, reason: str, no
             "approved_at",
             "reservation_expires_at",
             "notional",
+            "reasons",
             "updated_at",
         ]
     )

@@ -1,6 +1,7 @@
 """The approval workflow (risk.services.approval): approve re-runs every rule without the position's own
 reservation and may still reject; reject releases; both audited; anything but a pending position is a 409."""
 
+import json
 from datetime import timedelta
 from decimal import Decimal
 
@@ -8,6 +9,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEntry
+from nija.event_store import stream_key
+from nija.events import flush_published
 from risk.errors import IllegalTransition
 from risk.models import RiskLimits
 from risk.services.approval import position_approve, position_reject
@@ -111,6 +114,30 @@ def test_a_position_that_no_longer_fits_is_rejected_with_its_reasons_and_release
     assert entry.after["status"] == "rejected"
     assert [r["code"] for r in entry.after["reasons"]] == ["symbol_concentration"]
     assert counter_drift() == []
+
+
+@pytest.mark.django_db
+def test_a_position_rejected_at_approval_is_published_with_the_reasons_it_was_rejected_for(
+    approver, redis_client, django_capture_on_commit_callbacks
+):
+    """The dashboard (every figure) and the bot's channel (its own figures) both learn why."""
+    account, position = _pending()
+    RiskLimits.objects.filter(instance__isnull=True).update(max_position_pct=Decimal("0.10"))  # 20000 < 30000
+    redis_client.flushdb()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        decided = position_approve(position_id=position.pk, actor=approver, reason="try")
+    assert flush_published()
+
+    def published(channel: str) -> dict:
+        (event,) = [json.loads(data[b"d"]) for _, data in redis_client.xrange(stream_key(channel))]
+        return event
+
+    expected = [{k: v for k, v in reason.items() if k != "scope"} for reason in decided.reasons]
+    assert [reason["code"] for reason in expected] == ["max_position_size"]
+    for channel in ("dashboard", f"account-{account.pk}"):
+        event = published(channel)
+        assert (event["status"], event["reasons"]) == ("rejected", expected)
 
 
 @pytest.mark.django_db
