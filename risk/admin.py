@@ -16,7 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import DatabaseError, transaction
 from django.db.models import F, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils import timezone
 from redis import RedisError
 
@@ -497,6 +497,15 @@ class EquityTransferAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: dict | None = None) -> HttpResponse:
+        """A transfer the service refuses under the account's lock (a withdrawal beyond the equity) is an error
+        message on a fresh add page; the admin's transaction has rolled back, nothing was recorded."""
+        try:
+            return super().add_view(request, form_url, extra_context)
+        except ApiError as exc:
+            self.message_user(request, f"Nothing was recorded: {exc.detail}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
 
     def save_model(self, request: HttpRequest, obj: EquityTransfer, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data

@@ -88,6 +88,28 @@ def test_a_risk_admin_records_a_transfer_in_admin_and_a_zero_amount_is_a_form_er
     assert admin_as("approver")[0].get(TRANSFER_ADD_URL).status_code == 403
 
 
+def test_a_withdrawal_beyond_the_equity_in_admin_is_an_error_message_and_records_nothing():
+    """The service refuses it under the account's lock; the admin says so instead of failing with a 500."""
+    account = funded_account("100000")
+    client, _ = admin_as("risk_admin")
+    before = (list(Portfolio.objects.values()), list(TradingInstance.objects.values()), AuditEntry.objects.count())
+
+    response = client.post(
+        TRANSFER_ADD_URL,
+        {"instance": account.pk, "amount": "-100000.00000001", "reference": "wd-1", "reason": "payout"},
+        follow=True,
+    )
+
+    assert response.status_code == 200
+    assert [str(message) for message in response.context["messages"]] == [
+        "Nothing was recorded: A withdrawal of 100000.00000001 exceeds the account's equity 100000.00000000."
+    ]
+    assert EquityTransfer.objects.count() == 0
+    assert (list(Portfolio.objects.values()), list(TradingInstance.objects.values()), AuditEntry.objects.count()) == (
+        before
+    )
+
+
 def test_the_instance_page_says_a_first_report_is_measured_against_the_starting_balance():
     account = funded_account("100000")
     client = Client()
