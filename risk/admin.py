@@ -163,7 +163,7 @@ class RiskPositionAdmin(PositionAdmin):
         reason = action_reason(request) or "approved in admin"
 
         def act(position: Position) -> str:
-            decided = position_approve(position_id=position.pk, actor=request.user, reason=reason, now=timezone.now())
+            decided = position_approve(position_id=position.pk, actor=request.user, reason=reason)
             if decided.status == PositionStatus.APPROVED:
                 return f"{decided}: approved."
             failing = "; ".join(item["message"] for item in decided.reasons)
@@ -179,7 +179,7 @@ class RiskPositionAdmin(PositionAdmin):
             return
 
         def act(position: Position) -> str:
-            decided = position_reject(position_id=position.pk, actor=request.user, reason=reason, now=timezone.now())
+            decided = position_reject(position_id=position.pk, actor=request.user, reason=reason)
             return f"{decided}: rejected."
 
         run_each(self, request, queryset.order_by("pk"), act)

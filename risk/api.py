@@ -319,9 +319,7 @@ class PositionFillApi(FailClosedApiView):
     @extend_schema(request=FillInputSerializer, responses={200: PositionOutput})
     def post(self, request: Request, position_id: int) -> Response:
         fill = FillInput(**validated(FillInputSerializer, request.data))
-        position = position_fill(
-            position_id=position_id, instance_id=principal_instance_id(request), fill=fill, now=timezone.now()
-        )
+        position = position_fill(position_id=position_id, instance_id=principal_instance_id(request), fill=fill)
         return Response(position_json(position, operator=False))
 
 
@@ -334,9 +332,7 @@ class PositionCloseApi(FailClosedApiView):
     @extend_schema(request=CloseInputSerializer, responses={200: dict})
     def post(self, request: Request, position_id: int) -> Response:
         close = CloseInput(**validated(CloseInputSerializer, request.data))
-        trade = position_close(
-            position_id=position_id, instance_id=principal_instance_id(request), close=close, now=timezone.now()
-        )
+        trade = position_close(position_id=position_id, instance_id=principal_instance_id(request), close=close)
         return Response({"trade": trade_json(trade), "position": position_json(trade.position, operator=False)})
 
 
@@ -364,9 +360,7 @@ class PositionCancelApi(FailClosedApiView):
     def post(self, request: Request, position_id: int) -> Response:
         if request.data:
             raise ApiError("Cancel takes no body.", code="validation_error", fields={"body": ["Must be empty."]})
-        position = position_cancel(
-            position_id=position_id, instance_id=principal_instance_id(request), now=timezone.now()
-        )
+        position = position_cancel(position_id=position_id, instance_id=principal_instance_id(request))
         return Response(position_json(position, operator=is_operator(request)))
 
 

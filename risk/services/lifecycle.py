@@ -18,6 +18,7 @@ from risk import selectors
 from risk.engine.holding import OpenBook, average_price, book_close, book_fill, volume_weighted_price
 from risk.errors import IdempotencyConflict, IllegalTransition, PositionNotFound, QuantityExceeded
 from risk.models import Severity
+from risk.services.day import locked_now
 from risk.services.events import position_published, risk_event_raise
 from risk.services.exposure import ACTIVE_STATUSES, position_rehold
 from trading.models import DailyStatistic, Fill, Position, PositionStatus, Trade
@@ -62,13 +63,17 @@ def lock_position(*, position_id: int, instance_id: int | None) -> LockedPositio
     return LockedPosition(scope=scope, position=position)
 
 
-def position_fill(*, position_id: int, instance_id: int | None, fill: FillInput, now: datetime) -> Position:
+def position_fill(
+    *, position_id: int, instance_id: int | None, fill: FillInput, now: datetime | None = None
+) -> Position:
     """Record an exchange fill: the position opens and its open cost grows by the fill's value. A fill within the
     checked quantity of an approved order is always recorded, even after the unfilled rest was released (it
     happened at the exchange): it then adds its exposure without a check and raises a warning event. Replaying the
-    same exchange order id changes nothing."""
+    same exchange order id changes nothing. `now` None: the clock read under the portfolio lock (an explicit time
+    is clamped the same way: never before the UTC day already rolled)."""
     with transaction.atomic():
         locked = lock_position(position_id=position_id, instance_id=instance_id)
+        now = locked_now(scope=locked.scope, requested=now)
         position = locked.position
         existing = Fill.objects.filter(
             instance_id=position.instance_id, exchange_order_id=fill.exchange_order_id
@@ -158,13 +163,17 @@ def _ensure_fillable(position: Position, quantity: Decimal) -> None:
         raise QuantityExceeded(f"Fill quantity {quantity} exceeds the unfilled checked quantity {unfilled}.")
 
 
-def position_close(*, position_id: int, instance_id: int | None, close: CloseInput, now: datetime) -> Trade:
+def position_close(
+    *, position_id: int, instance_id: int | None, close: CloseInput, now: datetime | None = None
+) -> Trade:
     """Close all or part of what is open: writes a `Trade` with its realized P&L, releases the exposure, updates
-    the day's statistics. Accepted in every trading state, HALTED included. The unfilled rest of the order stays
-    reserved (the order may still be live at the exchange); the position closes once nothing is open and nothing
-    is reserved. Replaying the same client close id returns the original trade."""
+    the statistics of the UTC day it acts in. Accepted in every trading state, HALTED included. The unfilled rest of
+    the order stays reserved (the order may still be live at the exchange); the position closes once nothing is
+    open and nothing is reserved. Replaying the same client close id returns the original trade. `now` as for a
+    fill."""
     with transaction.atomic():
         locked = lock_position(position_id=position_id, instance_id=instance_id)
+        now = locked_now(scope=locked.scope, requested=now)
         position = locked.position
         existing = Trade.objects.filter(instance_id=position.instance_id, client_close_id=close.client_close_id).first()
         if existing is not None:
@@ -259,12 +268,13 @@ def daily_statistic_add_trade(*, scope: selectors.LockedScope, pnl: Decimal, now
     )
 
 
-def position_cancel(*, position_id: int, instance_id: int | None, now: datetime) -> Position:
+def position_cancel(*, position_id: int, instance_id: int | None, now: datetime | None = None) -> Position:
     """Release what is reserved and unfilled. Pending or approved: the position is cancelled. Open with an
     unfilled rest: the rest is released, the filled part stays open (nothing open: the position closes).
-    Cancelling again changes nothing."""
+    Cancelling again changes nothing. `now` as for a fill."""
     with transaction.atomic():
         locked = lock_position(position_id=position_id, instance_id=instance_id)
+        now = locked_now(scope=locked.scope, requested=now)
         position = locked.position
         if reservation_release(locked, now=now, final_status=PositionStatus.CANCELLED):
             position_published(position)

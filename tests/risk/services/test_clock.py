@@ -1,6 +1,6 @@
 """Time-ordered state follows the portfolio lock, never request arrival: the UTC day never rolls back, an equity
-report's time and "first report of the day" never go back, and a check that waited for the lock acts at the time
-it got it (PostgreSQL's clock, the same for every web host)."""
+report's time and "first report of the day" never go back, and a check, a fill, a close or an approval that waited
+for the lock acts at the time it got it (PostgreSQL's clock, the same for every web host)."""
 
 import threading
 import time
@@ -15,11 +15,15 @@ from django.utils import timezone
 from accounts.models import TradingInstance
 from risk import selectors
 from risk.models import Portfolio
+from risk.services.approval import position_approve
 from risk.services.check import CheckInput, position_check
 from risk.services.equity import equity_report
+from tests.accounts.factories import OperatorFactory
 from tests.risk.conftest import bot_client, counter_drift, equity_drift, funded_account
+from tests.risk.services.scenario import close, fill, reserve
+from tests.risk.test_admin import POSITIONS_URL, admin_as
 from tests.risk.threads import rows_locked, run_in_thread
-from trading.models import Position
+from trading.models import DailyStatistic, Fill, Position, Trade
 
 MIDNIGHT = datetime(2031, 3, 5, 0, 0, tzinfo=UTC)
 JUST_BEFORE = MIDNIGHT - timedelta(milliseconds=10)  # 23:59:59.99 the day before
@@ -42,6 +46,10 @@ def check(account: TradingInstance, *, at: datetime | None):
 
 def report(account: TradingInstance, equity: str, *, at: datetime) -> None:
     equity_report(instance_id=account.pk, equity=Decimal(equity), cash_balance=None, now=at)
+
+
+def approve(position: Position) -> Position:
+    return position_approve(position_id=position.pk, actor=OperatorFactory(), reason="ok")
 
 
 def day_state(account: TradingInstance) -> tuple:
@@ -88,6 +96,70 @@ def test_an_equity_report_stamped_before_the_previous_one_is_not_the_first_of_a_
     assert account.equity == Decimal("98000")
     assert account.equity_reported_at == MIDNIGHT + timedelta(seconds=1)
     assert equity_drift() == []
+
+
+@pytest.mark.django_db
+def test_a_fill_and_a_close_stamped_before_midnight_that_get_the_lock_after_the_roll_belong_to_the_new_day():
+    account = funded_account("100000")
+    report(account, "100000", at=JUST_BEFORE - timedelta(minutes=1))
+    position = reserve(account, quantity="0.2", price="50000", now=JUST_BEFORE - timedelta(seconds=30))
+    fill(position, "ex-1", "0.1", "50000", now=JUST_BEFORE - timedelta(seconds=20))
+    check(account, at=MIDNIGHT)  # rolls the day
+
+    fill(position, "ex-2", "0.1", "50000", now=JUST_BEFORE)  # stamped before the roll, locked after it
+    trade = close(position, "c-1", "51000", now=JUST_BEFORE)
+
+    assert Fill.objects.get(exchange_order_id="ex-2").filled_at == MIDNIGHT
+    assert trade.closed_at == MIDNIGHT
+    days = DailyStatistic.objects.filter(instance=account, date__gte=JUST_BEFORE.date())
+    trades_by_day = dict(days.values_list("date", "trades"))
+    assert trades_by_day == {JUST_BEFORE.date(): 0, MIDNIGHT.date(): 1}  # today's P&L, never yesterday's
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("request_kind", ["fill", "close", "approval in admin"])
+def test_a_lifecycle_or_admin_decision_that_waited_for_the_portfolio_lock_acts_at_the_time_it_got_it(
+    request_kind, relaxed_rate_limits
+):
+    account = funded_account("1000000")
+    client = bot_client(account)
+    position = reserve(account, quantity="0.6", price="50000")  # n = 30000: pending approval
+    if request_kind != "approval in admin":
+        position = approve(position)
+    if request_kind == "close":
+        fill(position, "ex-1", "0.6", "50000")
+    admin, _ = admin_as("approver")
+    calls = {
+        "fill": lambda: client.post(
+            f"/api/positions/{position.pk}/fill",
+            {"exchange_order_id": "ex-1", "quantity": "0.6", "price": "50000"},
+            format="json",
+        ),
+        "close": lambda: client.post(
+            f"/api/positions/{position.pk}/close", {"client_close_id": "c-1", "exit_price": "51000"}, format="json"
+        ),
+        "approval in admin": lambda: admin.post(
+            POSITIONS_URL, {"action": "approve", "_selected_action": [position.pk], "reason": "ok", "index": 0}
+        ),
+    }
+    answers: list = []
+    released_at: list[datetime] = []
+
+    with rows_locked(selectors.lock_portfolio):
+        waiting = threading.Thread(target=lambda: answers.append(run_in_thread(calls[request_kind])))
+        waiting.start()
+        time.sleep(0.5)  # the request is in, waiting for the lock
+        released_at.append(timezone.now())
+    waiting.join(timeout=30)
+
+    assert answers[0].status_code in (200, 302), answers[0].content
+    acted_at = {
+        "fill": lambda: Fill.objects.get(position=position).filled_at,
+        "close": lambda: Trade.objects.get(position=position).closed_at,
+        "approval in admin": lambda: Position.objects.get(pk=position.pk).decided_at,
+    }[request_kind]()
+    assert acted_at >= released_at[0]
+    assert counter_drift() == []
 
 
 @pytest.mark.django_db(transaction=True)
