@@ -368,6 +368,12 @@ class DecisionInput(StrictSerializer):
     reason = serializers.CharField(max_length=1000, required=False, default="", allow_blank=True)
 
 
+class RejectInput(StrictSerializer):
+    """A rejection says why (the bot and the audit trail read it): a missing or blank reason is a 400."""
+
+    reason = serializers.CharField(max_length=1000)
+
+
 class PositionApproveApi(FailClosedApiView):
     """POST /api/positions/{id}/approve (approver role): re-runs every rule now; may still reject."""
 
@@ -381,13 +387,13 @@ class PositionApproveApi(FailClosedApiView):
 
 
 class PositionRejectApi(FailClosedApiView):
-    """POST /api/positions/{id}/reject (approver role)."""
+    """POST /api/positions/{id}/reject (approver role), with the reason for it."""
 
     permission_classes = [CanApprove]
 
-    @extend_schema(request=DecisionInput, responses={200: PositionOutput})
+    @extend_schema(request=RejectInput, responses={200: PositionOutput})
     def post(self, request: Request, position_id: int) -> Response:
-        reason = validated(DecisionInput, request.data)["reason"]
+        reason = validated(RejectInput, request.data)["reason"]
         position = position_reject(position_id=position_id, actor=request.user, reason=reason)
         return Response(position_json(position, operator=True))
 

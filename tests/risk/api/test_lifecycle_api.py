@@ -255,6 +255,22 @@ def test_an_approver_rejects_and_the_reservation_is_released():
     assert counter_drift() == []
 
 
+@pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "   "}, {"reason": None}, {"reason": "x" * 1001}])
+@pytest.mark.django_db
+def test_a_rejection_without_a_reason_is_refused_and_changes_nothing(body):
+    account = funded_account("200000")
+    position = reserve(account, quantity="0.6")
+    client, _ = operator_client("approver")
+
+    response = post(client, f"/api/positions/{position.pk}/reject", body)
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    assert "reason" in response.json()["error"]["fields"]
+    assert Position.objects.get(pk=position.pk).status == "pending_approval"
+    assert not AuditEntry.objects.filter(action="position.reject").exists()
+
+
 @pytest.mark.parametrize("caller", ["bot", "viewer", "none"])
 @pytest.mark.django_db
 def test_only_approvers_decide(caller):
