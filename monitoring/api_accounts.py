@@ -3,7 +3,8 @@
 Operators see every account; a bot sees only its own (its list holds that one account; another account's id
 answers 404 `account_not_found`, exactly as an unknown id). Lists are paginated (`page`, `page_size` at most 500),
 sortable by exposure, drawdown, daily P&L, equity or id (`sort=-drawdown`: descending), and filter by trading
-state, stale (no fresh equity report) and active.
+state, stale (no fresh equity report), active and held (an equity increase waiting for a risk admin's
+confirmation, shown as `equity_hold`).
 """
 
 from datetime import datetime
@@ -29,6 +30,7 @@ from risk.api_reads import IsOperatorOrBot, query
 from risk.engine import TradingMode
 from risk.engine.money import ratio
 from risk.errors import AccountNotFound
+from risk.models import EquityHold
 
 SORT_CHOICES = [*SORTS, *(f"-{name}" for name in SORTS)]
 
@@ -38,6 +40,9 @@ class AccountListQuery(serializers.Serializer):
     state = serializers.ChoiceField(choices=[mode.value for mode in TradingMode], required=False)
     stale = serializers.BooleanField(required=False, allow_null=False)
     active = serializers.BooleanField(required=False, allow_null=False)
+    held = serializers.BooleanField(
+        required=False, allow_null=False, help_text="Only accounts with (true) or without (false) an open equity hold."
+    )
     page = serializers.IntegerField(required=False, min_value=1, max_value=10**9)
     page_size = serializers.IntegerField(
         required=False, min_value=1, max_value=CappedPageNumberPagination.max_page_size
@@ -45,7 +50,7 @@ class AccountListQuery(serializers.Serializer):
 
 
 class AccountListApi(MonitoringApiView):
-    """GET /api/accounts?sort=&state=&stale=&active=&page=&page_size=: accounts with their figures."""
+    """GET /api/accounts?sort=&state=&stale=&active=&held=&page=&page_size=: accounts with their figures."""
 
     permission_classes = [IsOperatorOrBot]
 
@@ -61,6 +66,7 @@ class AccountListApi(MonitoringApiView):
             state=filters.get("state"),
             stale=filters.get("stale"),
             active=filters.get("active"),
+            held=filters.get("held"),
             instance_id=principal_instance_id(request),
         )
         paginator = CappedPageNumberPagination()
@@ -125,6 +131,20 @@ def account_json(account: TradingInstance, figures: HeldFigures) -> dict[str, An
             }
             for limit in ACCOUNT_LIMITS
         ],
+        "equity_hold": _hold_json(figures.equity_hold),
+    }
+
+
+def _hold_json(hold: EquityHold | None) -> dict[str, Any] | None:
+    """The held figure (what a confirmation applies), what it was measured against, and since when."""
+    if hold is None:
+        return None
+    return {
+        "equity": amount(hold.equity),
+        "accepted_equity": amount(hold.accepted_equity),
+        "reports": hold.reports,
+        "first_reported_at": hold.first_reported_at.isoformat(),
+        "reported_at": hold.reported_at.isoformat(),
     }
 
 

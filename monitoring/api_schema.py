@@ -212,6 +212,14 @@ class HistoryOutput(serializers.Serializer):
     points = HistoryPoint(many=True)
 
 
+class HeldEquity(serializers.Serializer):
+    equity = amount(help_text="The latest held figure: what a confirmation applies.")
+    accepted_equity = amount(help_text="The figure the increase was measured against.")
+    reports = serializers.IntegerField(help_text="Held reports merged into this hold.")
+    first_reported_at = serializers.DateTimeField()
+    reported_at = serializers.DateTimeField()
+
+
 class AccountOutput(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
@@ -236,6 +244,9 @@ class AccountOutput(serializers.Serializer):
     last_heartbeat = serializers.DateTimeField(allow_null=True)
     worst_usage = ratio()
     limits = AccountLimitUsage(many=True)
+    equity_hold = HeldEquity(
+        allow_null=True, help_text="A reported increase held until a risk admin confirms it; null without one."
+    )
 
 
 class AccountDetailOutput(AccountOutput):
@@ -469,6 +480,7 @@ ACCOUNT_EXAMPLE = OpenApiExample(
             {"limit": "drawdown_limit", "usage": "0.19230769", "status": "ok"},
             {"limit": "emergency_drawdown", "usage": "0.15384615", "status": "ok"},
         ],
+        "equity_hold": None,
         "by_symbol": CONCENTRATION_EXAMPLE["by_symbol"],
     },
     response_only=True,

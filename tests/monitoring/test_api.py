@@ -178,6 +178,30 @@ def test_accounts_sort_filter_and_paginate(desk):
 
 
 @pytest.mark.django_db
+def test_accounts_holding_an_equity_increase_list_it_until_it_is_confirmed(desk):
+    a, b = desk
+    report(b, "90000")  # +80 % over 50,000: beyond max_equity_increase_pct (50 %), held
+    report(b, "95000")  # a later held report replaces the figure
+    operator, _ = operator_client("risk_admin")
+
+    held = operator.get("/api/accounts?held=true").json()
+    not_held = operator.get("/api/accounts?held=false").json()
+    detail = operator.get(f"/api/accounts/{b.pk}").json()
+
+    assert [row["id"] for row in held["results"]] == [b.pk]
+    hold = held["results"][0]["equity_hold"]
+    assert (hold["equity"], hold["accepted_equity"], hold["reports"]) == ("95000.00000000", "50000.00000000", 2)
+    assert held["results"][0]["equity"] == "50000.00000000"  # not applied
+    assert detail["equity_hold"] == hold
+    assert [(row["id"], row["equity_hold"]) for row in not_held["results"]] == [(a.pk, None)]
+    confirmed = operator.post(
+        f"/api/accounts/{b.pk}/equity/confirm", {"reason": "deposit seen", "equity": "95000"}, format="json"
+    )
+    assert confirmed.status_code == 200, confirmed.json()
+    assert operator.get("/api/accounts?held=true").json()["count"] == 0
+
+
+@pytest.mark.django_db
 def test_an_account_past_a_limit_shows_which_and_how_far(desk):
     _, b = desk
     RiskLimits.objects.create(instance=b, max_drawdown_pct=Decimal("0.10"))
@@ -297,6 +321,7 @@ def test_the_audit_trail_filters_by_actor_action_and_time_newest_first():
         ("/api/accounts", {"sort": "profit"}, "sort"),
         ("/api/accounts", {"state": "paused"}, "state"),
         ("/api/accounts", {"stale": "maybe"}, "stale"),
+        ("/api/accounts", {"held": "sometimes"}, "held"),
         ("/api/accounts", {"page": "0"}, "page"),
         ("/api/accounts", {"page": "1" * 40}, "page"),
         ("/api/accounts", {"page_size": "501"}, "page_size"),
