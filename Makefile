@@ -8,7 +8,7 @@ PORT ?= 8000
 EVENTS_PORT ?= 8001
 WEB_WORKERS ?= 2
 
-.PHONY: run test lint services stop bench venv env migrate format clean-var
+.PHONY: run test lint services stop bench venv env migrate format clean-var vendor
 
 # `make run` names its settings: the entry points (nija/wsgi.py, asgi.py, celery.py) default to production.
 # Debug stays off unless asked for: `DJANGO_DEBUG=1 make run`.
@@ -65,3 +65,12 @@ bench: env
 format: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The operator page's browser libraries, pinned in package.json / package-lock.json, copied from the npm registry's
+# packages into the page's static files. The copies are committed: running the project needs no npm (THIRD_PARTY.md).
+VENDOR := monitoring/static/monitoring/vendor
+vendor:
+	npm ci --ignore-scripts --no-audit --no-fund
+	rm -rf $(VENDOR) && mkdir -p $(VENDOR)/uplot
+	cp node_modules/uplot/dist/uPlot.esm.js node_modules/uplot/dist/uPlot.min.css node_modules/uplot/LICENSE \
+		$(VENDOR)/uplot/
