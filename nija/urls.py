@@ -48,6 +48,7 @@ api_patterns = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api_patterns)),
+    path("dashboard/", include("monitoring.page_urls")),
     # Prometheus (token or loopback only: nija/metrics.py).
     path("metrics", metrics_view, name="metrics"),
     re_path(r"^api/.*$", api_not_found),
