@@ -5,7 +5,11 @@
 - Playwright never downloads a browser: it launches /usr/bin/chromium, which `scripts/services.sh start browser`
   installs with apt when missing (`make test` runs it; this conftest runs it too when the binary is absent).
 - The web process is the Procfile's gunicorn with the settings `make run` uses (nija.settings.local), pointed at
-  the test database and the suite's Redis, so what the browser sees is what `make run` serves.
+  the test database and the suite's Redis, so what the browser sees is what `make run` serves. The events process
+  (uvicorn) runs beside it for the tests that need the stream, started once, on the port the web process names as
+  its events origin (credentialed CORS and the Content-Security-Policy's connect-src).
+- Logging in through the admin form is rate limited per address (10 a window): the tests that are not about the
+  login form get their session cookie from Django's test client (`logged_in`) instead.
 - A failed test leaves a full-page screenshot of every page it opened under var/test-artifacts/browser/.
 - Playwright's sync API marks its event loop as running in the thread that uses it, and Django refuses ORM calls
   in a thread with a running loop. The loop is marked running only while a browser test's `page` is in use (so
@@ -24,12 +28,15 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.contrib.auth.models import Group
 from django.db import connections
-from playwright.sync_api import Browser, Page, sync_playwright
+from django.test import Client
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from accounts.models import User
-from tests.servers import ARTIFACTS, REPO, LiveProcess, server_env, web_server
+from tests.servers import ARTIFACTS, REPO, LiveProcess, events_server, free_port, server_env, web_server
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -75,13 +82,29 @@ def in_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return outcome["value"]
 
 
-def make_operator() -> User:
-    """A superuser `desk-operator` whose password (PASSWORD) the web process under `make run`'s settings (its
-    password hashers, not the suite's) can verify, hashed cheaply."""
-    user = User.objects.create_superuser(username="desk-operator", email="desk@example.com", password=None)
+def make_operator(username: str = "desk-operator", *, roles: tuple[str, ...] | None = None) -> User:
+    """A staff user whose password (PASSWORD) the web process under `make run`'s settings (its password hashers,
+    not the suite's) can verify, hashed cheaply: a superuser by default, else a staff user holding `roles`."""
+    if roles is None:
+        user = User.objects.create_superuser(username=username, email=f"{username}@example.com", password=None)
+    else:
+        user = User.objects.create_user(username=username, email=f"{username}@example.com", is_staff=True)
+        user.groups.add(*Group.objects.filter(name__in=roles))
     user.password = PBKDF2PasswordHasher().encode(PASSWORD, "browser-test-salt", iterations=1000)
     user.save(update_fields=["password"])
     return user
+
+
+def logged_in(context: BrowserContext, user: User, origin: str) -> None:
+    """Give the browser context `user`'s admin session (a session the web process reads from the same database
+    and cache), as the login form would."""
+
+    def session_key() -> str:
+        client = Client()
+        client.force_login(user)
+        return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": in_thread(session_key), "url": origin}])
 
 
 def _ensure_chromium() -> str:
@@ -106,12 +129,37 @@ def browser(django_db_setup: None) -> Iterator[Browser]:
         launched.close()
 
 
+@dataclass(frozen=True)
+class ServerPorts:
+    web: int
+    events: int
+
+    def env(self) -> dict[str, str]:
+        """The origins each process names for the other (the pages' origin, the stream's origin)."""
+        return {"WEB_ORIGINS": f"http://127.0.0.1:{self.web}", "EVENTS_ORIGINS": f"http://127.0.0.1:{self.events}"}
+
+
 @pytest.fixture(scope="session")
-def web(django_db_setup: None, django_db_blocker: Any) -> Iterator[LiveProcess]:
+def server_ports() -> ServerPorts:
+    return ServerPorts(web=free_port(), events=free_port())
+
+
+@pytest.fixture(scope="session")
+def web(django_db_setup: None, django_db_blocker: Any, server_ports: ServerPorts) -> Iterator[LiveProcess]:
     """gunicorn with `make run`'s settings, on the test database (started once for the session)."""
     with django_db_blocker.unblock():
-        env = server_env(settings_module="nija.settings.local", DJANGO_DEBUG="1")
-    server = web_server(env).start()
+        env = server_env(settings_module="nija.settings.local", DJANGO_DEBUG="1", **server_ports.env())
+    server = web_server(env, port=server_ports.web).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def events(django_db_setup: None, django_db_blocker: Any, server_ports: ServerPorts) -> Iterator[LiveProcess]:
+    """The events process (uvicorn) on the port the web process names as its events origin (started once)."""
+    with django_db_blocker.unblock():
+        env = server_env(settings_module="nija.settings.local", **server_ports.env())
+    server = events_server(env, port=server_ports.events).start()
     yield server
     server.stop()
 

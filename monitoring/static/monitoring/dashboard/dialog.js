@@ -36,7 +36,7 @@ export class ActionDialog {
     this.error.textContent = "";
     this.confirm.textContent = action.confirmLabel;
     this.confirm.disabled = false;
-    this.confirm.classList.toggle("danger", Boolean(action.danger));
+    this.confirm.classList.toggle("btn-danger", Boolean(action.danger));
     this.dialog.showModal();
     (action.noReason ? this.confirm : this.reason).focus();
   }

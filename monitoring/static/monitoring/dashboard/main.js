@@ -34,6 +34,8 @@ class Desk {
     this.names = new Map();
     this.accounts = new Map();
     this.queue = new Map();
+    this.queueTotal = 0;
+    this.reservations = [];
     this.riskEvents = [];
     this.portfolioState = null;
     this.snapshotAt = null;
@@ -127,7 +129,9 @@ class Desk {
       const page = await getJson(`/api/accounts?${params}`);
       query.count = page.count;
       this.accounts = new Map(page.results.map((account) => [account.id, account]));
+      const known = this.names.size;
       for (const account of page.results) this.names.set(account.id, account.name);
+      if (this.names.size !== known) this.renderPositions();
       panels.fill($("#accounts tbody"), page.results.map((account) => panels.accountRow(account, this.can)), "No account matches.");
       const first = page.count ? (query.page - 1) * ACCOUNTS_PAGE_SIZE + 1 : 0;
       $("#accounts-range").textContent = `${first}–${first + page.results.length - Math.min(1, first)} of ${page.count}`;
@@ -140,22 +144,36 @@ class Desk {
     return this.guarded("queue", async () => {
       const page = await getJson("/api/positions?status=pending_approval&page_size=100");
       this.queue = new Map(page.results.map((position) => [position.id, position]));
-      this.renderQueue(page.count);
+      this.queueTotal = page.count;
+      this.renderQueue();
     });
   }
 
-  renderQueue(total = this.queue.size) {
+  renderQueue() {
     const rows = [...this.queue.values()].sort((a, b) => (a.reservation_expires_at || "").localeCompare(b.reservation_expires_at || "") || a.id - b.id);
     panels.fill($("#queue tbody"), rows.map((position) => panels.queueRow(position, this.can, this.names)), "Nothing waits for approval.");
-    $("#queue-count").textContent = String(Math.max(total, this.queue.size));
+    $("#queue-count").textContent = String(Math.max(this.queueTotal, this.queue.size));
   }
 
   loadReservations() {
     return this.guarded("reservations", async () => {
       const page = await getJson("/api/positions?status=approved&page_size=50");
-      panels.fill($("#reservations tbody"), page.results.map((position) => panels.reservationRow(position, this.can, this.names)), "No unfilled reservation.");
+      this.reservations = page.results;
+      this.renderReservations();
       $("#reservations-count").textContent = String(page.count);
     });
+  }
+
+  renderReservations() {
+    const rows = this.reservations.map((position) => panels.reservationRow(position, this.can, this.names));
+    panels.fill($("#reservations tbody"), rows, "No unfilled reservation.");
+  }
+
+  // Account names arrive with the accounts table: the position panels show them once known.
+  renderPositions() {
+    this.renderQueue();
+    this.renderReservations();
+    this.renderRiskEvents();
   }
 
   loadHolds() {
@@ -226,9 +244,10 @@ class Desk {
   onPosition(event) {
     const id = event.position_id;
     if (event.status === "pending_approval") {
+      if (!this.queue.has(id)) this.queueTotal += 1;
       this.queue.set(id, { ...this.queue.get(id), ...event, id });
     } else {
-      this.queue.delete(id);
+      this.dequeue(id);
     }
     this.renderQueue();
     this.refresh.queue();
@@ -372,8 +391,12 @@ class Desk {
     });
   }
 
+  dequeue(id) {
+    if (this.queue.delete(id)) this.queueTotal = Math.max(0, this.queueTotal - 1);
+  }
+
   afterPositionChange(id) {
-    this.queue.delete(id);
+    this.dequeue(id);
     this.renderQueue();
     this.loadQueue();
     this.loadReservations();

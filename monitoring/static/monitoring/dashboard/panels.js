@@ -74,9 +74,13 @@ export function renderKpis(root, portfolio, accounts) {
   };
   if (!portfolio) return;
   set("equity", money(portfolio.equity));
-  set("daily_pnl", `${signedMoney(portfolio.daily_pnl)} (${percent(portfolio.daily_pnl_pct)})`, sign(portfolio.daily_pnl));
-  set("exposure", `${money(portfolio.market_exposure)} (${percent(portfolio.exposure_pct)})`);
+  set("equity_sub", `start of day ${money(portfolio.day_start_equity)}`);
+  set("daily_pnl", signedMoney(portfolio.daily_pnl), sign(portfolio.daily_pnl));
+  set("daily_pnl_sub", `${percent(portfolio.daily_pnl_pct)} of the day's start`);
+  set("exposure", money(portfolio.market_exposure));
+  set("exposure_sub", `${percent(portfolio.exposure_pct)} of equity · booked ${money(portfolio.exposure)}`);
   set("drawdown", percent(portfolio.drawdown));
+  set("drawdown_sub", `peak ${money(portfolio.peak_equity)}`);
   const positions = portfolio.positions || {};
   set("positions", `${positions.open ?? 0} open · ${positions.approved ?? 0} reserved · ${positions.pending_approval ?? 0} pending`);
   if (accounts) {
@@ -239,11 +243,14 @@ export function healthItems(health) {
   items.push(
     el("li", {}, badge(snapshot && !snapshot.stale ? "ok" : "stale"), el("strong", {}, "desk snapshot"), el("span", { className: "muted" }, snapshot ? `${seconds(snapshot.age_seconds)} old, every ${snapshot.interval_seconds}s` : "none yet")),
   );
+  // Periodic tasks worth a look: the last run failed, or none finished for three intervals (and a minute).
   for (const task of health.periodic_tasks || []) {
-    const late = task.enabled && task.every_seconds && task.last_sent_at && ageSeconds(task.last_sent_at) > 3 * task.every_seconds;
+    const finishedAge = ageSeconds(task.last_finished_at);
+    const late = task.enabled && task.every_seconds && finishedAge !== null && finishedAge > 3 * task.every_seconds + 60;
     const failed = task.last_outcome && task.last_outcome !== "success";
     if (!late && !failed) continue;
-    items.push(el("li", {}, badge(failed ? "failed" : "late", "down"), el("strong", {}, task.name), el("span", { className: "muted" }, `last sent ${ago(task.last_sent_at)}${failed ? `, ended ${task.last_outcome}` : ""}`)));
+    const detail = failed ? `last run ended ${task.last_outcome}` : `last finished ${ago(task.last_finished_at)}`;
+    items.push(el("li", {}, badge(failed ? "failed" : "late", "down"), el("strong", {}, task.name), el("span", { className: "muted" }, detail)));
   }
   return items;
 }
