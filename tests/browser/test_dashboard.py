@@ -28,16 +28,19 @@ LIVE = "#stream-status[data-status='live']"
 # The equity line's colour (charts.js), as the canvas stores it.
 EQUITY_STROKE = (37, 99, 235)
 COUNT_STROKE_PIXELS = """
-([selector, [r, g, b]]) => {
+([selector, colour]) => {
   const canvas = document.querySelector(selector);
   const pixels = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
   let count = 0;
   for (let i = 0; i < pixels.length; i += 4) {
-    if (Math.abs(pixels[i] - r) < 8 && Math.abs(pixels[i + 1] - g) < 8 && Math.abs(pixels[i + 2] - b) < 8 && pixels[i + 3] > 200) count++;
+    const near = colour.every((value, channel) => Math.abs(pixels[i + channel] - value) < 8);
+    if (near && pixels[i + 3] > 200) count++;
   }
   return count;
 }
 """
+CHART_POINTS_AT_LEAST = "([name, points]) => Number(document.querySelector(`[data-chart=${name}]`).dataset.points) >= points"
+CHARTS = ("equity", "exposure", "pnl")
 
 
 @pytest.fixture
