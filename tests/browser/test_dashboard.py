@@ -39,7 +39,7 @@ COUNT_STROKE_PIXELS = """
   return count;
 }
 """
-CHART_POINTS_AT_LEAST = "([name, points]) => Number(document.querySelector(`[data-chart=${name}]`).dataset.points) >= points"
+CHART_POINTS_AT_LEAST = "([name, n]) => Number(document.querySelector(`[data-chart=${name}]`).dataset.points) >= n"
 CHARTS = ("equity", "exposure", "pnl")
 
 
