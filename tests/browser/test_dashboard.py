@@ -196,6 +196,30 @@ def test_a_risk_admin_halts_an_account_from_its_row_with_a_reason(desk_page, web
     assert page.locator(f"{row} button[data-action=halt]").count() == 0
 
 
+def test_a_risk_admin_confirms_a_held_equity_increase_and_cancels_a_reservation(desk_page, web):
+    admin = in_thread(make_operator, "risk-admin", roles=("risk_admin",))
+    account, token = in_thread(a_desk)
+    reserved = check(web.base_url, token, account, quantity="0.1")  # 5,000: approved, reserved, unfilled
+    in_thread(equity_report, instance_id=account.pk, equity=Decimal("320000"), cash_balance=None, now=timezone.now())
+    open_desk(desk_page, admin)
+    page = desk_page.page
+    hold_row = page.locator(f"#holds tr[data-account-id='{account.pk}']")
+    reservation_row = page.locator(f"#reservations tr[data-position-id='{reserved['position_id']}']")
+
+    hold_row.locator("button[data-action=confirm-equity]").click()
+    page.fill("#action-reason", "deposit confirmed with the exchange")
+    page.click("#action-dialog [data-role=confirm]")
+    hold_row.wait_for(state="detached", timeout=10_000)
+    reservation_row.locator("button[data-action=cancel]").click()
+    page.click("#action-dialog [data-role=confirm]")
+    reservation_row.wait_for(state="detached", timeout=10_000)
+
+    assert reserved["decision"] == "approved"
+    confirmed = in_thread(lambda: TradingInstance.objects.get(pk=account.pk))
+    assert confirmed.equity == Decimal("320000")
+    assert in_thread(lambda: Position.objects.get(pk=reserved["position_id"]).status) == "cancelled"
+
+
 # ---------------------------------------------------------------------------------------------- roles
 def test_a_viewer_sees_the_queue_without_buttons_and_the_api_refuses_its_approval(desk_page, web):
     viewer = in_thread(make_operator, "desk-viewer", roles=("viewer",))

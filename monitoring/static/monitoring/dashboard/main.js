@@ -59,7 +59,7 @@ class Desk {
     this.stream = new LiveStream(this.streamUrl, {
       onEvent: (type, payload) => this.onEvent(type, payload),
       onStatus: (status) => this.showStream(status),
-      onResync: () => this.loadAll(),
+      onResync: (why) => (why === "opened" ? this.loadLiveLists() : this.loadAll()),
     });
     this.loadAll();
     this.stream.start();
@@ -82,6 +82,11 @@ class Desk {
       this.loadAlerts(),
       this.loadHealth(),
     ]);
+  }
+
+  // The lists that change only through events (the figures come with every `metrics` event anyway).
+  loadLiveLists() {
+    return Promise.allSettled([this.loadQueue(), this.loadReservations(), this.loadHolds(), this.loadRiskEvents(), this.loadAlerts()]);
   }
 
   // Run a load, showing its failure on its panel instead of throwing.

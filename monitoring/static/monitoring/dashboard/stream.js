@@ -4,7 +4,8 @@
 // EventSource reconnects by itself after a dropped connection (sending Last-Event-ID, so the server replays what
 // was missed or answers `stream-reset`), but gives up for good when an answer is not a stream (the events process
 // down, a 503 or 429). Then this opens a new one after a backoff (1 s doubling to 30 s). A new EventSource sends
-// no Last-Event-ID, so every open after the first asks the page to re-read its state (`onResync`).
+// no Last-Event-ID, so every open asks the page to re-read what it may have missed (`onResync`): on the first
+// open, what changed between the page's first reads and the stream's start; after that, everything.
 
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 30000;
@@ -45,7 +46,7 @@ export class LiveStream {
     this.retryMs = FIRST_RETRY_MS;
     this.downSince = null;
     this.status("live");
-    if (this.opened > 1) this.onResync("reconnected");
+    this.onResync(this.opened === 1 ? "opened" : "reconnected");
   }
 
   deliver(type, event) {
