@@ -35,6 +35,9 @@ export class LiveStream {
     this.source = source;
     source.addEventListener("stream-open", () => this.opened_());
     source.addEventListener("stream-reset", () => this.onResync("stream-reset"));
+    // The credentials the stream was opened with no longer stand (logged out, staff removed): re-reading the state
+    // sends a signed-out operator to the login page at once.
+    source.addEventListener("stream-closed", () => this.onResync("stream-closed"));
     for (const type of STREAM_EVENTS) {
       source.addEventListener(type, (event) => this.deliver(type, event));
     }
