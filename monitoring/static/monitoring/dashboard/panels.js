@@ -78,7 +78,7 @@ export function renderKpis(root, portfolio, accounts) {
   set("daily_pnl", signedMoney(portfolio.daily_pnl), sign(portfolio.daily_pnl));
   set("daily_pnl_sub", `${percent(portfolio.daily_pnl_pct)} of the day's start`);
   set("exposure", money(portfolio.market_exposure));
-  set("exposure_sub", `${percent(portfolio.exposure_pct)} of equity · booked ${money(portfolio.exposure)}`);
+  set("exposure_sub", `${percent(portfolio.exposure_pct)} of equity`);
   set("drawdown", percent(portfolio.drawdown));
   set("drawdown_sub", `peak ${money(portfolio.peak_equity)}`);
   const positions = portfolio.positions || {};
@@ -159,11 +159,12 @@ export function queueRow(position, can, names) {
     "tr",
     { dataset: { positionId: position.id } },
     cell(`#${position.id}`),
-    cell(accountLabel(position.account_id, names)),
+    cell(accountLabel(position.account_id, names), "account"),
     cell([position.symbol, " ", el("span", { className: `side side-${position.side}` }, position.side)]),
     cell(quantity(position.quantity), "num"),
     cell(money(position.notional), "num"),
-    el("td", { className: "reasons", title: reasonsTitle(position.reasons) }, reasonsText(position.reasons) || "–"),
+    // A pending position without failing rules is held for its size: at or above the approval threshold.
+    el("td", { className: "reasons", title: reasonsTitle(position.reasons) }, reasonsText(position.reasons) || "approval threshold"),
     expiresCell(position.reservation_expires_at),
     cell(actions, "actions"),
   );
@@ -175,7 +176,7 @@ export function reservationRow(position, can, names) {
     "tr",
     { dataset: { positionId: position.id } },
     cell(`#${position.id}`),
-    cell(accountLabel(position.account_id, names)),
+    cell(accountLabel(position.account_id, names), "account"),
     cell([position.symbol, " ", el("span", { className: `side side-${position.side}` }, position.side)]),
     cell(money(position.notional), "num"),
     expiresCell(position.reservation_expires_at),
