@@ -47,6 +47,12 @@ function accountLabel(accountId, names) {
   return name ? `#${accountId} ${name}` : `#${accountId}`;
 }
 
+// An account in a narrow column: its id, and its name cut to the column (whole on hover).
+function accountCell(accountId, names) {
+  const name = names.get(accountId);
+  return el("td", { className: "account", title: name || null }, el("strong", {}, `#${accountId}`), name ? " " : null, name ? el("span", { className: "clip" }, name) : null);
+}
+
 function reasonsText(reasons) {
   return (reasons || []).map((reason) => reason.code).join(", ");
 }
@@ -137,7 +143,7 @@ export function accountRow(account, can) {
   return el(
     "tr",
     { dataset: { accountId: account.id, state, stale: String(Boolean(account.stale)) } },
-    cell([el("strong", {}, `#${account.id}`), " ", account.name, el("div", { className: "muted small" }, account.username)]),
+    el("td", { className: "account", title: account.name }, el("strong", {}, `#${account.id}`), " ", el("span", { className: "clip" }, account.name), el("div", { className: "muted small" }, account.username)),
     cell([badge(state), account.is_active ? null : badge("inactive", "inactive")]),
     equity,
     el("td", { className: `num tone-${sign(account.daily_pnl)}` }, signedMoney(account.daily_pnl), el("div", { className: "muted small" }, percent(account.daily_pnl_pct))),
@@ -159,12 +165,12 @@ export function queueRow(position, can, names) {
     "tr",
     { dataset: { positionId: position.id } },
     cell(`#${position.id}`),
-    cell(accountLabel(position.account_id, names), "account"),
+    accountCell(position.account_id, names),
     cell([position.symbol, " ", el("span", { className: `side side-${position.side}` }, position.side)]),
     cell(quantity(position.quantity), "num"),
     cell(money(position.notional), "num"),
     // A pending position without failing rules is held for its size: at or above the approval threshold.
-    el("td", { className: "reasons", title: reasonsTitle(position.reasons) }, reasonsText(position.reasons) || "approval threshold"),
+    el("td", { className: "reasons", title: reasonsTitle(position.reasons) || null }, reasonsText(position.reasons) || "threshold"),
     expiresCell(position.reservation_expires_at),
     cell(actions, "actions"),
   );
@@ -176,7 +182,7 @@ export function reservationRow(position, can, names) {
     "tr",
     { dataset: { positionId: position.id } },
     cell(`#${position.id}`),
-    cell(accountLabel(position.account_id, names), "account"),
+    accountCell(position.account_id, names),
     cell([position.symbol, " ", el("span", { className: `side side-${position.side}` }, position.side)]),
     cell(money(position.notional), "num"),
     expiresCell(position.reservation_expires_at),
@@ -193,7 +199,7 @@ export function holdRow(account, can) {
   return el(
     "tr",
     { dataset: { accountId: account.id } },
-    cell([el("strong", {}, `#${account.id}`), " ", account.name]),
+    el("td", { className: "account", title: account.name }, el("strong", {}, `#${account.id}`), " ", el("span", { className: "clip" }, account.name)),
     cell(money(hold.accepted_equity), "num"),
     cell(money(hold.equity), "num"),
     cell(ago(hold.first_reported_at), "num"),
