@@ -81,7 +81,7 @@ def held_sums() -> dict[str, Any]:
         "booked": Sum("notional"),
         "positions": Count("id"),
         "open_quantity": Sum(open_quantity, filter=with_entry, output_field=NUMBER),
-        "open_cost": Sum(ExpressionWrapper(open_quantity * F("entry_price"), NUMBER), filter=with_entry),
+        "open_cost": Sum("open_cost", filter=with_entry),  # exact: entry_price is only its rounded average
         **{status: Count("id", filter=Q(status=status)) for status in EXPOSURE_STATUSES},
     }
 

@@ -4,10 +4,10 @@ Pure (no Django, no I/O, no clock), like the risk engine whose Decimal helpers i
 what PostgreSQL summed.
 
 Mark-to-market: the positions holding exposure are summed per (symbol, side) in SQL as the booked notional,
-the open filled quantity and its cost at entry. At a mark m, the filled part is worth quantity x m instead of its
-cost, so the group's market exposure is booked + (quantity x m - cost), and its unrealized P&L is that move for
-a long and its opposite for a short. This is exactly the sum of `risk.engine.position_market_value` over the
-group's positions (the move of each position is quantity x (m - entry)); without a mark the booked value stands.
+the open filled quantity and its exact cost (the positions' `open_cost`). At a mark m, the filled part is worth
+quantity x m instead of its cost, so the group's market exposure is booked + (quantity x m - cost), and its
+unrealized P&L is that move for a long and its opposite for a short; without a mark the booked value stands. (The
+average entry price is rounded to 8 decimals: quantity x entry can miss the cost, by more the larger the quantity.)
 
 Limit usage: how much of a limit is used, value / limit (1 = the limit is reached). At or above 1 the limit is
 breached (no check can add to it, or the "has reached" rule rejects); at or above the near threshold it is near.
@@ -33,9 +33,8 @@ class UsageStatus(StrEnum):
 class HeldGroup:
     """Positions holding exposure (pending, approved, open) of one symbol and side, summed.
 
-    `open_quantity` and `open_cost` cover the filled, still open part of positions with an entry price
-    (quantity x entry price, exact).
-    """
+    `open_quantity` and `open_cost` cover the filled, still open part of positions with an entry price: its
+    quantity and its exact cost (the positions' `open_cost`, never quantity x the rounded average entry price)."""
 
     symbol: str
     side: Side

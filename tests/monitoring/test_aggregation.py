@@ -20,7 +20,9 @@ from nija.events import flush_published
 from risk.engine import PositionView, Side, TradeStats, portfolio_metrics
 from risk.models import Portfolio
 from tests.monitoring.desk import D, desk_of, marks, small_desk
-from trading.models import EXPOSURE_STATUSES, Position
+from tests.risk.conftest import bot_client, funded_account
+from tests.risk.services.scenario import fill, reserve
+from trading.models import EXPOSURE_STATUSES, Fill, Position
 
 
 @pytest.fixture(autouse=True)
@@ -95,6 +97,28 @@ def test_the_snapshot_agrees_with_the_engine_metrics_over_the_same_positions():
     assert D(portfolio["market_exposure"]) == engine.market_exposure
     assert D(portfolio["unrealized_pnl"]) == engine.unrealized_pnl
     assert D(portfolio["exposure"]) == engine.exposure
+
+
+@pytest.mark.django_db
+def test_mark_to_market_uses_the_exact_cost_of_what_is_open_not_the_rounded_average_entry():
+    """Fills of 1 @ 100 and 2 @ 200 cost 500; their average entry 166.66666667 x 3 would be 500.00000001."""
+    account = funded_account("100000")
+    position = reserve(account, symbol="SOL-USD", quantity="3", price="200")
+    fill(position, "sol-1", "1", "100")
+    position = fill(position, "sol-2", "2", "200")
+    marks(SOL="200")
+    cost = sum(row.quantity * row.price for row in Fill.objects.filter(position=position))  # from the fills alone
+    assert (position.entry_price * 3, cost) == (D("500.00000001"), D("500"))
+
+    snapshot = aggregation_run(now=timezone.now()).snapshot
+    detail = bot_client(account).get(f"/api/accounts/{account.pk}").json()
+
+    assert (snapshot["portfolio"]["market_exposure"], snapshot["portfolio"]["unrealized_pnl"]) == (
+        "600.00000000",
+        f"{3 * D(200) - cost:.8f}",
+    )
+    assert by_symbol(snapshot)["SOL-USD"][1:] == ("600.00000000", "100.00000000")
+    assert (detail["market_exposure"], detail["unrealized_pnl"]) == ("600.00000000", "100.00000000")
 
 
 @pytest.mark.django_db
