@@ -284,8 +284,9 @@ def equity_transfer_record(
 ) -> TransferOutcome:
     """Record a deposit (amount > 0) or withdrawal (< 0): equity, peak and start-of-day equity move by it together
     (so neither the loss limits nor the equity-increase bound see it), the portfolio's totals too when the account
-    counts in them; audited. The start of day never goes below 0 (a withdrawal larger than it leaves it at 0).
-    Idempotent by (account, reference); the same reference with another amount is a 409."""
+    counts in them, and the day's statistics row (so no daily P&L or return sees it either); audited. The start of
+    day never goes below 0 (a withdrawal larger than it leaves it at 0). Idempotent by (account, reference); the
+    same reference with another amount is a 409."""
     with transaction.atomic():
         scope = lock_account_scope(instance_id=instance_id, active_only=False)
         account = scope.account
@@ -304,6 +305,10 @@ def equity_transfer_record(
             equity=account.equity + amount,
             day_start=max(account.day_start_equity + amount, ZERO),
             peak=max(account.peak_equity + amount, account.equity + amount),
+        )
+        # The day's statistics start and end where the account's day now does: the transfer is no day's P&L.
+        DailyStatistic.objects.filter(instance_id=instance_id, date=now.date()).update(
+            start_equity=account.day_start_equity, end_equity=account.equity
         )
         transfer = EquityTransfer.objects.create(
             instance_id=instance_id,

@@ -13,7 +13,10 @@ from django.utils import timezone
 from monitoring.analytics import correlation_matrix, pearson, tail_risk
 from monitoring.services import analytics_run
 from monitoring.snapshots import analytics_get
+from risk.services.equity import equity_transfer_record
 from tests.accounts.factories import TradingInstanceFactory
+from tests.risk.conftest import funded_account
+from tests.risk.services.test_equity import report
 from trading.models import DailyStatistic
 
 D = Decimal
@@ -131,3 +134,22 @@ def test_with_little_history_the_analytics_say_so(redis_client):
     assert analytics["risk"]["days"] == 5
     assert analytics["correlation"]["coefficients"] == [[None]]
     assert analytics["correlation"]["days"] == [[5]]
+
+
+@pytest.mark.django_db
+def test_a_deposit_or_withdrawal_is_not_a_day_of_profit_or_loss(redis_client):
+    """Twenty flat days, then a day whose only move is a 50,000 withdrawal the operator recorded as a transfer
+    (the bot's next report says what is left): the portfolio made and lost nothing that day either."""
+    today = timezone.now().date()
+    account = funded_account("100000")  # today's first report: the day's row starts at 100,000
+    for n in range(1, 21):
+        DailyStatistic.objects.create(
+            instance=account, date=today - timedelta(days=n), start_equity=D("100000"), end_equity=D("100000")
+        )
+    equity_transfer_record(instance_id=account.pk, amount=D("-50000"), reference="w-1", reason="withdrawal", actor=None)
+    report(account, "50000")
+
+    analytics = analytics_run(now=timezone.now() + timedelta(days=1))
+
+    assert analytics["risk"]["days"] == 21
+    assert [figure["value_at_risk"] for figure in analytics["risk"]["figures"]] == ["0.00000000", "0.00000000"]
