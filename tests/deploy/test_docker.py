@@ -140,3 +140,26 @@ def test_uvicorn_never_rewrites_the_client_address_from_forwarded_headers():
     assert "--no-proxy-headers" in _compose()["services"]["events"]["command"]
     events = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("events:"))
     assert "--no-proxy-headers" in events
+
+
+# ---------------------------------------------------------------------------------------------- volumes
+def test_every_named_volume_an_app_service_mounts_is_a_directory_the_image_gives_its_user():
+    """Docker creates a new named volume from the image's directory at the mount point, owner included, and
+    root-owned when the image has none; the app runs as `nija`, so web's `cp` into /srv/static (and the Prometheus
+    files) would be refused unless the image made those directories that user's."""
+    dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
+    assert re.search(r"^USER nija$", dockerfile, flags=re.MULTILINE)
+    made = {
+        path for group in re.findall(r"install -d -o nija -g nija((?: /\S+)+)", dockerfile) for path in group.split()
+    }
+    compose = _compose()
+    mounts = {
+        (name, volume.split(":")[1])
+        for name, service in compose["services"].items()
+        if "build" in service
+        for volume in service.get("volumes", [])
+        if volume.split(":")[0] in compose["volumes"]
+    }
+
+    assert ("web", "/srv/static") in mounts
+    assert sorted(target for _, target in mounts if target not in made) == []
