@@ -95,18 +95,19 @@ class LeaseKeeper:
 
     def __init__(self) -> None:
         self._streams: dict[StreamLease, HeldStream] = {}
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: dict[str, asyncio.Task] = {}
 
     def hold(self, lease: StreamLease, *, credential: str, end: Callable[[], None]) -> None:
         """Keep `lease` renewed from now on, and call `end` once `credential` no longer stands (call from the
         event loop)."""
         self._streams[lease] = HeldStream(credential, end)
-        if not self._tasks or any(task.done() for task in self._tasks):
-            loop = asyncio.get_running_loop()
-            self._tasks = [
-                loop.create_task(self._renew_forever(), name="nija-lease-keeper"),
-                loop.create_task(self._recheck_forever(), name="nija-stream-credentials"),
-            ]
+        for name, loop_forever in (
+            ("nija-lease-keeper", self._renew_forever),
+            ("nija-stream-credentials", self._recheck_forever),
+        ):
+            task = self._tasks.get(name)
+            if task is None or task.done():
+                self._tasks[name] = asyncio.get_running_loop().create_task(loop_forever(), name=name)
 
     def drop(self, lease: StreamLease) -> None:
         """Stop renewing `lease` and return it (in a worker thread: the caller never waits on Redis)."""
