@@ -49,7 +49,8 @@ class AlertPermission(BasePermission):
     def has_permission(self, request: Request, view: Any) -> bool:
         if not IsOperator().has_permission(request, view):
             return False
-        needed = getattr(view, "required_permissions", {}).get(request.method)
+        method = "GET" if request.method == "HEAD" else request.method  # Django answers HEAD with the GET handler
+        needed = getattr(view, "required_permissions", {}).get(method)
         return needed is None or request.user.has_perm(needed)
 
 

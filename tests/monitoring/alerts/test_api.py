@@ -86,6 +86,17 @@ def test_authorization_matrix(admin_client, viewer_client, settings):
         assert send(admin_client, method, path, body).status_code == expected["admin"], (method, path)
 
 
+@pytest.mark.parametrize("path", [CHANNELS, f"{CHANNELS}/{{channel}}"])
+def test_head_needs_what_get_needs(viewer_client, admin_client, settings, path):
+    """Django answers HEAD with the GET handler: the channel reads stay risk admins'."""
+    settings.ALERT_ALLOW_PRIVATE_TARGETS = True
+    channel, _ = webhook_channel("http://127.0.0.1:9/hook")
+    path = path.format(channel=channel.pk)
+
+    assert viewer_client.head(path).status_code == 403
+    assert admin_client.head(path).status_code == 200
+
+
 def test_a_refused_write_writes_nothing(viewer_client):
     before = writes()
 
