@@ -2,10 +2,10 @@
 classification of what came back, and the retry schedule. No database: callers pass every value in.
 
 Address check: a target's host is resolved once; if any address it resolves to is not public (private, loopback,
-link-local, shared, reserved, multicast, unspecified, or such an IPv4 address mapped into IPv6) the target is
-refused, unless the caller allows private targets. A webhook then connects to the address that was checked (with
-the original host name in the `Host` header and for TLS: SNI and certificate check), so a DNS answer that changes
-between the check and the connection cannot redirect it. Apprise's own HTTP client resolves names itself: for its
+link-local, shared, reserved, multicast, unspecified, or such an IPv4 address carried in an IPv6 one: mapped,
+6to4, NAT64) the target is refused, unless the caller allows private targets. A webhook then connects to the
+address that was checked (with the original host name in the `Host` header and for TLS: SNI and certificate
+check), so a DNS answer that changes between the check and the connection cannot redirect it. Apprise's own HTTP client resolves names itself: for its
 plugins that take a host from the URL (json://, ntfy://, mailto:// with an SMTP host...), the host is checked
 the same way just before sending, which leaves the window of that second lookup open for Apprise targets.
 """
@@ -54,11 +54,24 @@ class TargetRefused(Exception):
 
 
 # ---------------------------------------------------------------------------------------------- addresses
+# IPv6 ranges that carry an IPv4 address in their last 32 bits, which a translator on the path reaches: NAT64's
+# well-known prefix (RFC 6052), IPv4-compatible (deprecated) and IPv4-translated (SIIT) addresses. (IPv4-mapped
+# and 6to4 addresses have their own properties.)
+EMBEDDED_IPV4 = tuple(ipaddress.ip_network(net) for net in ("64:ff9b::/96", "::/96", "::ffff:0:0:0/96"))
+# Never public, whatever they carry: NAT64's local-use prefix (RFC 8215) and the deprecated site-local range.
+LOCAL_IPV6 = tuple(ipaddress.ip_network(net) for net in ("64:ff9b:1::/48", "fec0::/10"))
+
+
 def is_public_address(address: str) -> bool:
-    """True for a globally routable unicast address."""
+    """True for a globally routable unicast address (for an IPv6 address that carries an IPv4 one: that one)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in network for network in LOCAL_IPV6):
+            return False
+        if ip.ipv4_mapped is not None or ip.sixtofour is not None:
+            ip = ip.ipv4_mapped or ip.sixtofour
+        elif any(ip in network for network in EMBEDDED_IPV4) and ip != ipaddress.IPv6Address("::"):
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
 
 

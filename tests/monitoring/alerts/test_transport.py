@@ -33,6 +33,16 @@ OTHER_SECRET = "whsec_dGhpcyBpcyBhbm90aGVyIHNlY3JldCBvZiAzMiBieXQ="
         ("::ffff:127.0.0.1", False),  # IPv4-mapped loopback
         ("::ffff:8.8.8.8", True),
         ("224.0.0.1", False),
+        # IPv4 addresses carried inside IPv6 ones reach the IPv4 address they carry through a translator:
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 (RFC 6052) of 169.254.169.254
+        ("64:ff9b::a00:1", False),  # NAT64 of 10.0.0.1
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("64:ff9b:1::a00:1", False),  # the local-use NAT64 prefix (RFC 8215): whatever it maps to is local
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("::7f00:1", False),  # IPv4-compatible 127.0.0.1 (deprecated)
+        ("::ffff:0:7f00:1", False),  # IPv4-translated 127.0.0.1 (SIIT)
+        ("fec0::1", False),  # site-local (deprecated, still routed inside some networks)
     ],
 )
 def test_is_public_address(address, public):
