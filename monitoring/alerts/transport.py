@@ -5,9 +5,10 @@ Address check: a target's host is resolved once; if any address it resolves to i
 link-local, shared, reserved, multicast, unspecified, or such an IPv4 address carried in an IPv6 one: mapped,
 6to4, NAT64) the target is refused, unless the caller allows private targets. A webhook then connects to the
 address that was checked (with the original host name in the `Host` header and for TLS: SNI and certificate
-check), so a DNS answer that changes between the check and the connection cannot redirect it. Apprise's own HTTP client resolves names itself: for its
-plugins that take a host from the URL (json://, ntfy://, mailto:// with an SMTP host...), the host is checked
-the same way just before sending, which leaves the window of that second lookup open for Apprise targets.
+check), so a DNS answer that changes between the check and the connection cannot redirect it. Apprise's own HTTP
+client resolves names itself: for its plugins that take a host from the URL (json://, ntfy://, mailto:// with an
+SMTP host...), the host is checked the same way just before sending, which leaves the window of that second
+lookup open for Apprise targets. Neither follows a redirect.
 """
 
 import contextlib
@@ -238,6 +239,7 @@ def apprise_send(*, url: str, title: str, body: str, timeout: float, allow_priva
     except TargetRefused as exc:
         return SendResult(Outcome.REFUSED, error=str(exc), duration_ms=_since(started))
     plugin.socket_connect_timeout = plugin.socket_read_timeout = timeout
+    plugin.redirects = False  # a redirect would lead past the address check (Apprise follows them by default)
     try:
         delivered = plugin.notify(body=body, title=title)
     except Exception as exc:  # noqa: BLE001 - a plugin's own failure is this attempt's failure

@@ -21,6 +21,7 @@ from monitoring.alerts.services.delivery import ATTEMPT_TIME_LIMIT_SECONDS
 from monitoring.alerts.services.rules import alert_rule_create
 from tests.accounts.factories import TradingInstanceFactory
 from tests.monitoring.alerts.conftest import webhook_channel
+from tests.monitoring.alerts.receiver import Receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -308,6 +309,24 @@ def test_an_apprise_channel_posts_through_apprise(allow_private, receiver, broke
     message = body_of(request)
     assert message["title"] == "[CRITICAL] FIRING: drawdown past 10 %"
     assert f"account {account.pk}: drawdown_pct = 0.2" in message["message"]
+
+
+@pytest.mark.parametrize("ask", ["", "?redirect=yes"])  # Apprise follows redirects by default, or when asked
+def test_an_apprise_target_that_redirects_is_not_followed(allow_private, broker, evaluate, ask):
+    """A redirect would lead past the address check (a public receiver answering 307 to an internal address)."""
+    with Receiver() as first, Receiver() as elsewhere:
+        first.answer(307, headers={"Location": elsewhere.url})
+        account = TradingInstanceFactory()
+        apprise_url = first.url.replace("http://", "json://").split("?")[0] + ask
+        write = alert_channel_create(actor=None, name="apprise-json", kind="apprise", url=apprise_url)
+        drawdown_rule(account, write.channel, for_seconds=0)
+
+        evaluate(at(0), drawdown_pct={account.pk: "0.2"})
+        outcomes = broker.run_all()
+
+        assert len(first.requests) == 1
+        assert elsewhere.requests == []
+        assert outcomes == ["retry"]  # Apprise says only that it failed
 
 
 def test_a_disabled_channel_gets_no_delivery_and_a_channel_disabled_meanwhile_gets_no_send(
