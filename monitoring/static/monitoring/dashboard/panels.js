@@ -126,8 +126,7 @@ function usageBar(account) {
 
 function heartbeatCell(account) {
   const node = el("td", { className: "num", dataset: { heartbeat: account.last_heartbeat || "" } }, ago(account.last_heartbeat));
-  const stale = account.heartbeat_stale ?? account.stale;
-  if (stale) node.append(" ", badge("stale", "stale"));
+  if (account.stale) node.append(" ", badge("stale", "stale"));
   return node;
 }
 
