@@ -9,6 +9,7 @@ them from PostgreSQL on every check, so an edit applies to the next check once i
 """
 
 from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django import forms
@@ -17,6 +18,8 @@ from django.contrib.admin import helpers
 from django.db import DatabaseError, transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
 from redis import RedisError
 
@@ -25,6 +28,7 @@ from accounts.models import TradingInstance, User
 from accounts.services import audit_entry_create
 from nija.api.errors import ApiError
 from risk import selectors
+from risk.errors import EquityHoldChanged
 from risk.models import (
     CorrelationGroup,
     CorrelationGroupMember,
@@ -418,8 +422,8 @@ class CorrelationGroupAdmin(admin.ModelAdmin):
 class EquityHoldAdmin(ReadOnlyAdmin):
     """Reported equity increases held back (beyond max_equity_increase_pct over the last accepted figure; for a
     first report, over the starting balance, so an account left at starting balance 0 has its first report held
-    here). Confirming (risk admin) applies the latest held figure, audited; a deposit is recorded as a transfer
-    instead, and a later report within bounds supersedes the hold."""
+    here). Confirming (risk admin) shows each held figure as it is now, then applies exactly the figures shown,
+    audited; a deposit is recorded as a transfer instead, and a later report within bounds supersedes the hold."""
 
     list_display = ("id", "instance", "status", "equity", "accepted_equity", "reports", "reported_at", "resolved_by")
     list_filter = ("status",)
@@ -433,20 +437,45 @@ class EquityHoldAdmin(ReadOnlyAdmin):
     def has_manage_equity_permission(self, request: HttpRequest) -> bool:
         return request.user.has_perm(EQUITY_PERMISSION)
 
-    @admin.action(description="Confirm the held equity (applies the latest held figure)", permissions=["manage_equity"])
-    def confirm(self, request: HttpRequest, queryset: QuerySet) -> None:
+    @admin.action(description="Confirm the held equity (shows the figures first)", permissions=["manage_equity"])
+    def confirm(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        """First a page showing each selected open hold's figure as it is now; submitting it applies exactly those
+        figures. The changelist may be minutes old and a bot can replace its held figure at any moment: an
+        operator never applies a figure they were not shown (a replaced one is refused, nothing applied)."""
         reason = action_reason(request)
         if not reason:
             self.message_user(request, "Confirming held equity needs a reason: nothing was applied.", messages.ERROR)
-            return
+            return None
+        holds = queryset.filter(status=EquityHoldStatus.OPEN).select_related("instance").order_by("pk")
+        if request.POST.get("figures_shown") != "yes":
+            context = {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "holds": holds,
+                "reason": reason,
+                "changelist_url": reverse("admin:risk_equityhold_changelist"),
+            }
+            return TemplateResponse(request, "admin/risk/equityhold/confirm_figures.html", context)
 
         def act(hold: EquityHold) -> str:
             confirmed = equity_hold_confirm(
-                instance_id=hold.instance_id, actor=request.user, reason=reason, expected_equity=hold.equity
+                instance_id=hold.instance_id,
+                actor=request.user,
+                reason=reason,
+                expected_equity=shown_figure(request, hold),
             )
             return f"Account #{confirmed.instance_id}: equity {confirmed.equity} applied."
 
-        run_each(self, request, queryset.filter(status=EquityHoldStatus.OPEN).order_by("pk"), act)
+        run_each(self, request, holds, act)
+        return None
+
+
+def shown_figure(request: HttpRequest, hold: EquityHold) -> Decimal:
+    """The figure of `hold` the confirmation page showed (posted back with it); none, or not a number: refused."""
+    try:
+        return Decimal(request.POST[f"shown_equity_{hold.pk}"])
+    except (KeyError, InvalidOperation):
+        raise EquityHoldChanged("The confirmation page did not show this hold's figure; nothing applied.") from None
 
 
 class EquityTransferForm(forms.ModelForm):

@@ -2,6 +2,7 @@
 same services as the API), the starting-balance note on the instance page, and deactivating a user through the
 risk gate (its reservations cancelled, its accounts out of portfolio equity)."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -33,21 +34,60 @@ def held(account: TradingInstance, equity: str) -> EquityHold:
     return EquityHold.objects.get(instance=account, status="open")
 
 
-def test_a_risk_admin_confirms_a_held_increase_in_admin_with_a_reason():
+def confirm_shown(client: Client, response) -> list[str]:
+    """Submit the confirmation page `response` shows, as the operator's browser would."""
+    page = response.content.decode()
+    fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)">', page))
+    ids = re.findall(r'name="_selected_action" value="(\d+)"', page)
+    confirmed = client.post(HOLDS_URL, fields | {"_selected_action": ids}, follow=True)
+    assert confirmed.status_code == 200
+    return [str(message) for message in confirmed.context["messages"]]
+
+
+def test_a_risk_admin_confirms_a_held_increase_in_admin_with_a_reason_after_seeing_the_figure():
     account = funded_account("100000")
     hold = held(account, "300000")
     client, operator = admin_as("risk_admin")
 
     without_reason = run_action(client, HOLDS_URL, "confirm", [hold.pk])
-    shown = run_action(client, HOLDS_URL, "confirm", [hold.pk], reason="statement checked")
+    shown = client.post(HOLDS_URL, {"action": "confirm", "_selected_action": [hold.pk], "reason": "statement checked"})
+    account.refresh_from_db()
+    assert account.equity == Decimal("100000")  # nothing applied before the operator saw the figure
+    messages = confirm_shown(client, shown)
 
     assert without_reason == ["Confirming held equity needs a reason: nothing was applied."]
-    assert shown == [f"Account #{account.pk}: equity 300000.00000000 applied."]
+    assert "300000.00000000" in shown.content.decode()
+    assert messages == [f"Account #{account.pk}: equity 300000.00000000 applied."]
     hold.refresh_from_db()
     assert (hold.status, hold.resolved_by) == ("confirmed", operator)
     account.refresh_from_db()
     assert account.equity == Decimal("300000")
     assert AuditEntry.objects.get(action="equity_hold.confirm").reason == "statement checked"
+    assert equity_drift() == []
+
+
+def test_a_figure_the_bot_replaced_after_the_operator_saw_the_hold_is_never_applied_unseen():
+    """The operator selects the hold they saw at 300,000 on the list; meanwhile the bot replaced its held figure.
+    The action shows the figure as it is now; one replaced after that page is refused."""
+    account = funded_account("100000")
+    hold = held(account, "300000")
+    client, _ = admin_as("risk_admin")
+    held(account, "9999999999")  # after the list page was rendered
+
+    shown = client.post(HOLDS_URL, {"action": "confirm", "_selected_action": [hold.pk], "reason": "deposit"})
+    account.refresh_from_db()
+    assert account.equity == Decimal("100000")
+    assert "9999999999.00000000" in shown.content.decode()
+    held(account, "9999999998")  # after the confirmation page was rendered
+    messages = confirm_shown(client, shown)
+
+    hold.refresh_from_db()
+    assert messages == [
+        f"{hold}: The held figure is 9999999998.00000000 now, not 9999999999.00000000; nothing applied."
+    ]
+    account.refresh_from_db()
+    assert account.equity == Decimal("100000")
+    assert hold.status == "open"
     assert equity_drift() == []
 
 
