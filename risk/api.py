@@ -519,10 +519,11 @@ class CanManageEquity(HasRiskPermission):
 
 
 class EquityConfirmInput(StrictSerializer):
-    """`equity`: the held figure being confirmed; if a later report replaced it, nothing is applied (409)."""
+    """`equity`: the held figure the operator was shown and confirms; if a later report replaced it, nothing is
+    applied (409)."""
 
     reason = serializers.CharField(max_length=1000)
-    equity = money(required=False, allow_zero=True)
+    equity = money(allow_zero=True)
 
 
 class EquityHoldOutput(serializers.Serializer):
@@ -552,7 +553,7 @@ class EquityHoldConfirmApi(FailClosedApiView):
     def post(self, request: Request, account_id: int) -> Response:
         data = validated(EquityConfirmInput, request.data)
         hold = equity_hold_confirm(
-            instance_id=account_id, actor=request.user, reason=data["reason"], expected_equity=data.get("equity")
+            instance_id=account_id, actor=request.user, reason=data["reason"], expected_equity=data["equity"]
         )
         account = TradingInstance.objects.get(pk=account_id)
         return Response({"hold": EquityHoldOutput(hold).data, "account": account_equity_json(account)})

@@ -220,12 +220,13 @@ def equity_hold_confirm(
     instance_id: int,
     actor: User,
     reason: str,
-    expected_equity: Decimal | None = None,
+    expected_equity: Decimal,
     now: datetime | None = None,
 ) -> EquityHold:
-    """Apply the account's held figure (the latest held report) as accepted now, audited. `expected_equity`: the
-    figure the operator saw; if a later report replaced it since, nothing is applied (409). As for a report, the
-    day's first accepted figure starts the account's day; a later one leaves the start (the gain is P&L)."""
+    """Apply the account's held figure as accepted now, audited. `expected_equity`: the figure the operator was
+    shown; a bot can replace its held figure at any moment, so if a later report replaced it, nothing is applied
+    (409): an operator never applies a figure they did not see. As for a report, the day's first accepted figure
+    starts the account's day; a later one leaves the start (the gain is P&L)."""
     with transaction.atomic():
         scope = lock_account_scope(instance_id=instance_id, active_only=False)
         now = locked_now(scope=scope, requested=now)
@@ -233,7 +234,7 @@ def equity_hold_confirm(
         hold = EquityHold.objects.filter(instance_id=instance_id, status=EquityHoldStatus.OPEN).first()
         if hold is None:
             raise NoEquityHold()
-        if expected_equity is not None and expected_equity != hold.equity:
+        if expected_equity != hold.equity:
             raise EquityHoldChanged(f"The held figure is {hold.equity} now, not {expected_equity}; nothing applied.")
         account = scope.account
         before = _equity_audit_values(account)

@@ -59,7 +59,9 @@ def test_a_risk_admin_confirms_the_held_figure_over_http():
     response = client.post(
         f"/api/accounts/{account.pk}/equity/confirm", {"reason": "statement", "equity": "400000"}, format="json"
     )
-    again = client.post(f"/api/accounts/{account.pk}/equity/confirm", {"reason": "again"}, format="json")
+    again = client.post(
+        f"/api/accounts/{account.pk}/equity/confirm", {"reason": "again", "equity": "400000"}, format="json"
+    )
 
     assert response.status_code == 200, response.json()
     body = response.json()
@@ -155,8 +157,15 @@ def test_a_refused_transfer_answers_its_code_and_writes_nothing(body, status, co
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"reason": ""}, {"reason": "x", "equity": "NaN"}, {"reason": "x", "equity": "-1"}, {"reason": "x", "y": 1}],
-    ids=["empty", "blank-reason", "nan", "negative", "unknown-field"],
+    [
+        {},
+        {"reason": "x"},
+        {"reason": "", "equity": "400000"},
+        {"reason": "x", "equity": "NaN"},
+        {"reason": "x", "equity": "-1"},
+        {"reason": "x", "equity": "400000", "y": 1},
+    ],
+    ids=["empty", "no-figure-shown", "blank-reason", "nan", "negative", "unknown-field"],
 )
 def test_a_malformed_confirmation_is_a_400_and_applies_nothing(body):
     account = funded_account("100000")
@@ -196,7 +205,7 @@ def test_only_risk_admins_confirm_held_equity_or_record_transfers(who, path):
 def test_an_unknown_account_is_a_404_for_both():
     client, _ = operator_client("risk_admin")
 
-    confirm = client.post("/api/accounts/987654321/equity/confirm", {"reason": "x"}, format="json")
+    confirm = client.post("/api/accounts/987654321/equity/confirm", {"reason": "x", "equity": "1"}, format="json")
     transfer = client.post(
         "/api/accounts/987654321/transfers", {"amount": "1", "reference": "r", "reason": "x"}, format="json"
     )

@@ -218,7 +218,7 @@ def test_confirming_applies_the_latest_held_figure_moves_the_portfolio_and_is_au
         "310000.00000000",
     )
     with pytest.raises(NoEquityHold):
-        equity_hold_confirm(instance_id=account.pk, actor=risk_admin, reason="again")
+        equity_hold_confirm(instance_id=account.pk, actor=risk_admin, reason="again", expected_equity=Decimal(310000))
     assert equity_drift() == []
 
 
@@ -226,7 +226,9 @@ def test_confirming_a_first_figure_starts_the_accounts_day_and_peak_at_it(risk_a
     account = unfunded_account("0")
     report(account, "250000")
 
-    equity_hold_confirm(instance_id=account.pk, actor=risk_admin, reason="funded at the exchange")
+    equity_hold_confirm(
+        instance_id=account.pk, actor=risk_admin, reason="funded at the exchange", expected_equity=Decimal(250000)
+    )
 
     assert figures(account) == (Decimal("250000"), Decimal("250000"), Decimal("250000"))
     assert totals() == (Decimal("250000"), Decimal("250000"))
