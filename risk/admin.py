@@ -420,10 +420,11 @@ class CorrelationGroupAdmin(admin.ModelAdmin):
 # ---------------------------------------------------------------------------------------------- equity
 @admin.register(EquityHold)
 class EquityHoldAdmin(ReadOnlyAdmin):
-    """Reported equity increases held back (beyond max_equity_increase_pct over the last accepted figure; for a
-    first report, over the starting balance, so an account left at starting balance 0 has its first report held
-    here). Confirming (risk admin) shows each held figure as it is now, then applies exactly the figures shown,
-    audited; a deposit is recorded as a transfer instead, and a later report within bounds supersedes the hold."""
+    """Reported equity increases held back (beyond max_equity_increase_pct over the last accepted figure or the
+    account's start of the day, or a figure confirmed today; for a first report, over the starting balance, so an
+    account left at starting balance 0 has its first report held here). Confirming (risk admin) shows each held
+    figure as it is now, then applies exactly the figures shown, audited; a deposit is recorded as a transfer
+    instead, and a later report within bounds supersedes the hold."""
 
     list_display = ("id", "instance", "status", "equity", "accepted_equity", "reports", "reported_at", "resolved_by")
     list_filter = ("status",)

@@ -454,9 +454,9 @@ class EquityReportInput(StrictSerializer):
 
 
 EQUITY_HELD_MESSAGE = (
-    "The reported equity rises more than max_equity_increase_pct above the last accepted figure: it is held, not "
-    "applied, until an operator confirms it (a deposit is recorded by an operator as a transfer). The report "
-    "counts as a heartbeat."
+    "The reported equity rises more than max_equity_increase_pct above the last accepted figure, or above the "
+    "account's start of the day: it is held, not applied, until an operator confirms it (a deposit is recorded by "
+    "an operator as a transfer). The report counts as a heartbeat."
 )
 
 

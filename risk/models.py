@@ -122,8 +122,9 @@ class RiskLimits(TimeStampedModel):
         null=True,
         blank=True,
         help_text=(
-            "An equity report more than this fraction above the account's last accepted figure (for a first "
-            "report: above its starting balance) is held until an operator confirms it."
+            "An equity report more than this fraction above the account's last accepted figure, or above its "
+            "start of the UTC day (or a figure confirmed today), is held until an operator confirms it (a first "
+            "report: above its starting balance)."
         ),
     )
 
@@ -292,7 +293,11 @@ class EquityHold(models.Model):
     equity = models.DecimalField(**MONEY, help_text="The latest held figure (what a confirmation applies).")
     cash_balance = models.DecimalField(**MONEY, null=True, blank=True)
     accepted_equity = models.DecimalField(
-        **MONEY, help_text="The figure the increase was measured against (last accepted, or the starting balance)."
+        **MONEY,
+        help_text=(
+            "The figure the increase was measured against: the lower of the last accepted figure and the day's "
+            "start (or a figure confirmed today); for a first report, the starting balance."
+        ),
     )
     reports = models.PositiveIntegerField(default=1, help_text="Held reports merged into this hold.")
     first_reported_at = models.DateTimeField()

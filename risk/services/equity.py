@@ -2,9 +2,11 @@
 emergency thresholds reports are measured against.
 
 Equity is self-reported, so one bot must not move anyone else's limits. A report is measured against the
-account's last accepted figure (before any, its starting balance): up to max_equity_increase_pct above it, or any
-decrease, it applies at once; beyond it, it is held (`EquityHold`, one open hold per account with the latest
-figure, one warning event per hold) until an operator confirms it. Held or not, a report is a heartbeat: it keeps
+account's last accepted figure (before any, its starting balance) and, within a UTC day, also against the day's
+start (or a figure an operator confirmed today), so reports each within the bound cannot compound past it
+(`increase_reference`): up to max_equity_increase_pct above it, or any decrease, it applies at once; beyond it, it
+is held (`EquityHold`, one open hold per account with the latest figure, one warning event per hold) until an
+operator confirms it. Held or not, a report is a heartbeat: it keeps
 the account fresh and counts it in the portfolio's totals (risk.services.portfolio_equity).
 
 An applied report moves the account's equity, high-water mark and start-of-day equity (set by the first report of
@@ -18,7 +20,7 @@ start-of-day equity together, never held. Confirmations and transfers are audite
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from django.db import transaction
@@ -71,10 +73,11 @@ def equity_report(
         now = locked_now(scope=scope, requested=now, since=scope.account.equity_reported_at)
         trading_day_roll(scope=scope, today=now.date())
         limits = selectors.limits_in_force(instance_id=instance_id)
-        accepted = accepted_equity(scope.account)
+        bound = 1 + limits.max_equity_increase_pct
+        reference = increase_reference(scope.account, equity=equity, bound=bound, today=now.date())
         hold = None
-        if equity > accepted * (1 + limits.max_equity_increase_pct):
-            hold = _hold(scope, equity=equity, cash_balance=cash_balance, accepted=accepted, now=now)
+        if equity > reference * bound:
+            hold = _hold(scope, equity=equity, cash_balance=cash_balance, accepted=reference, now=now)
             if hold.pk is None:
                 _hold_open(hold, bound_pct=limits.max_equity_increase_pct, correlation_id=correlation_id)
             _heartbeat(scope, now=now)
@@ -106,6 +109,29 @@ def accepted_equity(account: TradingInstance) -> Decimal:
     if account.equity_accepted_at is not None:
         return account.equity
     return account.starting_balance + account.equity
+
+
+def increase_reference(account: TradingInstance, *, equity: Decimal, bound: Decimal, today: date) -> Decimal:
+    """What a report of `equity` is measured against (held beyond `bound` times it): the last accepted figure
+    (`accepted_equity`) and, once a figure was accepted, also the account's start of the UTC day, or the latest
+    figure an operator confirmed today if higher. Each report within the bound of the last one could otherwise
+    compound past it: +50 % eight times a second takes 100,000 to 2.56 million. The day's start (the last
+    accepted figure until the day's first report) is already rolled; the confirmations are read only when the
+    report rises beyond the bound of the day's start."""
+    reference = accepted_equity(account)
+    if account.equity_accepted_at is None or equity <= account.day_start_equity * bound:
+        return reference
+    confirmed_today = (
+        EquityHold.objects.filter(
+            instance_id=account.pk,
+            status=EquityHoldStatus.CONFIRMED,
+            resolved_at__gte=datetime.combine(today, time.min, tzinfo=UTC),
+        )
+        .order_by("-resolved_at")
+        .values_list("equity", flat=True)
+        .first()
+    )
+    return min(reference, max(account.day_start_equity, confirmed_today or ZERO))
 
 
 def day_start_after(account: TradingInstance, figure: Decimal, *, today: date) -> Decimal:

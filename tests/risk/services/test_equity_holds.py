@@ -1,7 +1,7 @@
 """Self-reported equity cannot move anyone else's limits (risk.services.equity): an increase beyond
-max_equity_increase_pct over the last accepted figure (a first report: over the starting balance) is held until an
-operator confirms it, decreases apply at once, and deposits and withdrawals are operator-recorded transfers that
-move equity, peak and start-of-day equity together."""
+max_equity_increase_pct over the last accepted figure or the day's start (a first report: over the starting
+balance) is held until an operator confirms it, decreases apply at once, and deposits and withdrawals are
+operator-recorded transfers that move equity, peak and start-of-day equity together."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -79,11 +79,12 @@ def test_an_increase_beyond_the_bound_is_held_not_applied_and_still_keeps_the_ac
     report(account, "100000", at=DAY)
 
     within = report(account, "150000", at=DAY + timedelta(minutes=1))  # exactly +50 %: applies
-    held = report(account, "225000.00000001", at=DAY + timedelta(minutes=2))  # just beyond +50 % of 150000
+    # Within +50 % of the last accepted 150000, but just beyond +50 % of the day's start 100000.
+    held = report(account, "150000.00000001", at=DAY + timedelta(minutes=2))
 
     assert (within.hold, figures(account)) == (None, (Decimal("150000"), Decimal("150000"), Decimal("100000")))
     assert held.hold is not None
-    assert (held.hold.equity, held.hold.accepted_equity) == (Decimal("225000.00000001"), Decimal("150000"))
+    assert (held.hold.equity, held.hold.accepted_equity) == (Decimal("150000.00000001"), Decimal("100000"))
     account.refresh_from_db()
     assert account.equity_reported_at == account.last_heartbeat == DAY + timedelta(minutes=2)
     assert totals() == (Decimal("150000"), Decimal("100000"))
@@ -133,6 +134,30 @@ def test_reporting_a_huge_first_figure_of_a_day_then_0_does_not_halt_the_portfol
     assert dict(TradingState.objects.values_list("instance_id", "state")) == {None: "active", reporter.pk: "halted"}
     assert totals() == (Decimal("2000000"), Decimal("2000000"))
     assert holds(reporter) == [("superseded", Decimal("9999999999"), 1)]
+    assert equity_drift() == []
+
+
+def test_reports_each_within_the_bound_cannot_compound_past_it_within_a_day(risk_admin):
+    """+50 % a report, eight reports a second, would take 100,000 to 2.56 million before anyone looks: within a
+    UTC day a report is also measured against the day's start (raised by a figure an operator confirmed today)."""
+    account = funded_account("100000")
+    report(account, "100000")
+
+    steps = [report(account, equity, at=DAY + timedelta(minutes=minute)) for minute, equity in
+             enumerate(("150000", "225000", "337500"), start=1)]  # fmt: skip
+
+    assert [step.hold is None for step in steps] == [True, False, False]
+    assert figures(account) == (Decimal("150000"), Decimal("150000"), Decimal("100000"))
+    assert holds(account) == [("open", Decimal("337500"), 2)]
+    assert EquityHold.objects.get().accepted_equity == Decimal("100000")  # what the increase was measured against
+    assert totals() == (Decimal("150000"), Decimal("100000"))
+    # An operator vouches for 337,500: today's reports are measured against it from now on.
+    equity_hold_confirm(instance_id=account.pk, actor=risk_admin, reason="statement", expected_equity=Decimal(337500))
+    assert report(account, "400000", at=DAY + timedelta(minutes=5)).hold is None
+    assert report(account, "506250.00000001", at=DAY + timedelta(minutes=6)).hold is not None  # > 1.5 x 337,500
+    # The next day starts at the last accepted figure: its reports are measured against that.
+    assert report(account, "600000", at=DAY + timedelta(days=1)).hold is None
+    assert figures(account) == (Decimal("600000"), Decimal("600000"), Decimal("600000"))
     assert equity_drift() == []
 
 
