@@ -33,6 +33,7 @@ from risk.api_fields import (
     money,
     safe_id_field,
     symbol_field,
+    text_field,
 )
 from risk.api_fields import AmountField as AmountField  # re-exported: other apps' serializers use it
 from risk.errors import AccountNotFound, RiskStateUnavailable
@@ -365,13 +366,13 @@ class PositionCancelApi(FailClosedApiView):
 
 
 class DecisionInput(StrictSerializer):
-    reason = serializers.CharField(max_length=1000, required=False, default="", allow_blank=True)
+    reason = text_field(max_length=1000, required=False, default="", allow_blank=True)
 
 
 class RejectInput(StrictSerializer):
     """A rejection says why (the bot and the audit trail read it): a missing or blank reason is a 400."""
 
-    reason = serializers.CharField(max_length=1000)
+    reason = text_field(max_length=1000)
 
 
 class PositionApproveApi(FailClosedApiView):
@@ -402,12 +403,12 @@ class PositionRejectApi(FailClosedApiView):
 class HaltInput(StrictSerializer):
     account_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, allow_null=True)
     mode = serializers.ChoiceField(choices=["halted", "reducing"], required=False, default="halted")
-    reason = serializers.CharField(max_length=1000)
+    reason = text_field(max_length=1000)
 
 
 class ResumeInput(StrictSerializer):
     account_id = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1, allow_null=True)
-    reason = serializers.CharField(max_length=1000)
+    reason = text_field(max_length=1000)
 
 
 class TradingHaltApi(FailClosedApiView):
@@ -522,7 +523,7 @@ class EquityConfirmInput(StrictSerializer):
     """`equity`: the held figure the operator was shown and confirms; if a later report replaced it, nothing is
     applied (409)."""
 
-    reason = serializers.CharField(max_length=1000)
+    reason = text_field(max_length=1000)
     equity = money(allow_zero=True)
 
 
@@ -565,7 +566,7 @@ class TransferInput(StrictSerializer):
 
     amount = money(signed=True)
     reference = safe_id_field()
-    reason = serializers.CharField(max_length=1000)
+    reason = text_field(max_length=1000)
 
     def validate_amount(self, value: Decimal) -> Decimal:
         if value == 0:

@@ -100,6 +100,14 @@ def parse_safe_id(value: Any) -> str:
     return value
 
 
+def parse_text(value: Any) -> str:
+    """Free text (a reason): a JSON string, surrounding whitespace trimmed; a number or a list is refused, never
+    turned into text (DRF's CharField would take 5 as "5")."""
+    if type(value) is not str:
+        raise invalid(NOT_STRING)
+    return value.strip()
+
+
 def parse_symbol(value: Any) -> str:
     """A symbol in its canonical spelling (`" btc/usd "` -> `"BTC-USD"`, see nija.symbols)."""
     if type(value) is not str:
@@ -196,6 +204,11 @@ def flag_field() -> FlagField:
 
 def safe_id_field(*, required: bool = True) -> TextField:
     return TextField(parse_safe_id, required=required, max_length=64, trim_whitespace=False)
+
+
+def text_field(*, max_length: int, required: bool = True, allow_blank: bool = False, **kwargs: Any) -> TextField:
+    """Free text: blank and length are DRF's own rules (CharField), the type `parse_text`'s."""
+    return TextField(parse_text, max_length=max_length, required=required, allow_blank=allow_blank, **kwargs)
 
 
 def symbol_field() -> TextField:

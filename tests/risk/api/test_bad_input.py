@@ -541,6 +541,7 @@ def test_position_actions_on_a_position_it_may_not_use_are_404(open_positions, a
 DECISION_CASES = [
     pytest.param({"reason": ["ok"]}, 400, invalid("reason", NOT_STRING), id="reason-list"),
     pytest.param({"reason": {"text": "ok"}}, 400, invalid("reason", NOT_STRING), id="reason-object"),
+    pytest.param({"reason": 5}, 400, invalid("reason", NOT_STRING), id="reason-number"),
     pytest.param({"reason": "x" * 1001}, 400, invalid("reason", ONE_THOUSAND), id="reason-too-long"),
     *extra_cases(["status", "notional", "decided_by", "account_id", "reasons", "limits"]),
     pytest.param(Body("null"), 400, NO_DATA, id="body-null"),
@@ -591,6 +592,7 @@ HALT_CASES = [
     pytest.param({"reason": None}, 400, invalid("reason", NOT_NULL), id="reason-null"),
     pytest.param({"reason": "x" * 1001}, 400, invalid("reason", ONE_THOUSAND), id="reason-too-long"),
     pytest.param({"reason": ["drill"]}, 400, invalid("reason", NOT_STRING), id="reason-list"),
+    pytest.param({"reason": 5}, 400, invalid("reason", NOT_STRING), id="reason-number"),
     pytest.param({"mode": "stop"}, 400, invalid("mode", '"stop" is not a valid choice.'), id="mode-unknown"),
     pytest.param({"mode": "active"}, 400, invalid("mode", '"active" is not a valid choice.'), id="mode-active"),
     pytest.param({"mode": "HALTED"}, 400, invalid("mode", '"HALTED" is not a valid choice.'), id="mode-upper"),

@@ -126,6 +126,7 @@ def test_a_risk_admin_records_a_transfer_and_a_replay_answers_the_same():
         ({"amount": "1", "reference": "has space", "reason": "x"}, 400, "validation_error"),
         ({"amount": "1", "reference": "r" * 65, "reason": "x"}, 400, "validation_error"),
         ({"amount": "1", "reference": "r"}, 400, "validation_error"),
+        ({"amount": "1", "reference": "r", "reason": 5}, 400, "validation_error"),
         ({"amount": "1", "reference": "r", "reason": "x", "equity": "5"}, 400, "validation_error"),
         ({"amount": "-100000.00000001", "reference": "r", "reason": "x"}, 409, "transfer_exceeds_equity"),
         ({"amount": "9999999999", "reference": "r", "reason": "x"}, 400, "amount_out_of_range"),
@@ -139,6 +140,7 @@ def test_a_risk_admin_records_a_transfer_and_a_replay_answers_the_same():
         "bad-reference",
         "long-reference",
         "no-reason",
+        "numeric-reason",
         "unknown-field",
         "withdrawal-beyond-equity",
         "equity-beyond-numeric",
@@ -161,11 +163,12 @@ def test_a_refused_transfer_answers_its_code_and_writes_nothing(body, status, co
         {},
         {"reason": "x"},
         {"reason": "", "equity": "400000"},
+        {"reason": 5, "equity": "400000"},
         {"reason": "x", "equity": "NaN"},
         {"reason": "x", "equity": "-1"},
         {"reason": "x", "equity": "400000", "y": 1},
     ],
-    ids=["empty", "no-figure-shown", "blank-reason", "nan", "negative", "unknown-field"],
+    ids=["empty", "no-figure-shown", "blank-reason", "numeric-reason", "nan", "negative", "unknown-field"],
 )
 def test_a_malformed_confirmation_is_a_400_and_applies_nothing(body):
     account = funded_account("100000")
