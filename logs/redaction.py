@@ -8,7 +8,7 @@ Three rules, applied at any depth of mappings, lists, tuples and sets:
   `"key": "value"` / `Key: value` pairs with a sensitive key lose their whole value, an authentication scheme
   included (`Authorization: Basic <secret>` and `Authorization: Token <secret>` keep neither; query strings too:
   `?access_token=...&api_key=...`);
-- `Bearer <token>` is redacted wherever it appears.
+- `Bearer <token>` is redacted wherever it appears, and so is the password of a URL (`scheme://user:password@`).
 Any other object (a request, a model instance ...) is turned into its `str()` and that text is redacted, so
 the renderer never prints an object it has not seen.
 
@@ -52,8 +52,11 @@ _TRIGGERS = (
     "session",
     "csrf",
     "bearer",
+    "://",
 )
 _BEARER = re.compile(r"\bBearer\s++[A-Za-z0-9._~+/=:-]++", re.IGNORECASE)
+# A URL's authority (`scheme://user:password@host:port`), whose password `_url_password` replaces.
+_URL_AUTHORITY = re.compile(r"://([^\s/?#]++)")
 # A sensitive key (a whole run of word characters, dots and dashes holding a sensitive word, tried from the run's
 # first character only), an optional closing quote, a separator, and the value: a quoted string (to its closing
 # quote, or to the end when there is none), or an optional authentication scheme and the credential after it.
@@ -87,6 +90,13 @@ def _redact_pair(match: re.Match) -> str:
     return match.group(0)[: match.start("value") - match.start()] + REDACTED
 
 
+def _url_password(match: re.Match) -> str:
+    """A URL authority without its password: the user information ends at the last `@`, the user at its first `:`."""
+    userinfo, at, host = match.group(1).rpartition("@")
+    user, colon, _ = userinfo.partition(":")
+    return f"://{user}:{REDACTED}@{host}" if at and colon else match.group(0)
+
+
 def redact_text(text: str) -> str:
     """Secrets inside free text: sensitive key/value pairs, then bearer tokens (one cheap scan when neither)."""
     if not text:
@@ -96,7 +106,8 @@ def redact_text(text: str) -> str:
     lowered = text.lower()
     if not any(trigger in lowered for trigger in _TRIGGERS):
         return text
-    return _BEARER.sub(f"Bearer {REDACTED}", _KEY_VALUE.sub(_redact_pair, text))
+    text = _BEARER.sub(f"Bearer {REDACTED}", _KEY_VALUE.sub(_redact_pair, text))
+    return _URL_AUTHORITY.sub(_url_password, text) if "://" in text else text
 
 
 def _redact_key(key: Any) -> Any:

@@ -44,6 +44,15 @@ def test_bearer_tokens_and_key_value_pairs_in_strings_are_redacted():
     assert redact_text("GET /api/x?token=abc&page=2") == f"GET /api/x?token={REDACTED}&page=2"
 
 
+def test_the_password_in_a_url_is_redacted():
+    assert redact_text("connecting to postgres://nija:S3cr3t@db:5432/nija") == (
+        f"connecting to postgres://nija:{REDACTED}@db:5432/nija"
+    )
+    assert redact_text("broker redis://:S3cr3t@redis:6379/0 down") == f"broker redis://:{REDACTED}@redis:6379/0 down"
+    assert redact_text("json://user:pa:ss@hooks.example.com/x") == f"json://user:{REDACTED}@hooks.example.com/x"
+    assert redact_text("see https://example.com/a:b and mailto:x@y") == "see https://example.com/a:b and mailto:x@y"
+
+
 def test_ordinary_text_and_known_keys_are_untouched():
     event = {"event": "position approved", "request_id": "abc-123", "user_id": 7, "account_id": 3, "n": "1.5"}
     assert redact_secrets(None, "info", dict(event)) == event
@@ -153,7 +162,17 @@ def _cost(text: str) -> float:
 
 
 # Shapes that made the former patterns go back over the text from every occurrence of a sensitive word.
-HOSTILE_UNITS = ("token", "token=' ", 'password="', "api_key:::", "Bearer ", "secret-", "Authorization: Basic ")
+HOSTILE_UNITS = (
+    "token",
+    "token=' ",
+    'password="',
+    "api_key:::",
+    "Bearer ",
+    "secret-",
+    "Authorization: Basic ",
+    "://a:b",
+    "://:",
+)
 
 
 @pytest.mark.parametrize("unit", HOSTILE_UNITS)
