@@ -47,7 +47,7 @@ from nija.stream_leases import lease_take
 
 MAX_CHANNELS = 10
 MAX_LAST_EVENT_ID_LENGTH = 2048
-_ACCOUNT_CHANNEL = re.compile(r"^account-([1-9][0-9]{0,17})$")
+_ACCOUNT_CHANNEL = re.compile(r"account-([1-9][0-9]{0,17})")
 _ERROR_SHAPE = OpenApiResponse(description='`{"error": {"code", "message", "fields"?}}`')
 
 
@@ -63,7 +63,7 @@ class StreamReader:
 
 
 def account_id_of(channel: str) -> int | None:
-    match = _ACCOUNT_CHANNEL.match(channel)
+    match = _ACCOUNT_CHANNEL.fullmatch(channel)  # `$` would let a trailing line break through
     return int(match.group(1)) if match else None
 
 

@@ -80,10 +80,11 @@ def test_readers_open_the_channels_they_may_read(events, desk, who, channel):
         ("operator token", "account-999999999", 404, "not_found"),
         ("operator token", "prices", 404, "not_found"),
         ("operator token", "account-01", 404, "not_found"),
+        ("bot", "account-{account}\n", 404, "not_found"),  # a channel no event is ever published on
     ],
 )
 def test_a_refused_reader_gets_a_json_error_before_any_stream(events, desk, who, channel, status, code):
-    channel = channel.format(other=desk.other_account.pk)
+    channel = channel.format(other=desk.other_account.pk, account=desk.account.pk)
 
     stream = SseStream(events.base_url, channels=[channel], headers=_credentials(desk, who))
 
