@@ -7,8 +7,6 @@ Every check that is not a dry run is recorded as a `Position` with its decision 
 exposure); dry runs and reduce-only confirmations write nothing.
 """
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +26,7 @@ from risk.models import Severity
 from risk.services.day import locked_now, trading_day_roll
 from risk.services.events import position_published, risk_event_raise
 from risk.services.exposure import position_insert
+from trading.fingerprints import check_fingerprint
 from trading.market import market_price_get
 from trading.models import Position, PositionStatus
 
@@ -61,15 +60,14 @@ class CheckInput:
 
     def fingerprint(self) -> str:
         """SHA-256 of the request's meaning (numbers normalized), to tell a retry from a different body."""
-        body = {
-            "symbol": self.symbol,
-            "side": str(self.side),
-            "quantity": format(self.quantity.normalize(), "f"),
-            "price": format(self.price.normalize(), "f"),
-            "reduce_only": self.reduce_only,
-            "position_id": self.position_id,
-        }
-        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        return check_fingerprint(
+            symbol=self.symbol,
+            side=str(self.side),
+            quantity=self.quantity,
+            price=self.price,
+            reduce_only=self.reduce_only,
+            position_id=self.position_id,
+        )
 
 
 @dataclass(frozen=True)

@@ -119,3 +119,67 @@ def test_a_seeded_bot_gets_a_small_check_approved(tmp_path, redis_client, relaxe
     assert response.status_code == 200, response.json()
     assert (response.json()["decision"], response.json()["reasons"]) == ("approved", [])
     assert counter_drift() == []
+
+
+@pytest.mark.parametrize("status", ["approved", "open", "rejected"])
+def test_a_retry_of_a_seeded_check_answers_its_replay_not_409(tmp_path, redis_client, relaxed_rate_limits, status):
+    """The seeded fingerprint is the check's own: the same client_order_id with the same body is the original's
+    replay (its decision and current status); a different body under it is still a 409."""
+    tokens, _ = seed(tmp_path)
+    by_account = {entry["id"]: entry["token"] for entry in tokens["accounts"]}
+    position = Position.objects.filter(status=status, instance_id__in=by_account).order_by("pk").first()
+    assert position is not None
+    assert position.client_order_id
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {by_account[position.instance_id]}")
+    body = {
+        "account_id": position.instance_id,
+        "symbol": position.symbol,
+        "side": position.side,
+        "quantity": str(position.quantity),
+        "price": str(position.requested_price),
+        "client_order_id": position.client_order_id,
+    }
+
+    replay = client.post("/api/risk/check-position", body, format="json")
+    other = client.post("/api/risk/check-position", body | {"price": str(position.requested_price + 1)}, format="json")
+
+    assert replay.status_code == 200, replay.json()
+    assert (replay.json()["position_id"], replay.json()["status"]) == (position.pk, status)
+    assert replay.json()["decision"] == position.check_decision
+    assert other.status_code == 409, other.json()
+    assert counter_drift() == []
+
+
+def test_the_fingerprint_is_the_canonical_json_of_the_check_body():
+    """The hand-written text equals json.dumps(body, sort_keys=True) (what stored fingerprints were made of)."""
+    import hashlib
+
+    from trading.fingerprints import check_fingerprint
+
+    cases = [
+        ("BTC-USD", "long", Decimal("0.12345600"), Decimal("64000.10000000"), False, None),
+        ("ETH-USD", "short", Decimal("100"), Decimal("1E+3"), True, 42),
+        ('A"B\u00e9', "long", Decimal("0.00000001"), Decimal("12.5"), False, 7),
+    ]
+    for symbol, side, quantity, price, reduce_only, position_id in cases:
+        body = {
+            "symbol": symbol,
+            "side": side,
+            "quantity": format(quantity.normalize(), "f"),
+            "price": format(price.normalize(), "f"),
+            "reduce_only": reduce_only,
+            "position_id": position_id,
+        }
+        expected = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        assert (
+            check_fingerprint(
+                symbol=symbol,
+                side=side,
+                quantity=quantity,
+                price=price,
+                reduce_only=reduce_only,
+                position_id=position_id,
+            )
+            == expected
+        )

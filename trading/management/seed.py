@@ -20,7 +20,6 @@ constraints still check every row. One password hash serves every demo user; tok
 tag, so re-running on a populated database never collides.
 """
 
-import hashlib
 import io
 import itertools
 import json
@@ -51,6 +50,7 @@ from accounts.models import (
 )
 from accounts.tiers import tier_defaults
 from accounts.tokens import PREFIX_LENGTH, generate_raw_token, token_digest
+from trading.fingerprints import check_fingerprint
 from trading.models import EXPOSURE_STATUSES, DailyStatistic, Fill, Position, PositionStatus, Side, Trade
 
 Q8 = Decimal("0.00000001")
@@ -622,12 +622,13 @@ _CHECK_DECISION = {
 
 
 def _fingerprint(row: dict) -> str:
-    """SHA-256 of the check's request body in canonical JSON: sorted keys, no spaces, numbers as strings.
-
-    Written out by hand (it is json.dumps(body, sort_keys=True, separators=(",", ":")) for these ASCII values):
-    200,000 json.dumps calls would cost seconds."""
-    body = (
-        f'{{"client_order_id":"{row["client_order_id"]}","price":"{row["requested_price"]}",'
-        f'"quantity":"{row["quantity"]}","reduce_only":false,"side":"{row["side"]}","symbol":"{row["symbol"]}"}}'
+    """The check's own fingerprint of the body that would have made this position (trading.fingerprints): a
+    seeded position's retry (same client_order_id, same body) is answered as a replay, not 409."""
+    return check_fingerprint(
+        symbol=row["symbol"],
+        side=row["side"],
+        quantity=row["quantity"],
+        price=row["requested_price"],
+        reduce_only=False,
+        position_id=None,
     )
-    return hashlib.sha256(body.encode()).hexdigest()
