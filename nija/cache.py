@@ -1,4 +1,4 @@
-"""Namespaced cache on Redis (DESIGN.md section 7): keys `nija:<namespace>:<key>`, JSON only, a TTL each.
+"""Namespaced cache on Redis (docs/design.md, Redis layout): keys `nija:<namespace>:<key>`, JSON only, a TTL each.
 
 Responsible for the key layout, the per-namespace default TTLs and the failure mode of cache reads and writes.
 
@@ -30,7 +30,7 @@ CLEAR_BATCH_SIZE: Final = 1000
 
 
 def make_key(key: str, key_prefix: str, version: int) -> str:
-    """The cache's KEY_FUNCTION: `nija:<key>` as DESIGN.md section 7 lays it out (no version segment).
+    """The cache's KEY_FUNCTION: `nija:<key>` as docs/design.md, Redis layout lays it out (no version segment).
 
     Django's default inserts the version (`nija:1:market:BTC-USD`); a version other than the default 1 is
     kept as a segment so `cache.incr_version` still separates generations.

@@ -2,7 +2,7 @@
 
 Responsible for where sessions live: Django's `cached_db` engine (PostgreSQL is the record, Redis the read
 cache, so a Redis restart or flush logs nobody out) with its cache keys in the `session:` namespace
-(`nija:session:<session key>`, DESIGN.md section 7) instead of Django's `django.contrib.sessions.cached_db`
+(`nija:session:<session key>`, docs/design.md, Redis layout) instead of Django's `django.contrib.sessions.cached_db`
 prefix, on the one cache connection pool.
 
 Failure modes, chosen so a Redis hiccup can neither take the admin down nor keep a logged-out session alive:

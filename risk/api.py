@@ -1,4 +1,4 @@
-"""The risk API (DESIGN.md section 6): thin views that parse, authorize, call one service and render.
+"""The risk API (docs/design.md, API contract): thin views that parse, authorize, call one service and render.
 
 Bots only ever reach their own account (another account's id answers 404, as an unknown one does); operators
 act through roles (approve/reject, halt/resume). Every view fails closed: if the database or Redis cannot be

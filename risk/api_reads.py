@@ -1,4 +1,4 @@
-"""The risk app's read endpoints (DESIGN.md section 6): positions, risk events and the risk status summary.
+"""The risk app's read endpoints (docs/design.md, API contract): positions, risk events and the risk status summary.
 
 Thin views: validate the query string (a bad value or an unknown parameter is a 400 in the house error shape),
 call one selector, render. Operators see everything; a bot sees only its own account: its list is always scoped

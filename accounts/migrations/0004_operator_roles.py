@@ -1,4 +1,4 @@
-"""Operator roles as Django groups (DESIGN.md section 4). Groups are additive: give a person every role they hold.
+"""Operator roles as Django groups (docs/design.md, Data model). Groups add up: give a person every role they hold.
 
 - viewer: view permission on users, trading permissions, trading instances, API tokens and the audit record
   (broker credentials are not viewable: even masked, they are none of a viewer's business).

@@ -1,4 +1,4 @@
-"""Permission classes shared by every app. Roles are Django groups (DESIGN.md section 4); staff are operators."""
+"""Permission classes shared by every app. Roles are Django groups (docs/design.md, Data model); staff are operators."""
 
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request

@@ -3,7 +3,7 @@
 It decides; `risk/services.py` loads and locks the rows, builds these inputs, calls it and stores the outcome.
 - `values`: the inputs (`Limits`, `UserLimits`, `AccountState`, `PortfolioState`, `CheckRequest`) and the
   `Decision` with its `Reason`s.
-- `rules`: `notional` and `evaluate`, every pre-trade rule of DESIGN.md section 5.
+- `rules`: `notional` and `evaluate`, every pre-trade rule of docs/design.md, Risk semantics.
 - `metrics`: account and portfolio figures for reports.
 - `emergency`: the thresholds that trip an automatic HALT, and the latch that raises each breach once.
 - `money`: the exact and the reporting Decimal contexts.

@@ -1,6 +1,6 @@
 """Emergency thresholds and their latch: which breaches trip an automatic HALT, and which are new.
 
-Two thresholds (DESIGN.md section 5), on reported equity as it is: the portfolio's daily loss reaching
+Two thresholds (docs/design.md, Risk semantics), on reported equity as it is: the portfolio's daily loss reaching
 emergency_daily_loss_pct of its day-start equity, and an account's drawdown reaching emergency_drawdown_pct of
 its peak. "Reaching" includes equality. With no baseline (day-start equity or peak of 0) nothing is breached:
 an empty portfolio must not halt itself.

@@ -1,6 +1,6 @@
 """Account and portfolio metrics over plain values: what the dashboard, `/api/accounts` and snapshots report.
 
-Definitions (DESIGN.md section 5): exposure is the booked notional of every pending, approved and open
+Definitions (docs/design.md, Risk semantics): exposure is the booked notional of every pending, approved and open
 position (the n it was checked with, re-fixed at the fill price), the same sum the check path keeps in counters.
 Reports also show it mark-to-market: the filled quantity of a position revalued at the latest price, the unfilled
 rest of its reservation at its booked notional. Exposure pct and concentration (by symbol, by correlation group)

@@ -1,4 +1,4 @@
-"""The pre-trade check: every rule of DESIGN.md section 5 run over one request, every failing one reported.
+"""The pre-trade check: every rule of docs/design.md (Risk semantics) run over one request, every failing one reported.
 
 `evaluate` is the whole decision. It never stops at the first failure: the bot and the operator see every
 reason at once, in the order of the design's table. Within one rule the reasons come per scope, in the table's

@@ -39,7 +39,7 @@ class Outcome(StrEnum):
 
 
 class RuleCode(StrEnum):
-    """The code of a failing rule, as the API reports it. The first ten are DESIGN.md section 5's table, in order."""
+    """The code of a failing rule, as the API reports it, in the order of the rules table in docs/design.md."""
 
     TRADING_HALTED = "trading_halted"
     PERMISSION_DENIED = "permission_denied"
@@ -176,7 +176,7 @@ class Decision:
 
     `notional` is the n the rules checked, which is what an approved or pending position reserves (a rejected one
     reserves nothing; a reduce-only check always carries 0). `reasons` lists every failing rule in the order of
-    DESIGN.md section 5's table; it is empty unless the outcome is rejected.
+    the rules table of docs/design.md, Risk semantics; it is empty unless the outcome is rejected.
     """
 
     decision: Outcome

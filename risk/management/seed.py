@@ -37,7 +37,7 @@ DEMO_GROUPS = {
     "alts": (Decimal("0.30"), ("SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD", "AVAX-USD", "LINK-USD")),
 }
 
-# The portfolio default limits the demo runs with. The percent limits keep DESIGN.md section 5's defaults (a
+# The portfolio default limits the demo runs with. The percent limits keep the defaults of docs/design.md (a
 # typical small check passes them: seeded accounts hold at most 30% of their balance). What changes:
 # - max_total_positions: the default 50 would reject every check once the demo portfolio holds ~44,000 positions;
 # - equity_max_age_seconds: seeded bots never send heartbeats, so their seeded equity report must stay fresh

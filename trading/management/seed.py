@@ -88,7 +88,7 @@ STATUSES = (
     (PositionStatus.APPROVED, 1),
 )
 BROKERS = ("coinbase", "kraken", "binance_us")
-# Sizing against the starting balance, inside DESIGN.md section 5's defaults (max_position_pct 0.20,
+# Sizing against the starting balance, inside the default limits of docs/design.md (max_position_pct 0.20,
 # max_account_exposure_pct 0.90, approval_threshold 25000, reservation_ttl 120 s, approval_ttl 15 min).
 EXPOSURE_BUDGET = 0.30
 POSITION_FRACTION = (0.01, 0.04)
@@ -280,7 +280,7 @@ def _q8(value: Decimal, rounding: str = ROUND_DOWN) -> Decimal:
 
 
 def _notional(quantity: Decimal, price: Decimal) -> Decimal:
-    """n = quantity * price, rounded up to 8 decimals (DESIGN.md section 5)."""
+    """n = quantity * price, rounded up to 8 decimals (docs/design.md, Risk semantics)."""
     return _q8(quantity * price, ROUND_UP)
 
 

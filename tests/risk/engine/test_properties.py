@@ -1,6 +1,6 @@
 """Property tests of the engine against an independent oracle written over exact fractions.
 
-The oracle restates DESIGN.md section 5 rule by rule with `fractions.Fraction` (no Decimal, no shared helper), so
+The oracle restates docs/design.md's rules table rule by rule with `fractions.Fraction` (no Decimal, no helper), so
 agreement means the engine's Decimal arithmetic is exact and its reasons are exactly the failing rules, with the
 reported limits and values. Strategies mix a coarse grid (round figures that land exactly on limits) with
 arbitrary 8-decimal values.
@@ -300,7 +300,7 @@ def oracle_notional(req: CheckRequest) -> Fraction:
 
 
 def oracle_reasons(req, acc, port, user, lim) -> list[tuple]:
-    """DESIGN.md section 5's table, rule by rule, over fractions: (code, limit, value) of every failing check."""
+    """docs/design.md's rules table, rule by rule, over fractions: (code, limit, value) of every failing check."""
     n = oracle_notional(req)
     symbol_rules = req.legacy_notional is None
     out: list[tuple] = []

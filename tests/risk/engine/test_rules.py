@@ -1,4 +1,4 @@
-"""Every pre-trade rule at its boundary, with exact limits, values and messages (DESIGN.md section 5)."""
+"""Every pre-trade rule at its boundary, with exact limits, values and messages (docs/design.md, Risk semantics)."""
 
 from decimal import Decimal
 
