@@ -7,6 +7,12 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 EVENTS_PORT ?= 8001
 WEB_WORKERS ?= 2
+# The demo desk (the Procfile's `demo` process, `simulate_desk`): DEMO=0 leaves it out; DEMO_RATE caps its requests
+# a second.
+DEMO ?= 1
+DEMO_RATE ?= 4
+# honcho starts every Procfile process unless given names: with DEMO=0, every name but `demo`.
+PROCESSES = $(if $(filter 0,$(DEMO)),$(shell grep -oE '^[a-z]+' Procfile | grep -vx demo))
 
 .PHONY: run test lint services stop bench venv env migrate format clean-var vendor
 
@@ -41,11 +47,13 @@ run: migrate
 	@$(BIN)/python manage.py ensure_operator --url http://127.0.0.1:$(PORT)/admin/
 	@[ -f var/demo-tokens.json ] || $(BIN)/python manage.py seed_demo --accounts 20 --positions 400 --tokens-out var/demo-tokens.json
 	@echo "Demo bot and operator tokens: var/demo-tokens.json"
+	@[ "$(DEMO)" = 0 ] && echo "Demo desk off (DEMO=0)" || echo "Demo desk on: simulate_desk drives the demo accounts at $(DEMO_RATE) req/s (DEMO=0 turns it off)"
 	@echo "API http://127.0.0.1:$(PORT)/api/health   SSE http://127.0.0.1:$(EVENTS_PORT)   Ctrl-C stops everything"
 	@# Prometheus multiprocess files: emptied before any process starts (every process of the run writes there).
 	@rm -rf var/prometheus && mkdir -p var/prometheus
 	PATH="$(CURDIR)/$(BIN):$$PATH" WEB_PORT=$(PORT) EVENTS_PORT=$(EVENTS_PORT) WEB_WORKERS=$(WEB_WORKERS) \
-		PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/prometheus" $(BIN)/honcho start -f Procfile
+		DEMO_RATE=$(DEMO_RATE) PROMETHEUS_MULTIPROC_DIR="$(CURDIR)/var/prometheus" \
+		$(BIN)/honcho start -f Procfile $(PROCESSES)
 
 lint: venv
 	$(BIN)/ruff check .
