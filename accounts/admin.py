@@ -21,6 +21,7 @@ from django.utils.text import Truncator
 from accounts.models import ApiToken, AuditEntry, BrokerCredential, TradingInstance, User, UserPermission
 from accounts.selectors import broker_credential_list_masked
 from accounts.services import (
+    ACTIVATION_FIELD,
     CREDENTIAL_FIELDS,
     INSTANCE_OPERATOR_FIELDS,
     PERMISSION_FIELDS,
@@ -131,6 +132,11 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_inlines(self, request: HttpRequest, obj) -> list:
         return self.inlines if obj is not None else []
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple:
+        # Activation moves the portfolio's equity: only risk.services.activation changes it (risk/admin.py makes
+        # it editable through that service).
+        return self.readonly_fields if obj is None else (*self.readonly_fields, ACTIVATION_FIELD)
 
     def save_form(self, request: HttpRequest, form, change: bool) -> User:
         return form.instance  # the services write (save_model): nothing is saved or hashed by the form itself
@@ -375,12 +381,12 @@ class TradingInstanceAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    actions = ("deactivate",)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple:
         # A new instance starts at zero; its equity comes from its bot's first report (measured against the
-        # starting balance, which stays editable: see its help text).
-        return self.readonly_fields if obj is None else (*self.readonly_fields, "user")
+        # starting balance, which stays editable: see its help text). Activation moves the portfolio's equity:
+        # only risk.services.activation changes it (risk/admin.py makes it editable through that service).
+        return self.readonly_fields if obj is None else (*self.readonly_fields, "user", ACTIVATION_FIELD)
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if db_field.name == "broker_credential":
@@ -411,14 +417,6 @@ class TradingInstanceAdmin(admin.ModelAdmin):
             return
         changes = {field: form.cleaned_data[field] for field in form.changed_data if field in INSTANCE_OPERATOR_FIELDS}
         trading_instance_update(instance=obj, actor=request.user, reason=ADMIN_REASON, **changes)
-
-    @admin.action(description="Deactivate selected instances", permissions=["change"])
-    def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
-        for instance in queryset.filter(is_active=True):
-            trading_instance_update(
-                instance=instance, actor=request.user, reason="deactivated in admin", is_active=False
-            )
-        self.message_user(request, "Selected instances deactivated.", messages.SUCCESS)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,7 +1,12 @@
-"""Writes of the accounts app: trading permissions, API tokens, broker credentials and the audit record.
+"""Writes of the accounts app: users, trading permissions, API tokens, broker credentials, trading instances'
+operator fields and the audit record.
 
 Every operator-facing change runs in one transaction with its `AuditEntry`; caches are updated only after
 the commit (`transaction.on_commit`), so no reader is served a value that was rolled back.
+
+Activation (`is_active` of a user or an instance) is not written here: it moves the portfolio's equity, so its
+one writer is `risk.services.activation`, which calls `user_tokens_recache` / `instance_tokens_recache` below.
+`user_update` and `trading_instance_update` refuse an `is_active` change.
 """
 
 from datetime import datetime, timedelta
@@ -202,9 +207,10 @@ def _tombstone_tokens_after_commit(digests: list[str]) -> None:
     _write_tokens_after_commit(entries, version=TOMBSTONE_VERSION, ttl=TOKEN_TOMBSTONE_TTL)
 
 
-def _refresh_user_tokens_after_commit(user: User) -> None:
-    """Re-cache every live token of `user` with the committed user fields (active, staff, tier, username),
-    versioned by the user's updated_at, so no process keeps serving the old ones."""
+def user_tokens_recache(user: User) -> None:
+    """After commit, re-cache every live token of `user` with the committed user fields (active, staff, tier,
+    username), versioned by the user's updated_at, so no process keeps serving the old ones. The caller has saved
+    the user (its updated_at moved) in the open transaction."""
     rows = ApiToken.objects.filter(user=user, revoked_at__isnull=True).values_list(
         "pk", "kind", "instance_id", "instance__is_active", "digest"
     )
@@ -225,14 +231,21 @@ USER_FIELDS = (
     "email",
     "first_name",
     "last_name",
-    "is_active",
     "is_staff",
     "is_superuser",
     "subscription_tier",
 )
 USER_M2M_FIELDS = ("groups", "user_permissions")
 # The user fields a cached token resolution holds: a change re-caches the user's tokens after commit.
-TOKEN_USER_FIELDS = ("username", "is_active", "is_staff", "subscription_tier")
+TOKEN_USER_FIELDS = ("username", "is_staff", "subscription_tier")
+# Activation moves the portfolio's equity: its one writer is risk.services.activation (see the module docstring).
+ACTIVATION_FIELD = "is_active"
+ACTIVATION_REFUSED = "Activation moves the portfolio's equity: change it through risk.services.activation."
+
+
+def _refuse_activation(changes: dict) -> None:
+    if ACTIVATION_FIELD in changes:
+        raise ValidationError({ACTIVATION_FIELD: ACTIVATION_REFUSED})
 
 
 def _m2m_names(user: User, field: str) -> list[str]:
@@ -284,9 +297,11 @@ def user_create(
 def user_update(*, user: User, actor: User | None, reason: str = "", **changes: Any) -> User:
     """Change a user's fields (USER_FIELDS) and roles (`groups`, `user_permissions`: iterables of rows): lock,
     validate, save, audit (before/after). After commit the user's cached token resolutions are rewritten, so a
-    deactivated user, a lost staff flag or a new tier take effect at once in every process.
+    lost staff flag or a new tier take effect at once in every process.
 
-    Raises ValidationError for an unknown field or an invalid value; nothing is written then."""
+    Raises ValidationError for an unknown field, an invalid value or `is_active` (risk.services.activation
+    changes it); nothing is written then."""
+    _refuse_activation(changes)
     unknown = set(changes) - set(USER_FIELDS) - set(USER_M2M_FIELDS)
     if unknown:
         raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
@@ -299,7 +314,7 @@ def user_update(*, user: User, actor: User | None, reason: str = "", **changes: 
         return locked
     audit_entry_create(actor=actor, action="user.update", target=locked, before=before, after=after, reason=reason)
     if set(before) & set(TOKEN_USER_FIELDS):
-        _refresh_user_tokens_after_commit(locked)
+        user_tokens_recache(locked)
     return locked
 
 
@@ -568,7 +583,7 @@ def broker_credential_update(
 # ------------------------------------------------------------------------------------------------
 # Trading instances (operator edits; the risk counters are never edited here)
 # ------------------------------------------------------------------------------------------------
-INSTANCE_OPERATOR_FIELDS = ("name", "status", "is_active", "broker_credential", "starting_balance")
+INSTANCE_OPERATOR_FIELDS = ("name", "status", "broker_credential", "starting_balance")
 
 
 @transaction.atomic
@@ -621,22 +636,27 @@ def trading_instance_check_credential(*, user_id: int, credential: BrokerCredent
         raise ValidationError({"broker_credential": "This broker credential belongs to another user."})
 
 
-def _instance_tokens_refresh(instance: TradingInstance) -> None:
-    """A bot token's cached resolution says whether its instance is active, and entries are versioned by the
-    user's updated_at: touch the user (locked after the instance, as everywhere) so the entries rewritten after
-    commit replace every older one."""
+def instance_tokens_recache(instance: TradingInstance) -> None:
+    """After the instance's `is_active` changed in the open transaction (risk.services.activation): a bot token's
+    cached resolution says whether its instance is active, and entries are versioned by the user's updated_at, so
+    touch the user (locked after the instance, as everywhere) and re-cache its tokens after commit, replacing
+    every older entry."""
     user = User.objects.select_for_update().get(pk=instance.user_id)
     user.save(update_fields=["updated_at"])
-    _refresh_user_tokens_after_commit(user)
+    user_tokens_recache(user)
 
 
 @transaction.atomic
 def trading_instance_update(
     *, instance: TradingInstance, actor: User | None, reason: str = "", **changes: Any
 ) -> TradingInstance:
-    """Operator edit of name, status, is_active, broker credential or starting balance (audited). Risk counters,
-    equity and heartbeats are moved by the risk services and the bot's reports, never here (the starting balance
-    only sets what a first equity report is measured against)."""
+    """Operator edit of name, status, broker credential or starting balance (audited). Risk counters, equity,
+    heartbeats and activation are moved by the risk services and the bot's reports, never here (the starting
+    balance only sets what a first equity report is measured against).
+
+    Raises ValidationError for an unknown field, an invalid value or `is_active` (risk.services.activation
+    changes it); nothing is written then."""
+    _refuse_activation(changes)
     unknown = set(changes) - set(INSTANCE_OPERATOR_FIELDS)
     if unknown:
         raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
@@ -654,8 +674,6 @@ def trading_instance_update(
     if not changed:
         return locked
     locked.save(update_fields=[*changed, "updated_at"])
-    if "is_active" in changed:
-        _instance_tokens_refresh(locked)
     audit_entry_create(
         actor=actor,
         action="trading_instance.update",

@@ -25,7 +25,7 @@ from redis import RedisError
 
 from accounts.admin import ADMIN_REASON, TradingInstanceAdmin, UserAdmin
 from accounts.models import TradingInstance, User
-from accounts.services import audit_entry_create
+from accounts.services import ACTIVATION_FIELD, audit_entry_create
 from nija.api.errors import ApiError
 from risk import selectors
 from risk.errors import EquityHoldChanged
@@ -101,7 +101,13 @@ admin.site.unregister(User)
 @admin.register(TradingInstance)
 class RiskTradingInstanceAdmin(TradingInstanceAdmin):
     """The accounts app's instance admin, with (de)activation going through the risk gate: a deactivated instance
-    leaves the portfolio's equity totals, its unfilled reservations are cancelled and its checks refused."""
+    leaves the portfolio's equity totals, its unfilled reservations are cancelled and its checks refused. The
+    accounts admin shows `is_active` read-only (the accounts services refuse it); here it is editable again."""
+
+    actions = ("deactivate",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple:
+        return _activation_editable(super().get_readonly_fields(request, obj))
 
     def save_model(self, request: HttpRequest, obj: TradingInstance, form, change: bool) -> None:
         if change and "is_active" in form.changed_data:
@@ -109,7 +115,7 @@ class RiskTradingInstanceAdmin(TradingInstanceAdmin):
                 instance_id=obj.pk, active=form.cleaned_data["is_active"], actor=request.user, reason=ADMIN_REASON
             )
             _report_cancelled(self, request, outcome.cancelled_position_ids)
-        super().save_model(request, obj, form, change)  # the other fields; is_active is already in place
+        super().save_model(request, obj, form, change)  # the other fields (the accounts admin leaves is_active out)
 
     @admin.action(description="Deactivate selected instances (cancels unfilled reservations)", permissions=["change"])
     def deactivate(self, request: HttpRequest, queryset: QuerySet) -> None:
@@ -127,13 +133,22 @@ class RiskUserAdmin(UserAdmin):
     """The accounts app's user admin, with (de)activation going through the risk gate for each of the user's
     accounts (see RiskTradingInstanceAdmin); the bots of a deactivated user can still report fills and closes."""
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None) -> tuple:
+        return _activation_editable(super().get_readonly_fields(request, obj))
+
     def save_model(self, request: HttpRequest, obj: User, form, change: bool) -> None:
         if change and "is_active" in form.changed_data:
             outcome = user_activation_set(
                 user_id=obj.pk, active=form.cleaned_data["is_active"], actor=request.user, reason=ADMIN_REASON
             )
             _report_cancelled(self, request, outcome.cancelled_position_ids)
-        super().save_model(request, obj, form, change)  # the other fields; is_active is already in place
+        super().save_model(request, obj, form, change)  # the other fields (the accounts admin leaves is_active out)
+
+
+def _activation_editable(readonly_fields: tuple) -> tuple:
+    """The accounts admin's read-only fields without `is_active`: this admin changes it through the activation
+    service (save_model), the one writer of it."""
+    return tuple(field for field in readonly_fields if field != ACTIVATION_FIELD)
 
 
 def _report_cancelled(model_admin: admin.ModelAdmin, request: HttpRequest, position_ids: tuple[int, ...]) -> None:

@@ -7,9 +7,14 @@ released now is left to the periodic account sweep), and is refused new checks, 
 account back in the totals only if its equity report is still fresh, with its own start of day unchanged (a bot
 that went quiet must not shed its daily loss); otherwise its next report does.
 
+This module is the one writer of `is_active` for users and trading instances: the accounts services refuse the
+field (they cannot move equity), and every door calls these two functions: the admin's change forms and its
+deactivate action (risk/admin.py), the management and test code. Each change is audited as the accounts app
+audits its own edits (`trading_instance.update` / `user.update`, before/after) and re-caches the user's tokens
+after commit, so a deactivated user's or bot's token is refused at once in every process.
+
 The change takes the portfolio lock first (every check then either committed before it, and its reservation is
-cancelled below, or sees the account inactive), then the accounts, then the accounts app's own audited update.
-The admin routes activation changes here (risk/admin.py).
+cancelled below, or sees the account inactive), then the accounts, then the user.
 """
 
 from dataclasses import dataclass
@@ -18,7 +23,7 @@ from datetime import datetime
 from django.db import transaction
 
 from accounts.models import TradingInstance, User
-from accounts.services import trading_instance_update, user_update
+from accounts.services import audit_entry_create, instance_tokens_recache, user_tokens_recache
 from risk import selectors
 from risk.models import Portfolio
 from risk.services.day import locked_now
@@ -44,7 +49,9 @@ def trading_instance_activation_set(
         now = locked_now(scope=scope, requested=now)
         account.is_active = active
         _recount(scope.portfolio, account, user_active=scope.user_active, now=now)
-        trading_instance_update(instance=account, actor=actor, reason=reason, is_active=active)
+        account.save(update_fields=["is_active", "updated_at"])
+        instance_tokens_recache(account)
+        _audit(account, "trading_instance.update", active=active, actor=actor, reason=reason)
     return ActivationOutcome(
         cancelled_position_ids=() if active else reservations_cancel(instance_id=instance_id, now=now)
     )
@@ -59,17 +66,31 @@ def user_activation_set(
         selectors.set_lock_timeouts()
         portfolio = selectors.lock_portfolio()
         accounts = list(TradingInstance.objects.select_for_update().filter(user_id=user_id).order_by("pk"))
-        user = User.objects.get(pk=user_id)
+        user = User.objects.select_for_update().get(pk=user_id)
         if user.is_active == active:
             return ActivationOutcome()
         now = now or portfolio.locked_at
         for account in accounts:
             _recount(portfolio, account, user_active=active, now=now)
-        user_update(user=user, actor=actor, reason=reason, is_active=active)
+        user.is_active = active
+        user.save(update_fields=["is_active", "updated_at"])
+        user_tokens_recache(user)
+        _audit(user, "user.update", active=active, actor=actor, reason=reason)
     if active:
         return ActivationOutcome()
     cancelled = [pk for account in accounts for pk in reservations_cancel(instance_id=account.pk, now=now)]
     return ActivationOutcome(cancelled_position_ids=tuple(cancelled))
+
+
+def _audit(target: TradingInstance | User, action: str, *, active: bool, actor: User | None, reason: str) -> None:
+    audit_entry_create(
+        actor=actor,
+        action=action,
+        target=target,
+        before={"is_active": not active},
+        after={"is_active": active},
+        reason=reason,
+    )
 
 
 def _recount(portfolio: Portfolio, account: TradingInstance, *, user_active: bool, now: datetime) -> None:

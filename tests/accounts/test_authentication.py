@@ -17,9 +17,10 @@ from accounts.caching import set_if_newer
 from accounts.models import ApiToken, TokenKind, User
 from accounts.permissions import IsBot, principal_instance_id
 from accounts.selectors import api_token_get_by_digest, api_token_version, cached_token_from
-from accounts.services import api_token_create, api_token_revoke, trading_instance_update, user_delete, user_update
+from accounts.services import api_token_create, api_token_revoke, user_delete, user_update
 from accounts.tokens import token_digest
 from nija.cache import TOKEN
+from risk.services.activation import trading_instance_activation_set, user_activation_set
 from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserFactory, issue_token
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
@@ -211,7 +212,7 @@ def test_a_user_deactivated_while_cached_is_refused_at_once(api_client, django_c
     assert _get(api_client, raw).status_code == 200
 
     with django_capture_on_commit_callbacks(execute=True):
-        user_update(user=instance.user, actor=OperatorFactory(), reason="fraud", is_active=False)
+        user_activation_set(user_id=instance.user_id, active=False, actor=OperatorFactory(), reason="fraud")
 
     response = _get(api_client, raw)
     # Its bot may still report fills and closes: every other view answers 403 account_inactive, not a failed login.
@@ -228,9 +229,9 @@ def test_a_deactivated_accounts_bot_reaches_only_the_views_that_accept_it(
 
     with django_capture_on_commit_callbacks(execute=True):
         if deactivated == "user":
-            user_update(user=instance.user, actor=None, reason="fraud", is_active=False)
+            user_activation_set(user_id=instance.user_id, active=False, actor=None, reason="fraud")
         else:
-            trading_instance_update(instance=instance, actor=None, reason="retired", is_active=False)
+            trading_instance_activation_set(instance_id=instance.pk, active=False, actor=None, reason="retired")
     refused = [_get(api_client, raw, url) for url in ("/whoami", "/bot-only", "/can-view-users")]
     allowed = _get(api_client, raw, "/fill-like")
     TOKEN.delete(token_digest(raw))
@@ -254,7 +255,7 @@ def test_a_reader_that_loaded_a_bot_token_before_its_instance_was_deactivated_ca
     stale_row = api_token_get_by_digest(digest=digest)  # a request stalled here, before the deactivation commits
 
     with django_capture_on_commit_callbacks(execute=True):
-        trading_instance_update(instance=instance, actor=None, reason="retired", is_active=False)
+        trading_instance_activation_set(instance_id=instance.pk, active=False, actor=None, reason="retired")
     refilled = set_if_newer(TOKEN, digest, cached_token_from(stale_row).to_json(), version=api_token_version(stale_row))
 
     assert refilled is False

@@ -8,11 +8,13 @@ from decimal import ROUND_DOWN, ROUND_UP, Decimal, localcontext
 
 import pytest
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.db.models import Count, Q, Sum
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import TokenKind, TradingInstance
+from accounts.services import instance_tokens_recache, user_tokens_recache
 from risk.models import CorrelationGroup, Portfolio, SymbolExposure
 from risk.services.equity import equity_report
 from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserPermissionFactory, issue_token
@@ -39,6 +41,21 @@ def funded_account(
     equity_report(instance_id=instance.pk, equity=Decimal(equity), cash_balance=None, now=timezone.now())
     instance.refresh_from_db()
     return instance
+
+
+def deactivate_outside_the_gate(account: TradingInstance, what: str) -> None:
+    """`is_active` of the account's user (what="user") or of the account itself written straight to its row, as a
+    shell would: no equity moved, no reservation released (the periodic sweep catches up), its tokens re-cached
+    after commit. The states the risk gate must still refuse or sweep; risk.services.activation is the real door."""
+    with transaction.atomic():
+        if what == "user":
+            account.user.is_active = False
+            account.user.save(update_fields=["is_active", "updated_at"])
+            user_tokens_recache(account.user)
+        else:
+            account.is_active = False
+            account.save(update_fields=["is_active", "updated_at"])
+            instance_tokens_recache(account)
 
 
 def bot_client(instance: TradingInstance) -> APIClient:

@@ -7,8 +7,7 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import TradingInstance
-from accounts.services import trading_instance_update, user_update
-from tests.risk.conftest import bot_client, counter_drift, funded_account, operator_client
+from tests.risk.conftest import bot_client, counter_drift, deactivate_outside_the_gate, funded_account, operator_client
 from tests.risk.services.scenario import exposures, fill, reserve
 from trading.models import Fill, Position, Trade
 
@@ -21,12 +20,9 @@ def _no_marks(redis_client) -> None:
 
 
 def deactivate(account: TradingInstance, what: str, django_capture_on_commit_callbacks) -> None:
-    """Through the accounts services alone (no reservation is released): what the bot can still do is the point."""
+    """Outside the risk gate (no reservation is released): what the bot can still do is the point."""
     with django_capture_on_commit_callbacks(execute=True):
-        if what == "user":
-            user_update(user=account.user, actor=None, reason="fraud", is_active=False)
-        else:
-            trading_instance_update(instance=account, actor=None, reason="retired", is_active=False)
+        deactivate_outside_the_gate(account, what)
 
 
 @pytest.mark.parametrize("what", ["user", "account"])

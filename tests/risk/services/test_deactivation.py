@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import AuditEntry, TradingInstance
-from accounts.services import user_update
 from risk.errors import AccountInactive
 from risk.models import Portfolio
 from risk.services.activation import trading_instance_activation_set, user_activation_set
@@ -16,7 +15,7 @@ from risk.services.approval import position_approve
 from risk.services.check import CheckInput, position_check
 from risk.services.equity import equity_report
 from tests.accounts.factories import OperatorFactory, TradingInstanceFactory
-from tests.risk.conftest import counter_drift, equity_drift, funded_account
+from tests.risk.conftest import counter_drift, deactivate_outside_the_gate, equity_drift, funded_account
 from tests.risk.services.scenario import close, exposures, fill, reserve
 from trading.models import Position
 
@@ -105,7 +104,7 @@ def test_a_check_of_a_deactivated_account_is_refused_and_writes_nothing(deactiva
     if deactivated == "account":
         TradingInstance.objects.filter(pk=account.pk).update(is_active=False)
     else:
-        user_update(user=account.user, actor=None, reason="fraud", is_active=False)
+        user_activation_set(user_id=account.user_id, active=False, actor=None, reason="fraud")
     fields = {"dry-run": {"dry_run": True}, "reduce-only": {"reduce_only": True, "position_id": position.pk}}
     before = (Position.objects.count(), exposures(account))
 
@@ -117,7 +116,7 @@ def test_a_check_of_a_deactivated_account_is_refused_and_writes_nothing(deactiva
 
 def test_an_equity_report_of_a_deactivated_users_account_is_refused():
     account = funded_account("100000")
-    user_update(user=account.user, actor=None, reason="fraud", is_active=False)
+    user_activation_set(user_id=account.user_id, active=False, actor=None, reason="fraud")
     before = Portfolio.objects.values().get()
 
     with pytest.raises(AccountInactive):
@@ -130,7 +129,7 @@ def test_an_equity_report_of_a_deactivated_users_account_is_refused():
 def test_a_pending_position_of_a_deactivated_user_is_never_approved():
     account = funded_account("200000")
     pending = reserve(account, quantity="0.6")
-    user_update(user=account.user, actor=None, reason="fraud", is_active=False)  # the sweep has not run yet
+    deactivate_outside_the_gate(account, "user")  # its reservation is still pending: the sweep has not run yet
 
     with pytest.raises(AccountInactive):
         position_approve(position_id=pending.pk, actor=OperatorFactory(), reason="ok", now=timezone.now())
@@ -143,7 +142,7 @@ def test_a_pending_position_of_a_deactivated_user_is_never_approved():
 def test_what_a_deactivated_account_holds_can_still_be_filled_and_closed():
     account = funded_account("100000")
     position = fill(reserve(account, quantity="0.3"), "ex-1", "0.1", "50000")
-    user_update(user=account.user, actor=None, reason="fraud", is_active=False)
+    deactivate_outside_the_gate(account, "user")
 
     fill(position, "ex-2", "0.1", "50000")
     trade = close(position, "c-1", "51000")

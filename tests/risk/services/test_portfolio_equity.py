@@ -9,14 +9,13 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import TradingInstance
-from accounts.services import user_update
 from risk.models import Portfolio, RiskLimits
 from risk.services.activation import trading_instance_activation_set
 from risk.services.check import CheckInput, position_check
 from risk.services.equity import equity_report
 from risk.services.portfolio_equity import stale_equity_sweep
 from risk.tasks import sweep_accounts
-from tests.risk.conftest import counter_drift, equity_drift, funded_account
+from tests.risk.conftest import counter_drift, deactivate_outside_the_gate, equity_drift, funded_account
 from tests.risk.services.scenario import reserve
 from trading.models import Position
 
@@ -121,12 +120,12 @@ def test_an_accounts_own_equity_max_age_decides_when_it_leaves():
 
 
 def test_the_sweep_task_takes_out_accounts_of_a_user_deactivated_outside_the_risk_gate_and_releases_them():
-    """A user deactivated by a path that knows nothing of the risk gate (the accounts service, a shell): the
+    """A user deactivated by a path that knows nothing of the risk gate (a shell, a raw UPDATE): the
     periodic sweep takes its accounts out of E and releases what they reserve."""
     kept = funded_account("100000")
     dropped = funded_account("300000")
     reserved = reserve(dropped, quantity="0.1")
-    user_update(user=dropped.user, actor=None, reason="fraud", is_active=False)
+    deactivate_outside_the_gate(dropped, "user")
     assert equity_drift() == [f"account {dropped.pk}: counted but inactive"]
 
     assert sweep_accounts() == 2  # one account out of E, one reservation released
