@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from nija.models import TimeStampedModel
+from risk.defaults import PORTFOLIO_ID
 
 MONEY = {"max_digits": 18, "decimal_places": 8}
 # Sums over every account (portfolio equity, exposure per portfolio/symbol/group) outgrow one account's
@@ -24,7 +25,7 @@ ZERO = Decimal("0")
 class Portfolio(TimeStampedModel):
     """The one portfolio row (pk 1): the first lock every exposure-moving transaction takes."""
 
-    SINGLETON_ID = 1
+    SINGLETON_ID = PORTFOLIO_ID
 
     exposure = models.DecimalField(**TOTAL, default=ZERO)
     position_count = models.IntegerField(default=0)

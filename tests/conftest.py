@@ -20,38 +20,26 @@ def redis_client():
 
 
 def _reference_rows() -> None:
-    """Rows the data migrations create, which a transactional test's flush removes: the portfolio row, its default
-    limits and trading state, and the operator roles (groups) with their permissions."""
-    import importlib
-
+    """Rows the data migrations create, which a transactional test's flush removes, re-created by the same code
+    the migrations run: the portfolio row, its default limits and trading state (risk.defaults), and the operator
+    roles with their permissions (each app's roles.py)."""
     from django.apps import apps as django_apps
-    from django.contrib.auth.models import Group, Permission
 
-    from risk.models import Portfolio, RiskLimits, TradingState
+    from accounts import roles as accounts_roles
+    from monitoring import roles as monitoring_roles
+    from risk import roles as risk_roles
+    from risk.defaults import reference_rows_ensure
+    from trading import roles as trading_roles
 
-    defaults = importlib.import_module("risk.migrations.0002_portfolio_defaults")
-    equity_limits = importlib.import_module("risk.migrations.0007_equity_holds_and_transfers")
-    Portfolio.objects.get_or_create(id=Portfolio.SINGLETON_ID)
-    if not RiskLimits.objects.filter(instance__isnull=True).exists():
-        RiskLimits.objects.create(
-            instance=None,
-            **defaults.DEFAULT_LIMITS,
-            max_equity_increase_pct=equity_limits.DEFAULT_MAX_EQUITY_INCREASE_PCT,
-        )
-    if not TradingState.objects.filter(instance__isnull=True).exists():
-        TradingState.objects.create(instance=None, state="active")
-    for app_label, module in (
-        ("accounts", "accounts.migrations.0004_operator_roles"),
-        ("risk", "risk.migrations.0003_risk_roles"),
-        ("risk", "risk.migrations.0007_equity_holds_and_transfers"),
-        ("trading", "trading.migrations.0004_operator_view_roles"),
-        ("monitoring", "monitoring.migrations.0003_alert_roles"),
+    reference_rows_ensure(django_apps)
+    for app_label, roles in (
+        ("accounts", accounts_roles),
+        ("risk", risk_roles),
+        ("trading", trading_roles),
+        ("monitoring", monitoring_roles),
     ):
-        for role, codenames in importlib.import_module(module).ROLES.items():
-            group, _ = Group.objects.get_or_create(name=role)
-            group.permissions.add(*Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames))
-    # The market-price write permission is created by its migration, not by a model's Meta.
-    importlib.import_module("trading.migrations.0003_market_price_permission").grant(django_apps, None)
+        accounts_roles.grant_roles(django_apps, app_label, roles.PERMISSIONS)
+    trading_roles.market_price_permission_grant(django_apps)
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from risk.defaults import DEFAULT_LIMITS
 from risk.engine.money import ZERO
 
 
@@ -59,19 +60,20 @@ class RuleCode(StrEnum):
 class Limits:
     """The `RiskLimits` in force for one check: the account's override, else the portfolio default.
 
-    Percentages are fractions of equity. The service resolves the override before calling the engine.
+    Percentages are fractions of equity. The service resolves the override before calling the engine. The
+    defaults are the portfolio's (risk.defaults).
     """
 
-    max_portfolio_exposure_pct: Decimal = Decimal("0.80")
-    max_daily_loss_pct: Decimal = Decimal("0.05")
-    max_total_positions: int = 50
-    max_account_exposure_pct: Decimal = Decimal("0.90")
-    max_position_pct: Decimal = Decimal("0.20")
-    max_symbol_exposure_pct: Decimal = Decimal("0.30")
-    max_drawdown_pct: Decimal = Decimal("0.20")
-    emergency_daily_loss_pct: Decimal = Decimal("0.08")
-    emergency_drawdown_pct: Decimal = Decimal("0.25")
-    approval_threshold: Decimal = Decimal(25000)
+    max_portfolio_exposure_pct: Decimal = DEFAULT_LIMITS["max_portfolio_exposure_pct"]
+    max_daily_loss_pct: Decimal = DEFAULT_LIMITS["max_daily_loss_pct"]
+    max_total_positions: int = DEFAULT_LIMITS["max_total_positions"]
+    max_account_exposure_pct: Decimal = DEFAULT_LIMITS["max_account_exposure_pct"]
+    max_position_pct: Decimal = DEFAULT_LIMITS["max_position_pct"]
+    max_symbol_exposure_pct: Decimal = DEFAULT_LIMITS["max_symbol_exposure_pct"]
+    max_drawdown_pct: Decimal = DEFAULT_LIMITS["max_drawdown_pct"]
+    emergency_daily_loss_pct: Decimal = DEFAULT_LIMITS["emergency_daily_loss_pct"]
+    emergency_drawdown_pct: Decimal = DEFAULT_LIMITS["emergency_drawdown_pct"]
+    approval_threshold: Decimal = DEFAULT_LIMITS["approval_threshold"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,5 @@
 """The sliding-window limiter and the API throttle, against the suite's real Redis."""
 
-import importlib
 import socket
 import threading
 import time
@@ -17,6 +16,7 @@ from nija import ratelimit
 from nija.api.throttling import request_identity, request_tier
 from nija.ratelimit import SLIDING_WINDOW_SHA, rate_limit_check, rate_limit_hit
 from tests.accounts.factories import OperatorFactory, UserFactory, issue_token
+from trading.roles import market_price_permission_grant
 
 THREADS = 16
 CALLS_PER_THREAD = 20
@@ -248,8 +248,8 @@ def test_each_token_has_its_own_window_even_for_one_user(small_limits):
 
 @pytest.fixture
 def market_writer(db) -> object:
-    """A staff user allowed to move the mark (risk_admin, which trading migration 0003 grants the permission)."""
-    importlib.import_module("trading.migrations.0003_market_price_permission").grant(django_apps, None)
+    """A staff user allowed to move the mark (risk_admin, which trading.roles grants the permission)."""
+    market_price_permission_grant(django_apps)
     operator = OperatorFactory(subscription_tier=SubscriptionTier.FREE)
     operator.groups.add(Group.objects.get(name="risk_admin"))
     return operator

@@ -1,6 +1,5 @@
 """GET/PUT /api/market/{symbol} and trading.market, against real PostgreSQL (tokens) and real Redis (prices)."""
 
-import importlib
 import json
 import pickle
 import time
@@ -16,6 +15,7 @@ from rest_framework.test import APIClient
 from accounts.models import TokenKind
 from tests.accounts.factories import OperatorFactory, UserFactory, issue_token
 from trading.market import MarketPrice, market_price_get, market_price_set
+from trading.roles import market_price_permission_grant
 
 URL = "/api/market/BTC-USD"
 KEY = "nija:market:BTC-USD"
@@ -29,8 +29,8 @@ def _bearer(raw_token: str) -> APIClient:
 
 @pytest.fixture
 def market_price_permission(db) -> None:
-    """trading migration 0003's rows (permission, risk_admin grant): a transactional test's flush removes them."""
-    importlib.import_module("trading.migrations.0003_market_price_permission").grant(django_apps, None)
+    """The rows trading.roles grants (permission, risk_admin grant): a transactional test's flush removes them."""
+    market_price_permission_grant(django_apps)
 
 
 @pytest.fixture

@@ -48,6 +48,7 @@ from accounts.models import (
     User,
     UserPermission,
 )
+from accounts.roles import ROLES
 from accounts.tiers import tier_defaults
 from accounts.tokens import PREFIX_LENGTH, generate_raw_token, token_digest
 from trading.fingerprints import check_fingerprint
@@ -58,7 +59,6 @@ ZERO = Decimal("0")
 HISTORY_DAYS = 30
 CHUNK_ACCOUNTS = 1000
 BATCH_SIZE = 5000
-OPERATOR_GROUPS = ("viewer", "approver", "risk_admin")
 
 # (tier, weight, starting balance range in USD)
 TIERS = (
@@ -255,7 +255,7 @@ def _write_operator(builder: "_Builder") -> tuple[User, str]:
         is_staff=True,
         subscription_tier=SubscriptionTier.ENTERPRISE,
     )
-    operator.groups.add(*Group.objects.filter(name__in=OPERATOR_GROUPS))
+    operator.groups.add(*Group.objects.filter(name__in=ROLES))
     raw_token = generate_raw_token()
     ApiToken.objects.create(
         kind=TokenKind.OPERATOR,
