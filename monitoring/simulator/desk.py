@@ -60,8 +60,8 @@ class DeskConfig:
     duration: float | None = None  # seconds
     price_every: int = 3
     report_every: int = 3
-    max_positions: int = 3  # per bot, held by the desk at once (adopted ones included)
-    max_pending: int = 3  # approvals the desk leaves waiting at once, over every bot
+    max_positions: int = 5  # per bot, held by the desk at once (adopted ones included)
+    max_pending: int = 3  # approvals the desk asked for and leaves waiting at once, over every bot
     band: float = 0.015  # equity moves within +-band of an account's first figure
     sink_drawdown: float = 0.12  # the sinking account's drawdown target (capped by the limits in force)
     summary_every: float = 30.0  # seconds between summary log lines
@@ -78,6 +78,7 @@ class Tracked:
     quantity: Decimal
     filled: Decimal = Decimal(0)
     closed: Decimal = Decimal(0)
+    own: bool = False  # checked by this run of the desk (not adopted)
 
     @property
     def open_quantity(self) -> Decimal:
@@ -108,6 +109,7 @@ class Bot:
     peak: Decimal = Decimal(0)
     positions: dict[int, Tracked] = field(default_factory=dict)
     turns: int = 0
+    offset: int = 0  # staggers the bots' equity reports over the rounds
 
     @property
     def equity(self) -> Decimal:
@@ -137,7 +139,10 @@ class DeskSimulator:
         self.config = config
         self.rng = random.Random(config.seed)  # noqa: S311 - a demo's choices, not secrets
         self.client = client or DeskClient(config.base_url, rate=config.rate)
-        self.bots = [Bot(account_id, token) for account_id, token in config.accounts]
+        self.bots = [
+            Bot(account_id, token, offset=index % config.report_every)
+            for index, (account_id, token) in enumerate(config.accounts)
+        ]
         self.prices: dict[str, PriceWalk] = {}
         self.symbols = sorted(config.reference_prices)
         self.limits: DeskLimits | None = None
@@ -213,7 +218,7 @@ class DeskSimulator:
             self._adopt(bot)
             return
         bot.turns += 1
-        if bot.turns % self.config.report_every == 0:
+        if (bot.turns + bot.offset) % self.config.report_every == 0:
             self._report_equity(bot)
             return
         actions = self._actions(bot)
@@ -224,11 +229,11 @@ class DeskSimulator:
     def _actions(self, bot: Bot) -> dict[str, float]:
         """What this bot can do now, with weights."""
         live = [p for p in bot.positions.values() if p.status not in TERMINAL]
-        actions = {"read": 1.0, "reject_check": 0.6}
+        actions = {"read": 1.0, "reject_check": 0.5}
         if len(live) < self.config.max_positions:
             actions["check"] = 4.0
             if self._can_ask_approval(bot):
-                actions["approval_check"] = 1.5
+                actions["approval_check"] = 2.0
         if any(p.status in ("approved", "open") and p.unfilled > 0 for p in live):
             actions["fill"] = 5.0
         if any(p.status == "open" and p.open_quantity > 0 for p in live):
@@ -301,7 +306,7 @@ class DeskSimulator:
 
     def _can_ask_approval(self, bot: Bot) -> bool:
         limits = self.limits
-        pending = sum(len(other.held("pending_approval")) for other in self.bots)
+        pending = sum(1 for other in self.bots for position in other.held("pending_approval") if position.own)
         if limits is None or pending >= self.config.max_pending or bot.held("pending_approval"):
             return False
         return limits.approval_threshold * Decimal("1.05") <= bot.equity * limits.max_position_pct * Decimal("0.9")
@@ -358,7 +363,12 @@ class DeskSimulator:
             logger.info("simulator.check_rejected", account_id=bot.account_id, kind=kind, codes=codes)
             return
         bot.positions[result["position_id"]] = Tracked(
-            result["position_id"], body["symbol"], body["side"], result["status"] or decision, body["quantity"]
+            result["position_id"],
+            body["symbol"],
+            body["side"],
+            result["status"] or decision,
+            body["quantity"],
+            own=True,
         )
 
     # ------------------------------------------------------------------------------------------ positions
