@@ -79,18 +79,18 @@ def test_the_desk_trades_asks_approvals_is_rejected_and_goes_on_after_a_halt(web
     simulator = desk(web, demo_tokens)
 
     # when the desk runs, an operator halts one account, the web server stops and starts again, the desk runs on
-    steps(simulator, 120)
+    steps(simulator, 100)
     halted = demo_tokens["accounts"][1]["id"]
     operator_halt(web, demo_tokens, halted)
     after_halt = Position.objects.order_by("-pk").values_list("pk", flat=True).first()
-    steps(simulator, 60)
+    steps(simulator, 50)
     web.stop()
     steps(simulator, 4)
     assert simulator.stats["no_answer"] == 4
-    assert simulator.iteration == 184
+    assert simulator.iteration == 154
     web.start()
     answered = sum(simulator.client.counts[name] for name in simulator.client.counts if name.startswith("http_"))
-    steps(simulator, 80)
+    steps(simulator, 60)
     simulator.client.close()
     stats = simulator.stats
 
