@@ -33,6 +33,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    Summary,
     generate_latest,
     multiprocess,
     values,
@@ -69,6 +70,10 @@ RISK_REJECTION_REASONS = Counter(
     "nija_risk_check_rejection_reasons_total",
     "Failing rules of rejected risk checks, by reason code (a check failing several rules counts once for each).",
     ["reason"],
+)
+RISK_LOCK_HELD = Summary(
+    "nija_risk_portfolio_lock_held_seconds",
+    "Time reserving checks held the portfolio row: from the lock statement's answer to COMMIT returned.",
 )
 RATE_LIMIT_DENIALS = Counter("nija_rate_limit_denials_total", "Requests refused by a rate limit (429).", ["scope"])
 RATE_LIMIT_FAIL_OPEN = Counter(

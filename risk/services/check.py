@@ -7,6 +7,7 @@ Every check that is not a dry run is recorded as a `Position` with its decision 
 exposure); dry runs and reduce-only confirmations write nothing.
 """
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.selectors import user_permission_get
+from nija.metrics import RISK_LOCK_HELD
 from risk import selectors
 from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate, legacy_request
 from risk.errors import AccountInactive, AccountNotFound, IdempotencyConflict, PositionNotFound, StaleState
@@ -113,21 +115,42 @@ def position_check(
         return _reduce_only_confirmation(request=request)
     engine_request = _engine_request(request)
     permission = selectors.user_limits(user_permission_get(user_id=user_id))
+    lock_clock = LockClock()
     try:
         with transaction.atomic():
-            return _check_locked(
+            outcome = _check_locked(
                 request=request,
                 engine_request=engine_request,
                 permission=permission,
                 now=now,
                 correlation_id=correlation_id,
+                lock_clock=lock_clock,
             )
+        lock_clock.committed()
+        return outcome
     except IntegrityError:
         # The unique (instance, client_order_id) constraint: only reachable if a row appeared outside the
         # portfolio lock; the stored answer is still the right one.
         if request.client_order_id is None or request.dry_run:
             raise
         return _replay_unlocked(request, now=now or timezone.now())
+
+
+class LockClock:
+    """How long a reserving check held the portfolio row (lock statement answered -> COMMIT returned), counted in
+    `nija_risk_portfolio_lock_held_seconds`: the row's busy share of a run is its sum over the run's length."""
+
+    __slots__ = ("_locked_at",)
+
+    def __init__(self) -> None:
+        self._locked_at: float | None = None
+
+    def locked(self) -> None:
+        self._locked_at = time.perf_counter()
+
+    def committed(self) -> None:
+        if self._locked_at is not None:
+            RISK_LOCK_HELD.observe(time.perf_counter() - self._locked_at)
 
 
 def _engine_request(request: CheckInput) -> CheckRequest:
@@ -150,9 +173,17 @@ def _fresh_mark(symbol: str) -> Decimal | None:
 
 
 def _check_locked(
-    *, request: CheckInput, engine_request: CheckRequest, permission, now: datetime | None, correlation_id: str
+    *,
+    request: CheckInput,
+    engine_request: CheckRequest,
+    permission,
+    now: datetime | None,
+    correlation_id: str,
+    lock_clock: LockClock,
 ) -> CheckOutcome:
     check = _check_scope(request)
+    if not request.dry_run:
+        lock_clock.locked()
     if check is None:
         raise AccountNotFound()
     if not check.locked.account_active:

@@ -1,7 +1,7 @@
 """Load-generation helpers of the endpoint benchmark (tests/bench/bench_check_endpoint.py).
 
-- `GunicornServer`: the Procfile's `web` command on a free port, in a session of its own; stopping it ends that
-  session (TERM, then KILL) and nothing else.
+- `ServerProcess`: a server command (the Procfile's `web` line, `procfile_web_command`; honcho; a stand-in) on a
+  free port, in a session of its own; stopping it ends that session (TERM, then KILL) and nothing else.
 - `run_wrk`: closed-loop throughput with wrk and a Lua script that rotates tokens and bodies and counts statuses and
   decisions per thread; it reports wrk's own CPU time, so the generator can be shown not to be the bottleneck.
 - `open_loop`: a fixed request rate on schedule, whatever earlier requests are doing (asyncio over raw keep-alive
@@ -29,6 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg2
@@ -189,42 +190,69 @@ class LockWaitSampler:
         return sum(waiting for _, waiting in self._samples) / max(len(self._samples), 1)
 
 
-# ---------------------------------------------------------------------------------------------- the server
-class GunicornServer:
-    """`gunicorn nija.wsgi:application --worker-class gthread --workers 2 --threads 8` (the Procfile's web line)."""
+# ---------------------------------------------------------------------------------------------- the servers
+def descendants_of(pid: int) -> list[int]:
+    """Every process below `pid` (children, their children ...)."""
+    parents = {}
+    for child in _all_pids():
+        fields = _stat_fields(child)
+        if fields:
+            parents.setdefault(int(fields[1]), []).append(child)
+    found, frontier = [], [pid]
+    while frontier:
+        below = parents.get(frontier.pop(), [])
+        found.extend(below)
+        frontier.extend(below)
+    return found
 
-    def __init__(self, *, env: dict[str, str], log_path: Path, workers: int = 2, threads: int = 8) -> None:
-        self.port = free_port()
+
+def procfile_command(process: str, variables: dict[str, str]) -> list[str]:
+    """The Procfile's line for `process` as an argument list, `${NAME}` replaced from `variables`."""
+    for line in (REPO / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if name.strip() == process:
+            for key, value in variables.items():
+                command = command.replace("${" + key + "}", value)
+            return command.split()
+    raise LookupError(f"no {process!r} line in the Procfile")
+
+
+def procfile_web_command(*, app: str, port: int, workers: int = 2, threads: int | None = None) -> list[str]:
+    """The Procfile's `web` command (what `make run` serves: gunicorn.conf.py, worker class, workers, threads,
+    timeouts) on `port`, serving `app`; `threads` overrides the Procfile's thread count (BENCH_THREADS)."""
+    command = procfile_command("web", {"WEB_WORKERS": str(workers), "WEB_PORT": str(port)})
+    command = [app if part == "nija.wsgi:application" else part for part in command]
+    if threads is not None:
+        command[command.index("--threads") + 1] = str(threads)
+    command[0] = str(REPO / ".venv/bin" / command[0])
+    return command
+
+
+class ServerProcess:
+    """A server command on `port`, in a session of its own; stopping it ends that session (TERM, then KILL)."""
+
+    def __init__(self, *, command: list[str], port: int, env: dict[str, str], log_path: Path, name: str) -> None:
+        self.port = port
         self.log_path = log_path
+        self.name = name
         self._env = env
-        self._command = [
-            str(REPO / ".venv/bin/gunicorn"),
-            "nija.wsgi:application",
-            "--worker-class",
-            "gthread",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--bind",
-            f"127.0.0.1:{self.port}",
-            "--timeout",
-            "30",
-            "--graceful-timeout",
-            "5",
-        ]
+        self._command = command
         self._process: subprocess.Popen | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def command_line(self) -> str:
+        return " ".join(part.removeprefix(str(REPO) + "/") for part in self._command)
+
     def pids(self) -> list[int]:
         if self._process is None:
             return []
-        return [self._process.pid, *children_of(self._process.pid)]
+        return [self._process.pid, *descendants_of(self._process.pid)]
 
-    def start(self, ready_path: str = "/api/health", timeout: float = 30.0) -> None:
+    def start(self, ready_path: str = "/api/health", timeout: float = 60.0) -> None:
         log = self.log_path.open("wb")
         self._process = subprocess.Popen(
             self._command, cwd=REPO, env=self._env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -233,16 +261,16 @@ class GunicornServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited ({self._process.returncode}):\n{self.log_tail()}")
+                raise RuntimeError(f"{self.name} exited ({self._process.returncode}):\n{self.log_tail()}")
             try:
                 urllib.request.urlopen(self.base_url + ready_path, timeout=1).close()  # noqa: S310 - loopback http
                 return
             except urllib.error.HTTPError:
-                return  # it answers (a 503 from a health probe is still an answer)
+                return  # it answers (a 503 from a health probe, a 405 from a POST-only path: still an answer)
             except OSError:
                 time.sleep(0.2)
         self.stop()
-        raise RuntimeError(f"gunicorn did not answer within {timeout} s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
         """TERM to the server's own session (master and workers), KILL after the graceful timeout."""
@@ -262,7 +290,7 @@ class GunicornServer:
         except OSError:
             return ""
 
-    def __enter__(self) -> "GunicornServer":
+    def __enter__(self) -> "ServerProcess":
         self.start()
         return self
 
@@ -275,7 +303,7 @@ LUA_TEMPLATE = r"""
 -- Generated by tests/bench/endpoint_load.py: rotates tokens and bodies, counts statuses and decisions.
 local clients = {CLIENTS}
 local symbols = {SYMBOLS}
-local method, path, run_id = "{METHOD}", "{PATH}", "{RUN_ID}"
+local method, path, run_id, mode, auth = "{METHOD}", "{PATH}", "{RUN_ID}", "{MODE}", {AUTH}
 local threads = {}
 
 function setup(thread)
@@ -293,20 +321,28 @@ function request()
   sent = sent + 1
   local i = (thread_id * 7919 + sent) % #clients + 1
   local client = clients[i]
-  local headers = {["Authorization"] = "Bearer " .. client[2]}
+  local headers = {}
+  if auth then headers["Authorization"] = "Bearer " .. client[2] end
   if method == "GET" then
     return wrk.format("GET", path, headers)
   end
   local s = symbols[(sent % #symbols) + 1]
   headers["Content-Type"] = "application/json"
-  local body = string.format(
-    '{"account_id":%d,"symbol":"%s","side":"long","quantity":"%s","price":"%s","client_order_id":"%s-%d-%d"}',
-    client[1], s[1], s[2], s[3], run_id, thread_id, sent)
+  local body
+  if mode == "legacy" then
+    body = string.format('{"account_id":%d,"position_size":"%s"}', client[1], s[4])
+  else
+    local extra = ""
+    if mode == "dry" then extra = ',"dry_run":true' end
+    body = string.format(
+      '{"account_id":%d,"symbol":"%s","side":"long","quantity":"%s","price":"%s","client_order_id":"%s-%d-%d"%s}',
+      client[1], s[1], s[2], s[3], run_id, thread_id, sent, extra)
+  end
   return wrk.format("POST", path, headers, body)
 end
 
 function response(status, headers, body)
-  if status == 200 then
+  if status >= 200 and status < 300 then
     s200 = s200 + 1
     if method == "POST" then
       if string.find(body, '"decision":%s*"approved"') then approved = approved + 1
@@ -350,16 +386,26 @@ def write_lua(
     clients: list[tuple[int, str]],
     symbols: list[tuple[str, str, str]] = (),
     run_id: str = "r",
+    mode: str = "check",
+    auth: bool = True,
 ) -> Path:
-    """A wrk script: `clients` are (account_id, raw token); `symbols` are (symbol, quantity, price) for POSTs."""
+    """A wrk script: `clients` are (account_id, raw token); `symbols` are (symbol, quantity, price) for POSTs.
+    `mode`: "check" (a reserving check body), "dry" (the same with dry_run), "legacy" (`{account_id,
+    position_size}`, the notional quantity x price). `auth` False: no Authorization header."""
+    assert mode in ("check", "dry", "legacy"), mode
     lua_clients = ",".join(f"{{{account_id},{_lua_string(token)}}}" for account_id, token in clients)
-    lua_symbols = ",".join("{" + ",".join(_lua_string(part) for part in row) + "}" for row in symbols)
+    lua_symbols = ",".join(
+        "{" + ",".join(_lua_string(part) for part in (*row, format(Decimal(row[1]) * Decimal(row[2]), "f"))) + "}"
+        for row in symbols
+    )
     script = (
         LUA_TEMPLATE.replace("{CLIENTS}", "{" + lua_clients + "}")
         .replace("{SYMBOLS}", "{" + lua_symbols + "}")
         .replace("{METHOD}", method)
         .replace("{PATH}", url_path)
         .replace("{RUN_ID}", run_id)
+        .replace("{MODE}", mode)
+        .replace("{AUTH}", "true" if auth else "false")
     )
     path.write_text(script)
     return path
@@ -377,6 +423,10 @@ class WrkResult:
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
+
+    def counted_rate(self, status: str = "s200") -> float:
+        """Answers of one status class a second (`s200`: only 2xx count; `s429` for the limited slices)."""
+        return self.counts[status] / self.seconds
 
     @property
     def errors(self) -> int:
