@@ -235,7 +235,7 @@ class DeskSimulator:
             if self._can_ask_approval(bot):
                 actions["approval_check"] = 2.0
         if any(p.status in ("approved", "open") and p.unfilled > 0 for p in live):
-            actions["fill"] = 5.0
+            actions["fill"] = 8.0  # an approved reservation is filled soon, as an exchange would
         if any(p.status == "open" and p.open_quantity > 0 for p in live):
             actions["close"] = 4.0
         if any(p.status in ("approved", "open") and p.unfilled > 0 and p.open_quantity == 0 for p in live):

@@ -43,14 +43,14 @@ class EquityWalk:
     """An account's equity as a bounded walk around an anchor: anchor x (1 + level), level within +-band.
 
     The band keeps every account well inside its daily loss and drawdown limits. A `target` anchor (the one
-    account that sinks, so the demo's drawdown alert has something to show) is approached by at most `glide` of
-    the starting anchor a report, never past it."""
+    account that sinks, so the demo's drawdown alert has something to show) is approached by `glide` of the
+    anchor a report, never past it."""
 
     anchor: Decimal
     band: float = 0.015
     level: float = 0.0
     target: Decimal | None = None
-    glide: float = 0.01
+    glide: float = 0.02
 
     def step(self, rng: random.Random) -> Decimal:
         self.level += rng.gauss(0.0, self.band / 4)
