@@ -24,6 +24,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +46,9 @@ logger = structlog.get_logger(__name__)
 
 TERMINAL = frozenset({"closed", "rejected", "expired", "cancelled"})
 FORGET_ON = frozenset({400, 404, 409})
+# An unfilled rest is filled or cancelled only while its reservation holds, with this margin: past its deadline the
+# server releases it, and a fill then would be a fill after release (a warning event), which a careful bot avoids.
+RESERVATION_MARGIN = timedelta(seconds=10)
 ADOPT_STATUSES = "open,approved,pending_approval"
 
 
@@ -79,6 +83,7 @@ class Tracked:
     filled: Decimal = Decimal(0)
     closed: Decimal = Decimal(0)
     own: bool = False  # checked by this run of the desk (not adopted)
+    expires_at: datetime | None = None  # the reservation's deadline (None: nothing reserved)
 
     @property
     def open_quantity(self) -> Decimal:
@@ -86,6 +91,9 @@ class Tracked:
 
     @property
     def unfilled(self) -> Decimal:
+        """The rest of the order still reserved (zero once the reservation's deadline is near or past)."""
+        if self.expires_at is None or datetime.now(UTC) >= self.expires_at - RESERVATION_MARGIN:
+            return Decimal(0)
         return self.quantity - self.filled
 
     def update(self, body: dict) -> None:
@@ -93,6 +101,7 @@ class Tracked:
         self.quantity = Decimal(body["quantity"])
         self.filled = Decimal(body["filled_quantity"])
         self.closed = Decimal(body["closed_quantity"])
+        self.expires_at = _instant(body.get("reservation_expires_at"))
 
     @classmethod
     def from_json(cls, body: dict) -> "Tracked":
@@ -110,6 +119,7 @@ class Bot:
     positions: dict[int, Tracked] = field(default_factory=dict)
     turns: int = 0
     offset: int = 0  # staggers the bots' equity reports over the rounds
+    stopped: bool = False  # its account or the portfolio is halted or reducing: no fills, no cancels
 
     @property
     def equity(self) -> Decimal:
@@ -234,11 +244,12 @@ class DeskSimulator:
             actions["check"] = 4.0
             if self._can_ask_approval(bot):
                 actions["approval_check"] = 2.0
-        if any(p.status in ("approved", "open") and p.unfilled > 0 for p in live):
+        fillable = not bot.stopped and any(p.status in ("approved", "open") and p.unfilled > 0 for p in live)
+        if fillable:
             actions["fill"] = 8.0  # an approved reservation is filled soon, as an exchange would
         if any(p.status == "open" and p.open_quantity > 0 for p in live):
             actions["close"] = 4.0
-        if any(p.status in ("approved", "open") and p.unfilled > 0 and p.open_quantity == 0 for p in live):
+        if fillable and any(p.status in ("approved", "open") and p.unfilled > 0 and p.open_quantity == 0 for p in live):
             actions["cancel"] = 0.5
         if bot.held("pending_approval"):
             actions["poll"] = 2.0
@@ -251,14 +262,32 @@ class DeskSimulator:
             return
         equity, peak = Decimal(answer.body["equity"]), Decimal(answer.body["peak_equity"])
         bot.walk, bot.peak = EquityWalk(anchor=equity, band=self.config.band), max(peak, equity)
-        query = f"/api/positions?status={ADOPT_STATUSES}&account_id={bot.account_id}&page_size=50"
-        listed = self._bot(bot, "GET", query)
-        if listed is not None and listed.ok:
-            for body in listed.body["results"]:
-                if body["symbol"] in self.config.reference_prices:
-                    bot.positions[body["id"]] = Tracked.from_json(body)
+        bot.stopped = answer.body["state"] != "active"
+        self._resync(bot)
         self.stats["accounts_read"] += 1
         self._choose_sink()
+
+    def _resync(self, bot: Bot) -> None:
+        """Follow exactly the bot's open, approved and pending positions as the API lists them now (the first
+        page): on its first turn, and when it finds its account stopped (a halt cancelled its reservations)."""
+        query = f"/api/positions?status={ADOPT_STATUSES}&account_id={bot.account_id}&page_size=50"
+        listed = self._bot(bot, "GET", query)
+        if listed is None or not listed.ok:
+            return
+        own = {position.id for position in bot.positions.values() if position.own}
+        bot.positions = {
+            body["id"]: Tracked.from_json(body) for body in listed.body["results"] if body["symbol"] in self.symbols
+        }
+        for position_id in own & bot.positions.keys():
+            bot.positions[position_id].own = True
+
+    def _stopped(self, bot: Bot, stopped: bool) -> None:
+        """The account's trading state as the API just told it: halted or reducing stops its fills and cancels
+        (its reservations were cancelled); on the change to stopped, what it follows is read again."""
+        was_stopped, bot.stopped = bot.stopped, stopped
+        if stopped and not was_stopped:
+            logger.info("simulator.account_stopped", account_id=bot.account_id)
+            self._resync(bot)
 
     def _choose_sink(self) -> None:
         """Once every bot has read its account: the smallest account, if it holds at most 5 % of the desk's
@@ -285,6 +314,7 @@ class DeskSimulator:
         if answer is None or not answer.ok:
             return
         bot.peak = max(bot.peak, Decimal(answer.body["peak_equity"]))
+        self._stopped(bot, any(mode != "active" for mode in answer.body["state"].values()))
         self.stats["reports"] += 1
         if answer.status == 202:
             self.stats["reports_held"] += 1
@@ -361,6 +391,8 @@ class DeskSimulator:
             codes = [reason["code"] for reason in result["reasons"]]
             self.stats.update(f"rejected_{code}" for code in codes)
             logger.info("simulator.check_rejected", account_id=bot.account_id, kind=kind, codes=codes)
+            if "trading_halted" in codes:
+                self._stopped(bot, True)
             return
         bot.positions[result["position_id"]] = Tracked(
             result["position_id"],
@@ -369,6 +401,7 @@ class DeskSimulator:
             result["status"] or decision,
             body["quantity"],
             own=True,
+            expires_at=_instant(result.get("expires_at")),
         )
 
     # ------------------------------------------------------------------------------------------ positions
@@ -456,3 +489,8 @@ class DeskSimulator:
         if time.monotonic() >= self._summary_at:
             self._summary_at = time.monotonic() + self.config.summary_every
             logger.info("simulator.summary", iterations=self.iteration, **self._summary())
+
+
+def _instant(text: str | None) -> datetime | None:
+    """An API time (ISO 8601, UTC) as an aware datetime; None stays None."""
+    return datetime.fromisoformat(text) if text else None

@@ -112,6 +112,11 @@ def test_the_desk_trades_asks_approvals_is_rejected_and_goes_on_after_a_halt(web
     late = mine.filter(pk__gt=after_halt)
     assert {p.check_decision for p in late.filter(instance_id=halted)} == {"rejected"}
     assert late.exclude(instance_id=halted).filter(check_decision="approved").exists()
+    # it stopped filling for the halted account (its reservations were cancelled); no bot filled a released
+    # reservation, but the halted one may have once, in the moment before it learnt of the halt
+    assert simulator.bots[1].stopped
+    released_fills = RiskEvent.objects.filter(type="fill_after_release").values_list("instance_id", flat=True)
+    assert set(released_fills) <= {halted}
     # and nothing tripped an emergency halt: the only halt is the operator's
     assert stats["emergencies"] == 0
     assert not RiskEvent.objects.filter(type__startswith="emergency_").exists()
