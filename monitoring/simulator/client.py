@@ -91,6 +91,10 @@ class DeskClient:
     def close(self) -> None:
         self._session.close()
 
+    def pause(self, seconds: float) -> None:
+        """Wait `seconds` (never past the deadline)."""
+        self._wait(seconds)
+
     def _send(self, method: str, path: str, token: str, body: dict | None) -> Answer | None:
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         data = None

@@ -49,6 +49,11 @@ FORGET_ON = frozenset({400, 404, 409})
 # An unfilled rest is filled or cancelled only while its reservation holds, with this margin: past its deadline the
 # server releases it, and a fill then would be a fill after release (a warning event), which a careful bot avoids.
 RESERVATION_MARGIN = timedelta(seconds=10)
+TOKENS_RETRY_SECONDS = 30.0
+TOKENS_HINT = (
+    "The operator token of the demo tokens file is refused: the file is from another database. Delete it "
+    "(var/demo-tokens.json) and run make run again to seed a fresh demo batch."
+)
 ADOPT_STATUSES = "open,approved,pending_approval"
 
 
@@ -201,6 +206,11 @@ class DeskSimulator:
         if answer is not None and answer.ok:
             self.limits = DeskLimits.from_json(answer.body)
             logger.info("simulator.limits", **{name: str(value) for name, value in vars(self.limits).items()})
+        elif answer is not None and answer.status in (401, 403):
+            # Tokens of another database (it was reset, the file was not): say so, then ask again slowly. The
+            # desk does not exit: honcho would stop every other process with it.
+            logger.error("simulator.tokens_refused", status=answer.status, hint=TOKENS_HINT)
+            self.client.pause(TOKENS_RETRY_SECONDS)
 
     def _move_price(self, symbol: str) -> None:
         walk = self.prices.get(symbol) or self._first_price(symbol)

@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from monitoring.simulator.client import DeskClient
+from monitoring.simulator.desk import DeskConfig, DeskSimulator
 from monitoring.simulator.walks import EquityWalk, PriceWalk
 from tests.servers import free_port
 
@@ -132,6 +133,24 @@ def test_pacing_spaces_requests_at_the_rate(scripted):
 
     assert time.monotonic() - started >= 0.4  # 1/5 s apart
     assert len(server.requests) == 3
+
+
+def test_refused_demo_tokens_are_said_once_a_round_and_asked_again_slowly_without_exiting(scripted):
+    server = scripted([(401, {}), (401, {})])
+    waits: list[float] = []
+    config = DeskConfig(
+        base_url=server.url,
+        operator_token="a-token-of-another-database",
+        accounts=((1, "bot-token"),),
+        reference_prices={"BTC-USD": Decimal(64000)},
+        iterations=2,
+    )
+
+    stats = DeskSimulator(config, client=client_for(server.url, waits)).run()
+
+    assert [request[1] for request in server.requests] == ["/api/risk/status"] * 2
+    assert waits == [30.0, 30.0]
+    assert stats["http_401"] == 2
 
 
 def test_an_equity_walk_stays_within_its_band():
