@@ -62,7 +62,7 @@ lint: venv
 	DJANGO_SETTINGS_MODULE=nija.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
 test: env
-	@scripts/services.sh start postgres test-redis browser
+	@scripts/services.sh start postgres test-redis browser cli-tools
 	$(MAKE) --no-print-directory lint
 	$(BIN)/pytest $(PYTEST_ARGS)
 

@@ -2,7 +2,8 @@
 # Local PostgreSQL and Redis for development and tests, with no Docker.
 #
 #   scripts/services.sh start [postgres|redis|test-redis|browser ...]   start what is not running (default: postgres redis);
-#                                                                `browser` installs Debian's Chromium for the browser tests
+#                                                                `browser` installs Debian's Chromium for the browser tests,
+#                                                                `cli-tools` curl and jq for the README walkthrough test
 #   scripts/services.sh stop                                     stop everything this checkout started
 #   scripts/services.sh status
 #
@@ -188,6 +189,14 @@ ensure_browser() {
   [ -x "$CHROMIUM" ] || die "Chromium is not at $CHROMIUM after install"
 }
 
+# The README walkthrough's tools (tests/docs/test_readme_walkthrough.py runs its curl blocks, which use jq).
+ensure_cli_tools() {
+  local missing=()
+  command -v curl >/dev/null || missing+=(curl)
+  command -v jq >/dev/null || missing+=(jq)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[*]}" "${missing[@]}"
+}
+
 # ---------------------------------------------------------------- main
 cmd="${1:-start}"; shift || true
 case "$cmd" in
@@ -199,6 +208,7 @@ case "$cmd" in
         redis) start_redis ;;
         test-redis) start_test_redis ;;
         browser) ensure_browser ;;
+        cli-tools) ensure_cli_tools ;;
         *) die "unknown service: $what" ;;
       esac
     done ;;
@@ -207,5 +217,5 @@ case "$cmd" in
     pg_running && echo "postgres: running on 127.0.0.1:$PG_PORT" || echo "postgres: stopped"
     redis_up "$REDIS_PORT" && echo "redis: running on 127.0.0.1:$REDIS_PORT" || echo "redis: stopped"
     redis_up "$TEST_REDIS_PORT" && echo "test-redis: running on 127.0.0.1:$TEST_REDIS_PORT" || echo "test-redis: stopped" ;;
-  *) die "usage: $0 start [postgres|redis|test-redis|browser]... | stop | status" ;;
+  *) die "usage: $0 start [postgres|redis|test-redis|browser|cli-tools]... | stop | status" ;;
 esac

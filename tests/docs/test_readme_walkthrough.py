@@ -10,6 +10,7 @@ curl quiet and print the status code after the body. The commands themselves run
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import threading
@@ -103,6 +104,9 @@ def servers(django_db_setup, django_db_blocker) -> Iterator[tuple[LiveProcess, L
 def walk(servers, tmp_path, redis_client) -> Walk:
     """A seeded account with its bot token in `var/demo-tokens.json`, as `make run` leaves it, and the README's
     setup block run there (with the live servers' addresses): its variables are every later block's environment."""
+    missing = [tool for tool in ("bash", "curl", "jq") if shutil.which(tool) is None]
+    if missing:
+        pytest.fail(f"the README walkthrough needs {missing}: `scripts/services.sh start cli-tools` installs them")
     web, events = servers
     account = funded_account(EQUITY)
     tokens = {
