@@ -1,22 +1,14 @@
 """DRF permission classes and helpers for token principals (bots scoped to their own trading instance), and the
 deactivation rule for bots."""
 
-from rest_framework import status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from accounts.errors import AccountInactive
 from accounts.models import TokenKind
 from accounts.tokens import ApiPrincipal
-from nija.api.errors import ApiError
 
-
-class AccountInactive(ApiError):
-    """The account or its user was deactivated. Its bot may still report fills and closes of what it holds (they
-    happened at the exchange), and nothing else: views that accept them set `allows_inactive_account = True`."""
-
-    status_code = status.HTTP_403_FORBIDDEN
-    default_code = "account_inactive"
-    default_detail = "This account is inactive: only fills and closes of what it already holds are accepted."
+__all__ = ["AccountInactive", "allows_inactive_account", "request_principal"]  # AccountInactive: accounts.errors
 
 
 def allows_inactive_account(view: object) -> bool:

@@ -11,8 +11,8 @@ from rest_framework.views import APIView
 
 from logs.middleware import is_valid_request_id
 from logs.selectors import LEVELS, LogQuery, log_entry_list
-from nija.api.errors import ServiceUnavailableError
 from nija.api.permissions import IsOperator
+from nija.errors import ServiceUnavailableError
 
 MAX_LIMIT = 1000
 # Dot-separated parts, none empty, no whitespace.

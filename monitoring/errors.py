@@ -1,8 +1,8 @@
-"""The monitoring app's error codes, in one place, as the house error shape renders them."""
+"""The monitoring app's errors and their codes, in one place (the base: nija.errors; rendered by nija.api.errors)."""
 
 from enum import StrEnum
 
-from nija.api.errors import ServiceUnavailableError
+from nija.errors import ServiceUnavailableError
 
 
 class MonitoringErrorCode(StrEnum):

@@ -39,7 +39,7 @@ from rest_framework.views import APIView
 from accounts.models import TokenKind, TradingInstance
 from accounts.permissions import request_principal
 from monitoring.stream_credentials import SESSION_CREDENTIAL, TOKEN_CREDENTIAL
-from nija.api.errors import ApiError, ServiceUnavailableError
+from nija.errors import DomainError, ServiceUnavailableError
 from nija.event_store import current_positions
 from nija.event_stream import event_stream
 from nija.events import DASHBOARD_CHANNEL
@@ -92,13 +92,13 @@ class StreamChannelManager(ChannelManagerBase):
         return True
 
 
-class TooManyStreams(ApiError):
+class TooManyStreams(DomainError):
     status_code = status.HTTP_429_TOO_MANY_REQUESTS
     default_code = "too_many_streams"
     default_detail = "This token already holds as many open streams as it may."
 
 
-class WrongServer(ApiError):
+class WrongServer(DomainError):
     status_code = status.HTTP_421_MISDIRECTED_REQUEST
     default_code = "served_by_events_process"
     default_detail = "The event stream is served by the events process (EVENTS_PORT), not by this server."

@@ -26,7 +26,7 @@ from redis import RedisError
 from accounts.admin import ADMIN_REASON, TradingInstanceAdmin, UserAdmin
 from accounts.models import TradingInstance, User
 from accounts.services import ACTIVATION_FIELD, audit_entry_create
-from nija.api.errors import ApiError
+from nija.errors import DomainError
 from risk import selectors
 from risk.errors import EquityHoldChanged
 from risk.models import (
@@ -70,7 +70,7 @@ def run_each(model_admin: admin.ModelAdmin, request: HttpRequest, rows: QuerySet
     for row in rows:
         try:
             outcome = act(row)
-        except ApiError as exc:
+        except DomainError as exc:
             model_admin.message_user(request, f"{row}: {exc.detail}", messages.ERROR)
         except (DatabaseError, RedisError) as exc:
             model_admin.message_user(request, f"{row}: risk state unavailable ({type(exc).__name__})", messages.ERROR)
@@ -548,7 +548,7 @@ class EquityTransferAdmin(admin.ModelAdmin):
         message on a fresh add page; the admin's transaction has rolled back, nothing was recorded."""
         try:
             return super().add_view(request, form_url, extra_context)
-        except ApiError as exc:
+        except DomainError as exc:
             self.message_user(request, f"Nothing was recorded: {exc.detail}", messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 

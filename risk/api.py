@@ -20,8 +20,8 @@ from rest_framework.views import APIView
 
 from accounts.models import TradingInstance
 from accounts.permissions import IsBot, principal_instance_id, request_principal
-from nija.api.errors import ApiError
 from nija.api.permissions import IsOperator
+from nija.errors import DomainError, InvalidInput
 from nija.metrics import risk_check_observe
 from risk import selectors
 from risk.api_fields import (
@@ -68,7 +68,7 @@ def is_out_of_range(exc: Exception) -> bool:
     return isinstance(exc, DataError) and getattr(exc.__cause__, "pgcode", None) == NUMERIC_VALUE_OUT_OF_RANGE
 
 
-class AmountOutOfRange(ApiError):
+class AmountOutOfRange(DomainError):
     default_code = "amount_out_of_range"
     default_detail = "The request's amounts lead to a value beyond 9999999999.99999999; nothing was written."
 
@@ -360,7 +360,7 @@ class PositionCancelApi(FailClosedApiView):
     @extend_schema(request=None, responses={200: PositionOutput})
     def post(self, request: Request, position_id: int) -> Response:
         if request.data:
-            raise ApiError("Cancel takes no body.", code="validation_error", fields={"body": ["Must be empty."]})
+            raise InvalidInput("Cancel takes no body.", fields={"body": ["Must be empty."]})
         position = position_cancel(position_id=position_id, instance_id=principal_instance_id(request))
         return Response(position_json(position, operator=is_operator(request)))
 

@@ -17,9 +17,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.permissions import IsBot, principal_instance_id
-from nija.api.errors import ApiError
 from nija.api.pagination import CappedPageNumberPagination
 from nija.api.permissions import IsOperator
+from nija.errors import InvalidInput
 from risk import selectors
 from risk.api import FailClosedApiView, PositionOutput, bot_account_id, is_operator, position_json
 from risk.errors import PositionNotFound
@@ -47,9 +47,8 @@ def query(serializer_class: type[serializers.Serializer], request: Request, *, a
     params = request.query_params
     unknown = sorted(set(params) - set(serializer_class().fields) - also)
     if unknown:
-        raise ApiError(
+        raise InvalidInput(
             "Unknown query parameter.",
-            code="validation_error",
             fields={name: ["Unknown parameter."] for name in unknown},
         )
     serializer = serializer_class(data={name: params.get(name) for name in params if name not in also})

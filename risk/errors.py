@@ -1,11 +1,9 @@
-"""The risk app's error codes, in one place, as the house error shape renders them."""
+"""The risk app's errors and their codes, in one place (the base: nija.errors; rendered by nija.api.errors)."""
 
 from enum import StrEnum
 
-from rest_framework import status
-
-from accounts.permissions import AccountInactive
-from nija.api.errors import ApiError, ConflictError, ServiceUnavailableError
+from accounts.errors import AccountInactive
+from nija.errors import ConflictError, NotFoundError, ServiceUnavailableError
 
 __all__ = ["AccountInactive"]  # the accounts app's error (its authentication raises it too), re-exported
 
@@ -24,16 +22,14 @@ class RiskErrorCode(StrEnum):
     TRANSFER_EXCEEDS_EQUITY = "transfer_exceeds_equity"
 
 
-class AccountNotFound(ApiError):
+class AccountNotFound(NotFoundError):
     """Unknown, or another bot's account: the same answer for both, so ids leak nothing."""
 
-    status_code = status.HTTP_404_NOT_FOUND
     default_code = RiskErrorCode.ACCOUNT_NOT_FOUND
     default_detail = "Unknown account."
 
 
-class PositionNotFound(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
+class PositionNotFound(NotFoundError):
     default_code = RiskErrorCode.POSITION_NOT_FOUND
     default_detail = "Unknown position."
 

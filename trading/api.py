@@ -3,19 +3,17 @@
 from decimal import Decimal
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from nija.api.errors import ApiError, ServiceUnavailableError
 from nija.api.permissions import IsPriceFeedOrOperator
+from nija.errors import InvalidInput, NotFoundError
 from trading.market import (
     PRICE_DECIMALS,
-    InvalidMarketPrice,
     MarketPrice,
-    MarketPriceUnavailable,
     market_price_get,
     market_price_set,
     market_price_validate,
@@ -23,8 +21,7 @@ from trading.market import (
 from trading.symbols import canonical_symbol
 
 
-class PriceUnavailable(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
+class PriceUnavailable(NotFoundError):
     default_code = "price_unavailable"
     default_detail = "No fresh price for this symbol."
 
@@ -41,10 +38,7 @@ class MarketPriceInputSerializer(serializers.Serializer):
     ask = _price_field(required=False)
 
     def validate(self, attrs: dict) -> dict:
-        try:
-            market_price_validate(price=attrs["price"], bid=attrs.get("bid"), ask=attrs.get("ask"))
-        except InvalidMarketPrice as exc:
-            raise serializers.ValidationError({exc.field: [exc.message]}) from None
+        market_price_validate(price=attrs["price"], bid=attrs.get("bid"), ask=attrs.get("ask"))  # InvalidMarketPrice
         return attrs
 
 
@@ -60,7 +54,7 @@ def _symbol(text: str) -> str:
     try:
         return canonical_symbol(text)
     except ValueError as exc:
-        raise ApiError(str(exc), code="validation_error", fields={"symbol": [str(exc)]}) from None
+        raise InvalidInput(str(exc), fields={"symbol": [str(exc)]}) from None
 
 
 def _render(mark: MarketPrice) -> Response:
@@ -92,8 +86,5 @@ class MarketPriceApi(APIView):
         serializer = MarketPriceInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data: dict[str, Decimal] = serializer.validated_data
-        try:
-            mark = market_price_set(symbol=canonical, price=data["price"], bid=data.get("bid"), ask=data.get("ask"))
-        except MarketPriceUnavailable:
-            raise ServiceUnavailableError("The price cache is unavailable.", code="market_cache_unavailable") from None
+        mark = market_price_set(symbol=canonical, price=data["price"], bid=data.get("bid"), ask=data.get("ask"))
         return _render(mark)

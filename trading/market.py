@@ -18,6 +18,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from nija.cache import MARKET
+from nija.errors import InvalidInput, ServiceUnavailableError
 from trading.symbols import canonical_symbol
 
 logger = logging.getLogger(__name__)
@@ -28,17 +29,20 @@ MAX_PRICE = Decimal("1e10")
 _QUANTUM = Decimal(1).scaleb(-PRICE_DECIMALS)
 
 
-class InvalidMarketPrice(ValueError):
-    """A price, bid or ask that is not a usable mark; `field` names the input at fault."""
+class InvalidMarketPrice(InvalidInput):
+    """A price, bid or ask that is not a usable mark; `field` names the input at fault (400 validation_error)."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(fields={field: [message]})
         self.field = field
         self.message = message
 
 
-class MarketPriceUnavailable(Exception):
+class MarketPriceUnavailable(ServiceUnavailableError):
     """Redis did not store the price (it is unreachable)."""
+
+    default_code = "market_cache_unavailable"
+    default_detail = "The price cache is unavailable."
 
 
 @dataclass(frozen=True)

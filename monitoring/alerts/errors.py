@@ -1,10 +1,8 @@
-"""The alert app's error codes, in one place, as the house error shape renders them."""
+"""The alert app's errors and their codes, in one place (the base: nija.errors; rendered by nija.api.errors)."""
 
 from enum import StrEnum
 
-from rest_framework import status
-
-from nija.api.errors import ApiError
+from nija.errors import InvalidInput, NotFoundError
 
 
 class AlertErrorCode(StrEnum):
@@ -14,25 +12,23 @@ class AlertErrorCode(StrEnum):
     CHANNEL_NOT_FOUND = "channel_not_found"
 
 
-class InvalidRule(ApiError):
+class InvalidRule(InvalidInput):
     """A rule that cannot be evaluated as given (the fields say which and why); nothing was written."""
 
     default_code = AlertErrorCode.INVALID_RULE
     default_detail = "The alert rule is not valid; nothing was written."
 
 
-class InvalidChannel(ApiError):
+class InvalidChannel(InvalidInput):
     default_code = AlertErrorCode.INVALID_CHANNEL
     default_detail = "The notification channel is not valid; nothing was written."
 
 
-class RuleNotFound(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
+class RuleNotFound(NotFoundError):
     default_code = AlertErrorCode.RULE_NOT_FOUND
     default_detail = "Unknown alert rule."
 
 
-class ChannelNotFound(ApiError):
-    status_code = status.HTTP_404_NOT_FOUND
+class ChannelNotFound(NotFoundError):
     default_code = AlertErrorCode.CHANNEL_NOT_FOUND
     default_detail = "Unknown notification channel."

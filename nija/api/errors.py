@@ -1,21 +1,27 @@
 """One error shape for every 4xx/5xx under /api/: `{"error": {"code", "message", "fields"?}}`.
 
-Apps raise `ApiError` subclasses (or DRF's exceptions); this module renders them. Django's own 404/500 and
-the oversize-body error are mapped to the same shape by `nija.middleware` and `nija.urls`.
+The one place errors become HTTP: `api_exception_handler` renders the domain's errors (`nija.errors.DomainError`
+and each app's subclasses), Django's `ValidationError` (400 `validation_error`, with the fields of a per-field
+error) and DRF's own exceptions (parsing, authentication, permissions, throttling). Django's own 404/500 and the
+oversize-body error are mapped to the same shape by `nija.middleware` and `nija.urls`.
 """
 
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
+from nija.errors import DomainError
+
+VALIDATION_ERROR = "validation_error"
 # DRF exception class -> our stable error code.
 _CODES: dict[type[exceptions.APIException], str] = {
     exceptions.ParseError: "malformed_request",
-    exceptions.ValidationError: "validation_error",
+    exceptions.ValidationError: VALIDATION_ERROR,
     exceptions.NotAuthenticated: "not_authenticated",
     exceptions.AuthenticationFailed: "authentication_failed",
     exceptions.PermissionDenied: "permission_denied",
@@ -25,31 +31,6 @@ _CODES: dict[type[exceptions.APIException], str] = {
     exceptions.UnsupportedMediaType: "unsupported_media_type",
     exceptions.Throttled: "rate_limited",
 }
-
-
-class ApiError(exceptions.APIException):
-    """Base for application errors with a stable machine-readable code."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    default_code = "bad_request"
-    default_detail = "Bad request."
-
-    def __init__(self, message: str | None = None, *, code: str | None = None, fields: dict | None = None):
-        super().__init__(detail=message or self.default_detail, code=code or self.default_code)
-        self.error_code = code or self.default_code
-        self.fields = fields
-
-
-class ConflictError(ApiError):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
-    default_detail = "The request conflicts with the current state."
-
-
-class ServiceUnavailableError(ApiError):
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_code = "service_unavailable"
-    default_detail = "A dependency is unavailable."
 
 
 def error_body(code: str, message: str, fields: Any = None) -> dict[str, Any]:
@@ -66,8 +47,6 @@ def error_response(status_code: int, code: str, message: str, fields: Any = None
 
 
 def _code_for(exc: exceptions.APIException) -> str:
-    if isinstance(exc, ApiError):
-        return exc.error_code
     for exc_class, code in _CODES.items():
         if isinstance(exc, exc_class):
             return code
@@ -84,15 +63,27 @@ def _message_for(exc: exceptions.APIException) -> str:
 
 
 def _fields_for(exc: exceptions.APIException) -> Any:
-    if isinstance(exc, ApiError):
-        return exc.fields
     if isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, dict):
         return exc.detail
     return None
 
 
+def _django_validation_body(exc: DjangoValidationError) -> dict[str, Any]:
+    """As DRF's ValidationError renders: per-field messages as `fields` (a non-field message under `__all__`) with
+    "Invalid input.", or the first message of a plain one."""
+    if hasattr(exc, "error_dict"):
+        return error_body(VALIDATION_ERROR, "Invalid input.", exc.message_dict)
+    return error_body(VALIDATION_ERROR, exc.messages[0] if exc.messages else "Invalid input.")
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF's EXCEPTION_HANDLER: every handled error in the one shape, with DRF's auth/throttle headers."""
+    if isinstance(exc, DomainError):
+        set_rollback()
+        return Response(error_body(exc.code, exc.detail, exc.fields), status=exc.status_code)
+    if isinstance(exc, DjangoValidationError):
+        set_rollback()
+        return Response(_django_validation_body(exc), status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):

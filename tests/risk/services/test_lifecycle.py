@@ -196,7 +196,7 @@ def test_an_over_fill_is_refused_and_writes_nothing(account):
     with pytest.raises(QuantityExceeded) as refused:
         fill(position, "ex-2", "0.05000001", "50000")
 
-    assert refused.value.get_codes() == "quantity_exceeded"
+    assert refused.value.code == "quantity_exceeded"
     assert snapshot(position) == before
     assert exposures(account) == counters
     assert Fill.objects.count() == 1
@@ -262,7 +262,7 @@ def test_a_position_never_approved_cannot_be_filled(make, status):
     with pytest.raises(IllegalTransition) as refused:
         fill(position, "ex-late", "0.1", "50000")
 
-    assert refused.value.get_codes() == "illegal_transition"
+    assert refused.value.code == "illegal_transition"
     assert snapshot(position) == before
     assert exposures(account) == counters
     assert Fill.objects.count() == fills
