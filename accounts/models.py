@@ -2,7 +2,8 @@
 accounts), API tokens (hashed) and the append-only operator audit record.
 
 Models are declarative: no logic in save(), no signals. Writes go through accounts/services.py; the risk
-counters on TradingInstance (`exposure`, `position_count`) are moved only by the risk services, with F().
+counters on TradingInstance (`exposure`, `position_count`) are moved only by the risk services, by relative SQL
+updates (risk.services.exposure), and `is_active` only by risk.services.activation.
 """
 
 from decimal import Decimal

@@ -1,5 +1,5 @@
-"""The NIJA control plane project package."""
-
-from .celery import app as celery_app
-
-__all__ = ("celery_app",)
+"""The project package and its shared infrastructure (imports no app): settings, URLs, the ASGI/WSGI entry points,
+Celery and its beat schedule, the Redis caches (`cache`), the domain error base (`errors`) and the API conventions
+(`api`: JSON with Decimal money, the one error shape, pages, throttling), rate limiting, client IPs, sessions,
+metrics, canonical symbols and the event store, publisher and stream machinery.
+"""

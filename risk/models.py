@@ -2,7 +2,9 @@
 
 Counters on `Portfolio`, `SymbolExposure`, `CorrelationGroup` and the account row (`TradingInstance.exposure`,
 `position_count`) are the check path's source of truth: they move only inside risk services, under row locks,
-with F() expressions, so a check never SUMs positions. The aggregation task verifies them against the positions.
+by relative SQL updates (one statement adds a delta to every counter of the locked scope:
+`risk.services.exposure.counters_move`), so a check never SUMs positions. The aggregation task verifies them
+against the positions.
 """
 
 from decimal import Decimal
@@ -32,7 +34,7 @@ class Portfolio(TimeStampedModel):
     equity = models.DecimalField(**TOTAL, default=ZERO)
     day_start_equity = models.DecimalField(**TOTAL, default=ZERO)
     # The UTC day the start-of-day equities belong to: the first check, approval or equity report of a new day
-    # rolls every account and the portfolio at once (risk.services.equity.trading_day_roll).
+    # rolls every account and the portfolio at once (risk.services.day.trading_day_roll).
     day_start_date = models.DateField(null=True, blank=True)
     counters_verified_at = models.DateTimeField(null=True, blank=True)
 

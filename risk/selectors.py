@@ -469,7 +469,7 @@ def _date(text: str | None) -> date | None:
 
 def as_of_day(scope: LockedScope, *, today: date) -> None:
     """The locked rows as a new UTC day would see them (start-of-day equity = equity), in memory only: what a dry
-    run evaluates when the day has not been rolled yet (see risk.services.equity.trading_day_roll)."""
+    run evaluates when the day has not been rolled yet (see risk.services.day.trading_day_roll)."""
     if scope.portfolio.day_start_date is None or today > scope.portfolio.day_start_date:
         scope.portfolio.day_start_equity = scope.portfolio.equity
         scope.account.day_start_equity = scope.account.equity

@@ -2,8 +2,8 @@
 trades that closed them and the per-day statistics of each trading instance.
 
 Declarative only: no logic in save(), no signals. State transitions and every change that moves exposure
-belong to the risk services (risk/services.py); the database enforces the invariants below with
-CheckConstraint / UniqueConstraint. Trading history is never cascaded away: every foreign key to an instance,
+belong to the risk services (risk/services/: check, lifecycle, exposure); the database enforces the invariants
+below with CheckConstraint / UniqueConstraint. Trading history is never cascaded away: every foreign key to an instance,
 a position or a user is PROTECT (deactivate instances and users instead of deleting them).
 Symbols are canonical `BASE-USD` (trading/symbols.py), enforced by a regular-expression constraint.
 """

@@ -1,6 +1,7 @@
 """The pure risk engine: frozen dataclasses and functions over Decimal, no Django, no I/O, no clock.
 
-It decides; `risk/services.py` loads and locks the rows, builds these inputs, calls it and stores the outcome.
+It decides; the risk services (`risk.services.check` and the others in risk/services/) load and lock the rows,
+build these inputs, call it and store the outcome.
 - `values`: the inputs (`Limits`, `UserLimits`, `AccountState`, `PortfolioState`, `CheckRequest`) and the
   `Decision` with its `Reason`s.
 - `rules`: `notional` and `evaluate`, every pre-trade rule of docs/design.md, Risk semantics.

@@ -1,10 +1,10 @@
 """The engine's vocabulary: the inputs of a check (limits, states, request) and the decision it returns.
 
 Every value is a frozen dataclass over Decimal (money, quantities, percentages as fractions: 0.20 is 20 %) or int
-(counts), so a decision can be reproduced from its inputs and no float ever enters a money path. The service
-(`risk/services.py`) builds these from locked rows, after input validation has rejected NaN, Infinity, zero,
-negative and absurd values: the engine trusts its inputs and does not validate them again (it is timed in
-microseconds). `slots=True` keeps attribute reads on the hot path cheap.
+(counts), so a decision can be reproduced from its inputs and no float ever enters a money path. The services
+(`risk.services.check` and its siblings) build these from locked rows, after input validation has rejected NaN,
+Infinity, zero, negative and absurd values: the engine trusts its inputs and does not validate them again (it is
+timed in microseconds). `slots=True` keeps attribute reads on the hot path cheap.
 
 The string enums carry the same values as the models' TextChoices (`trading.models.Side`, `PositionStatus`), so a
 value passes between the layers unchanged.

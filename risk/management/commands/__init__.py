@@ -1,0 +1,1 @@
+"""Django management commands of the risk app (manage.py <command>)."""
