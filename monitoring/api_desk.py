@@ -28,12 +28,11 @@ from monitoring.selectors import recent_component_health
 from monitoring.selectors_history import portfolio_series
 from monitoring.snapshots import age_seconds, analytics_get, snapshot_get
 from nija.api.permissions import IsOperator
-from risk.api_reads import portfolio_state_json, query
+from risk.api_reads import query
 from risk.engine.money import ratio
 from risk.models import TradingState, TradingStateValue
+from risk.outputs import risk_event_json, trading_state_json
 from risk.selectors import risk_event_list
-from risk.services.events import risk_event_json
-from risk.services.trading_state import state_json
 
 RECENT_EVENTS = 20
 LISTED_STATES = 100
@@ -133,8 +132,8 @@ def _trading_states() -> dict[str, Any]:
     others = rows.filter(instance__isnull=False).exclude(state=TradingStateValue.ACTIVE).order_by("-changed_at")
     listed = list(others[:LISTED_STATES])
     return {
-        "portfolio": portfolio_state_json(portfolio),
-        "accounts": [state_json(state) for state in listed],
+        "portfolio": trading_state_json(portfolio),
+        "accounts": [trading_state_json(state) for state in listed],
         "accounts_not_active": len(listed) if len(listed) < LISTED_STATES else others.count(),
     }
 

@@ -37,12 +37,13 @@ from risk.api_fields import (
 )
 from risk.api_fields import AmountField as AmountField  # re-exported: other apps' serializers use it
 from risk.errors import AccountNotFound, RiskStateUnavailable
+from risk.outputs import account_equity_json, trade_json, trading_state_json
 from risk.reasons import breach_message_for, reasons_for
 from risk.services.approval import position_approve, position_reject
 from risk.services.check import CheckInput, CheckOutcome, position_check
 from risk.services.equity import equity_hold_confirm, equity_report, equity_transfer_record
 from risk.services.lifecycle import CloseInput, FillInput, position_cancel, position_close, position_fill
-from risk.services.trading_state import state_json, trading_halt, trading_resume
+from risk.services.trading_state import trading_halt, trading_resume
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -337,20 +338,6 @@ class PositionCloseApi(FailClosedApiView):
         return Response({"trade": trade_json(trade), "position": position_json(trade.position, operator=False)})
 
 
-def trade_json(trade: Any) -> dict:
-    return {
-        "id": trade.pk,
-        "position_id": trade.position_id,
-        "client_close_id": trade.client_close_id,
-        "quantity": trade.quantity,
-        "entry_price": trade.entry_price,
-        "exit_price": trade.exit_price,
-        "pnl": trade.pnl,
-        "fees": trade.fees,
-        "closed_at": trade.closed_at,
-    }
-
-
 class PositionCancelApi(FailClosedApiView):
     """POST /api/positions/{id}/cancel: release the unfilled reservation (the bot's own, or any for operators)."""
 
@@ -427,7 +414,7 @@ class TradingHaltApi(FailClosedApiView):
             now=timezone.now(),
             correlation_id=correlation_id(request),
         )
-        body = state_json(change.state) | {
+        body = trading_state_json(change.state) | {
             "previous": change.previous,
             "cancelled_position_ids": list(change.cancelled_position_ids),
         }
@@ -445,7 +432,7 @@ class TradingResumeApi(FailClosedApiView):
         change = trading_resume(
             instance_id=data.get("account_id"), reason=data["reason"], actor=request.user, now=timezone.now()
         )
-        return Response(state_json(change.state) | {"previous": change.previous})
+        return Response(trading_state_json(change.state) | {"previous": change.previous})
 
 
 # ---------------------------------------------------------------------------------------------- equity
@@ -459,16 +446,6 @@ EQUITY_HELD_MESSAGE = (
     "account's start of the day: it is held, not applied, until an operator confirms it (a deposit is recorded by "
     "an operator as a transfer). The report counts as a heartbeat."
 )
-
-
-def account_equity_json(account: Any) -> dict:
-    return {
-        "account_id": account.pk,
-        "equity": account.equity,
-        "peak_equity": account.peak_equity,
-        "day_start_equity": account.day_start_equity,
-        "equity_reported_at": account.equity_reported_at,
-    }
 
 
 class EquityReportOutput(serializers.Serializer):

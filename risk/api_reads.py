@@ -7,8 +7,6 @@ nothing) and another account's position answers 404 `position_not_found`. For an
 filter: an unknown account is an empty list. Reads that cannot reach the database answer 503.
 """
 
-from typing import Any
-
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
@@ -23,9 +21,8 @@ from nija.errors import InvalidInput
 from risk import selectors
 from risk.api import FailClosedApiView, PositionOutput, bot_account_id, is_operator, position_json
 from risk.errors import PositionNotFound
-from risk.models import RiskLimits, Severity, TradingState
-from risk.services.events import risk_event_json
-from risk.services.trading_state import state_json
+from risk.models import Severity
+from risk.outputs import limits_json, risk_event_json, trading_state_json
 from trading.models import PositionStatus
 
 MAX_EVENTS = 1000
@@ -147,18 +144,6 @@ class RiskEventListApi(FailClosedApiView):
 
 
 # ---------------------------------------------------------------------------------------------- status
-def limits_json(row: RiskLimits, *, overrides_only: bool = False) -> dict[str, Any]:
-    """Every limit of the row; for an account's override, only the fields it sets (the rest fall back)."""
-    values = {name: getattr(row, name) for name in RiskLimits.LIMIT_FIELDS}
-    if overrides_only:
-        values = {name: value for name, value in values.items() if value is not None}
-    return values
-
-
-def portfolio_state_json(state: TradingState | None) -> dict:
-    if state is None:  # never after migration 0002; ACTIVE is what the check path assumes without a row
-        return {"scope": "portfolio", "account_id": None, "state": "active", "reason": "", "changed_by": None}
-    return state_json(state)
 
 
 class RiskStatusApi(FailClosedApiView):
@@ -181,8 +166,8 @@ class RiskStatusApi(FailClosedApiView):
                 ],
             },
             "states": {
-                "portfolio": portfolio_state_json(status.portfolio_state),
-                "accounts": [state_json(state) for state in status.account_states],
+                "portfolio": trading_state_json(status.portfolio_state),
+                "accounts": [trading_state_json(state) for state in status.account_states],
             },
             "accounts": {"total": status.account_count, "active": status.active_account_count},
             "portfolio": {

@@ -19,6 +19,7 @@ from risk.engine import TradingMode, account_key_prefix
 from risk.engine.emergency import PORTFOLIO_PREFIX
 from risk.errors import AccountNotFound
 from risk.models import BreachLatch, Severity, TradingState
+from risk.outputs import trading_state_json
 from risk.services.events import position_published, risk_event_raise
 from risk.services.lifecycle import lock_position, reservation_release
 from trading.models import PositionStatus
@@ -31,17 +32,6 @@ class StateChange:
     state: TradingState
     previous: str
     cancelled_position_ids: tuple[int, ...] = ()
-
-
-def state_json(state: TradingState) -> dict:
-    return {
-        "scope": "account" if state.instance_id else "portfolio",
-        "account_id": state.instance_id,
-        "state": state.state,
-        "reason": state.reason,
-        "changed_by": state.changed_by.get_username() if state.changed_by_id else None,
-        "changed_at": state.changed_at.isoformat() if state.changed_at else None,
-    }
 
 
 def trading_halt(
@@ -120,7 +110,7 @@ def _record_change(state: TradingState, *, previous: str, actor: User | None, re
         after={"state": state.state},
         reason=reason,
     )
-    publish_on_commit(event_type="state", data=state_json(state), account_id=state.instance_id)
+    publish_on_commit(event_type="state", data=trading_state_json(state), account_id=state.instance_id)
 
 
 def reservations_cancel(*, instance_id: int | None, now: datetime) -> tuple[int, ...]:
