@@ -29,8 +29,9 @@ MAX_PRICE = Decimal("1e10")
 _QUANTUM = Decimal(1).scaleb(-PRICE_DECIMALS)
 
 
-class InvalidMarketPrice(InvalidInput):
-    """A price, bid or ask that is not a usable mark; `field` names the input at fault (400 validation_error)."""
+class InvalidMarketPrice(InvalidInput, ValueError):
+    """A price, bid or ask that is not a usable mark; `field` names the input at fault (400 validation_error; a
+    ValueError too, as a stored value that fails validation reads as missing)."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(fields={field: [message]})
