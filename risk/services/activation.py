@@ -25,9 +25,9 @@ from django.db import transaction
 from accounts.models import TradingInstance, User
 from accounts.services import audit_entry_create, instance_tokens_recache, user_tokens_recache
 from risk import selectors
+from risk.locks import lock_account_scope
 from risk.models import Portfolio
 from risk.services.day import locked_now
-from risk.services.equity import lock_account_scope
 from risk.services.portfolio_equity import account_counts, account_equity_set
 from risk.services.trading_state import reservations_cancel
 

@@ -1,7 +1,8 @@
 """The emergency thresholds evaluated for the whole desk at once, without any equity report (the monitoring
 aggregation calls this on every run).
 
-An equity report evaluates its own account and the portfolio (risk.services.equity); this pass catches what no
+The evaluation of one scope (`emergencies_evaluate`, `breach_trip`, `breached_scopes_sweep`) lives here too: an
+equity report runs it for its own account and the portfolio (risk.services.equity); this pass catches what no
 report triggers: a threshold an operator tightened, a day that rolled, a latch an operator's resume re-armed while
 the breach still holds. It is the same evaluation with the same latch, in two steps so the usual run takes no lock:
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db import transaction
-from django.db.models import Value
+from django.db.models import Q, Value
 from django.db.models.expressions import F
 from django.db.models.functions import Coalesce
 
@@ -38,9 +39,11 @@ from risk.engine import (
     latch,
 )
 from risk.errors import AccountNotFound
-from risk.models import BreachLatch, Portfolio, RiskLimits
+from risk.locks import lock_account_scope
+from risk.models import BreachLatch, Portfolio, RiskLimits, Severity
 from risk.services.day import locked_now, trading_day_roll
-from risk.services.equity import _evaluate_emergencies, _sweep_halted_scopes, _trip, lock_account_scope
+from risk.services.events import risk_event_raise
+from risk.services.trading_state import reservations_cancel, trading_state_set
 
 ACCOUNT_PREFIX = "account:"
 
@@ -124,7 +127,7 @@ def _confirm_under_locks(
     return EmergencySweep(
         tripped=tuple(tripped),
         cleared=cleared - still_latched,
-        cancelled_position_ids=_sweep_halted_scopes(tuple(tripped), now=now),
+        cancelled_position_ids=breached_scopes_sweep(tuple(tripped), now=now),
     )
 
 
@@ -141,7 +144,7 @@ def _confirm_account(account_id: int, *, correlation_id: str) -> tuple[Breach, .
             BreachLatch.objects.filter(key__startswith=account_key_prefix(account_id)).delete()
             return ()
         trading_day_roll(scope=scope, today=locked_now(scope=scope, requested=None).date())
-        return _evaluate_emergencies(scope, correlation_id=correlation_id)
+        return emergencies_evaluate(scope, correlation_id=correlation_id)
 
 
 def _confirm_portfolio(*, now: datetime, correlation_id: str) -> tuple[Breach, ...]:
@@ -159,5 +162,60 @@ def _confirm_portfolio(*, now: datetime, correlation_id: str) -> tuple[Breach, .
         new, cleared = latch(previous, breaches, scope_prefixes=(PORTFOLIO_PREFIX,))
         BreachLatch.objects.filter(key__in=cleared).delete()
         for breach in new:
-            _trip(breach, correlation_id=correlation_id)
+            breach_trip(breach, correlation_id=correlation_id)
         return new
+
+
+# ---------------------------------------------------------------------------------------------- one scope
+def emergencies_evaluate(scope: selectors.LockedScope, *, correlation_id: str) -> tuple[Breach, ...]:
+    """Under the scope's locks: latch and act on the breaches its account and the portfolio show now (each new one
+    trips: `breach_trip`); clear the latches in its scope that no longer hold. An equity report calls it after
+    applying the report, the desk-wide pass for each account it confirms. Returns the new breaches."""
+    account, portfolio = scope.account, scope.portfolio
+    limits = selectors.limits_in_force(instance_id=None).engine
+    account_limits = {account.pk: selectors.limits_in_force(instance_id=account.pk).engine}
+    portfolio_mode, account_mode = selectors.trading_modes(instance_id=account.pk)
+    breaches = emergency_breaches(
+        selectors.states_portfolio_totals(portfolio, portfolio_mode),
+        [selectors.account_state(account, account_mode)],
+        limits,
+        account_limits,
+    )
+    prefixes = (PORTFOLIO_PREFIX, account_key_prefix(account.pk))
+    in_scope = Q(key__startswith=PORTFOLIO_PREFIX) | Q(key__startswith=account_key_prefix(account.pk))
+    previous = frozenset(BreachLatch.objects.filter(in_scope).values_list("key", flat=True))
+    new, cleared = latch(previous, breaches, scope_prefixes=prefixes)
+    BreachLatch.objects.filter(key__in=cleared).delete()
+    for breach in new:
+        breach_trip(breach, correlation_id=correlation_id)
+    return new
+
+
+def breach_trip(breach: Breach, *, correlation_id: str) -> None:
+    """The HALT of the breach's scope (audited), one critical event saying why, and the latch."""
+    _, previous = trading_state_set(
+        instance_id=breach.account_id, mode=TradingMode.HALTED, reason=breach.message, actor=None, raise_event=False
+    )
+    event = risk_event_raise(
+        event_type=f"emergency_{breach.kind}",
+        severity=Severity.CRITICAL,
+        instance_id=breach.account_id,
+        message=f"Emergency halt: {breach.message}",
+        details={
+            "key": breach.key,
+            "limit": str(breach.limit),
+            "value": str(breach.value),
+            "previous_state": previous,
+            "state": TradingMode.HALTED.value,
+        },
+        correlation_id=correlation_id,
+    )
+    BreachLatch.objects.create(key=breach.key, event=event)
+
+
+def breached_scopes_sweep(breaches: tuple[Breach, ...], *, now: datetime) -> tuple[int, ...]:
+    """After commit: cancel the unfilled reservations of each scope the breaches halted (short transactions)."""
+    cancelled: list[int] = []
+    for breach in breaches:
+        cancelled.extend(reservations_cancel(instance_id=breach.account_id, now=now))
+    return tuple(cancelled)

@@ -24,27 +24,26 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.db.models.functions import Greatest
 
 from accounts.models import TradingInstance, User
 from accounts.services import audit_entry_create
 from risk import selectors
-from risk.engine import PORTFOLIO_PREFIX, Breach, TradingMode, account_key_prefix, emergency_breaches, latch
+from risk.engine import Breach
 from risk.engine.money import ratio
 from risk.errors import (
-    AccountInactive,
-    AccountNotFound,
     EquityHoldChanged,
     IdempotencyConflict,
     NoEquityHold,
     TransferExceedsEquity,
 )
-from risk.models import BreachLatch, EquityHold, EquityHoldStatus, EquityTransfer, Severity
+from risk.locks import lock_account_scope
+from risk.models import EquityHold, EquityHoldStatus, EquityTransfer, Severity
 from risk.services.day import locked_now, trading_day_roll
+from risk.services.emergency import breached_scopes_sweep, emergencies_evaluate
 from risk.services.events import risk_event_raise
 from risk.services.portfolio_equity import ACCOUNT_EQUITY_FIELDS, account_equity_set
-from risk.services.trading_state import reservations_cancel, trading_state_set
 from trading.models import DailyStatistic
 
 ZERO = Decimal(0)
@@ -84,22 +83,9 @@ def equity_report(
         else:
             _holds_supersede(scope.account, now=now)
             _apply_report(scope, equity=equity, cash_balance=cash_balance, now=now)
-        new_breaches = _evaluate_emergencies(scope, correlation_id=correlation_id)
-    cancelled = _sweep_halted_scopes(new_breaches, now=now)
+        new_breaches = emergencies_evaluate(scope, correlation_id=correlation_id)
+    cancelled = breached_scopes_sweep(new_breaches, now=now)
     return EquityOutcome(account=scope.account, new_breaches=new_breaches, cancelled_position_ids=cancelled, hold=hold)
-
-
-def lock_account_scope(*, instance_id: int, active_only: bool) -> selectors.LockedScope:
-    """The portfolio and the account, locked (with the lock timeouts set). `active_only`: a deactivated account or
-    user is refused (403), as for everything its bot sends but fills and closes."""
-    selectors.set_lock_timeouts()
-    try:
-        scope = selectors.lock_scope(instance_id=instance_id, symbol=None)
-    except TradingInstance.DoesNotExist as exc:
-        raise AccountNotFound() from exc
-    if active_only and not scope.account_active:
-        raise AccountInactive()
-    return scope
 
 
 def accepted_equity(account: TradingInstance) -> Decimal:
@@ -391,55 +377,3 @@ def _transfer_audit(transfer: EquityTransfer, *, actor: User | None, before: dic
         f"{transfer.reason}",
         details={"transfer_id": transfer.pk, "amount": str(transfer.amount), "reference": transfer.reference},
     )
-
-
-# ---------------------------------------------------------------------------------------------- emergencies
-def _evaluate_emergencies(scope: selectors.LockedScope, *, correlation_id: str) -> tuple[Breach, ...]:
-    """Latch and act on the breaches this report reveals; clear the ones in its scope that no longer hold."""
-    account, portfolio = scope.account, scope.portfolio
-    limits = selectors.limits_in_force(instance_id=None).engine
-    account_limits = {account.pk: selectors.limits_in_force(instance_id=account.pk).engine}
-    portfolio_mode, account_mode = selectors.trading_modes(instance_id=account.pk)
-    breaches = emergency_breaches(
-        selectors.states_portfolio_totals(portfolio, portfolio_mode),
-        [selectors.account_state(account, account_mode)],
-        limits,
-        account_limits,
-    )
-    prefixes = (PORTFOLIO_PREFIX, account_key_prefix(account.pk))
-    in_scope = Q(key__startswith=PORTFOLIO_PREFIX) | Q(key__startswith=account_key_prefix(account.pk))
-    previous = frozenset(BreachLatch.objects.filter(in_scope).values_list("key", flat=True))
-    new, cleared = latch(previous, breaches, scope_prefixes=prefixes)
-    BreachLatch.objects.filter(key__in=cleared).delete()
-    for breach in new:
-        _trip(breach, correlation_id=correlation_id)
-    return new
-
-
-def _trip(breach: Breach, *, correlation_id: str) -> None:
-    """The HALT of the breach's scope (audited), one critical event saying why, and the latch."""
-    _, previous = trading_state_set(
-        instance_id=breach.account_id, mode=TradingMode.HALTED, reason=breach.message, actor=None, raise_event=False
-    )
-    event = risk_event_raise(
-        event_type=f"emergency_{breach.kind}",
-        severity=Severity.CRITICAL,
-        instance_id=breach.account_id,
-        message=f"Emergency halt: {breach.message}",
-        details={
-            "key": breach.key,
-            "limit": str(breach.limit),
-            "value": str(breach.value),
-            "previous_state": previous,
-            "state": TradingMode.HALTED.value,
-        },
-        correlation_id=correlation_id,
-    )
-    BreachLatch.objects.create(key=breach.key, event=event)
-
-
-def _sweep_halted_scopes(breaches: tuple[Breach, ...], *, now: datetime) -> tuple[int, ...]:
-    cancelled: list[int] = []
-    for breach in breaches:
-        cancelled.extend(reservations_cancel(instance_id=breach.account_id, now=now))
-    return tuple(cancelled)

@@ -114,3 +114,24 @@ def issue_token(kind: str, user: User | None = None, instance: TradingInstance |
         user = OperatorFactory() if kind == TokenKind.OPERATOR else UserFactory()
     _, raw_token = api_token_create(kind=kind, user=user, instance=instance, name=f"test {kind}")
     return raw_token
+
+
+def admin_user_form(user: User, **overrides: object) -> dict:
+    """The admin user change form as posted for `user` unchanged, with `overrides` (None leaves a field out)."""
+    form = {
+        "username": user.username,
+        "email": user.email,
+        "subscription_tier": user.subscription_tier,
+        "trading_permission-TOTAL_FORMS": "0",
+        "trading_permission-INITIAL_FORMS": "0",
+        "trading_permission-MIN_NUM_FORMS": "0",
+        "trading_permission-MAX_NUM_FORMS": "1",
+        "api_tokens-TOTAL_FORMS": "0",
+        "api_tokens-INITIAL_FORMS": "0",
+        "api_tokens-MIN_NUM_FORMS": "0",
+        "api_tokens-MAX_NUM_FORMS": "0",
+        **({"is_active": "on"} if user.is_active else {}),
+        **({"is_staff": "on"} if user.is_staff else {}),
+    }
+    form.update(overrides)
+    return {key: value for key, value in form.items() if value is not None}

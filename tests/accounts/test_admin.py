@@ -30,6 +30,7 @@ from tests.accounts.factories import (
     TradingInstanceFactory,
     UserFactory,
     UserPermissionFactory,
+    admin_user_form,
 )
 
 pytestmark = pytest.mark.django_db
@@ -377,26 +378,6 @@ def test_token_creation_with_an_invalid_owner_shows_a_form_error_and_writes_noth
     assert AuditEntry.objects.count() == 0
 
 
-def _user_form(user, **overrides) -> dict:
-    form = {
-        "username": user.username,
-        "email": user.email,
-        "subscription_tier": user.subscription_tier,
-        "trading_permission-TOTAL_FORMS": "0",
-        "trading_permission-INITIAL_FORMS": "0",
-        "trading_permission-MIN_NUM_FORMS": "0",
-        "trading_permission-MAX_NUM_FORMS": "1",
-        "api_tokens-TOTAL_FORMS": "0",
-        "api_tokens-INITIAL_FORMS": "0",
-        "api_tokens-MIN_NUM_FORMS": "0",
-        "api_tokens-MAX_NUM_FORMS": "0",
-        **({"is_active": "on"} if user.is_active else {}),
-        **({"is_staff": "on"} if user.is_staff else {}),
-    }
-    form.update(overrides)
-    return {key: value for key, value in form.items() if value is not None}
-
-
 def test_removing_staff_in_admin_refuses_the_cached_operator_token_at_once_and_is_audited(
     operator_client, django_capture_on_commit_callbacks
 ):
@@ -411,7 +392,7 @@ def test_removing_staff_in_admin_refuses_the_cached_operator_token_at_once_and_i
     with django_capture_on_commit_callbacks(execute=True):
         response = operator_client.post(
             reverse("admin:accounts_user_change", args=[staff.pk]),
-            _user_form(staff, is_staff=None, groups=[viewer.pk], subscription_tier="basic"),
+            admin_user_form(staff, is_staff=None, groups=[viewer.pk], subscription_tier="basic"),
         )
 
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors

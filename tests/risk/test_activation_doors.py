@@ -15,7 +15,7 @@ from accounts.models import AuditEntry, TradingInstance, User
 from accounts.services import trading_instance_update, user_update
 from risk.models import Portfolio
 from risk.services.activation import trading_instance_activation_set, user_activation_set
-from tests.accounts.factories import UserFactory
+from tests.accounts.factories import UserFactory, admin_user_form
 from tests.risk.conftest import equity_drift, funded_account
 
 pytestmark = pytest.mark.django_db
@@ -37,23 +37,6 @@ def instance_form(account: TradingInstance, *, active: bool) -> dict:
     return form | ({"is_active": "on"} if active else {})
 
 
-def user_form(user: User, *, active: bool) -> dict:
-    form = {
-        "username": user.username,
-        "email": user.email,
-        "subscription_tier": user.subscription_tier,
-        "trading_permission-TOTAL_FORMS": "0",
-        "trading_permission-INITIAL_FORMS": "0",
-        "trading_permission-MIN_NUM_FORMS": "0",
-        "trading_permission-MAX_NUM_FORMS": "1",
-        "api_tokens-TOTAL_FORMS": "0",
-        "api_tokens-INITIAL_FORMS": "0",
-        "api_tokens-MIN_NUM_FORMS": "0",
-        "api_tokens-MAX_NUM_FORMS": "0",
-    }
-    return form | ({"is_active": "on"} if active else {})
-
-
 def by_service(account: TradingInstance, active: bool) -> None:
     trading_instance_activation_set(instance_id=account.pk, active=active, actor=None, reason="door")
 
@@ -70,7 +53,7 @@ def by_instance_form(account: TradingInstance, active: bool) -> None:
 
 def by_user_form(account: TradingInstance, active: bool) -> None:
     url = reverse("admin:accounts_user_change", args=[account.user_id])
-    response = root_client().post(url, user_form(account.user, active=active))
+    response = root_client().post(url, admin_user_form(account.user, is_active="on" if active else None))
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
 
 
