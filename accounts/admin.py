@@ -360,9 +360,16 @@ class TradingInstanceAdmin(admin.ModelAdmin):
         "exposure",
         "position_count",
         "last_heartbeat",
+        "heartbeat_lost_at",
         "is_active",
     )
-    list_filter = ("status", "is_active", "equity_counted", "user__subscription_tier")
+    list_filter = (
+        "status",
+        "is_active",
+        "equity_counted",
+        ("heartbeat_lost_at", admin.EmptyFieldListFilter),  # "Not empty": silent bots (the heartbeat watchdog)
+        "user__subscription_tier",
+    )
     search_fields = ("name", "user__username", "user__email")
     list_select_related = ("user",)
     raw_id_fields = ("user", "broker_credential")
@@ -377,6 +384,7 @@ class TradingInstanceAdmin(admin.ModelAdmin):
         "position_count",
         "equity_counted",
         "last_heartbeat",
+        "heartbeat_lost_at",
         "equity_reported_at",
         "created_at",
         "updated_at",

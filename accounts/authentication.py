@@ -3,7 +3,9 @@
 Resolves to `(user, ApiPrincipal)`. Warm lookups cost no query: the resolution is cached in `token:<digest>`
 (JSON, short TTL) together with the few user fields a request needs, and `request.user` is built from them
 with every other field deferred (the superuser flag included: `has_perm` reads it from PostgreSQL). A miss (or
-Redis unreachable) costs one SELECT, plus at most one conditional UPDATE of `last_used_at` a minute. Entries are
+Redis unreachable) costs one SELECT, plus at most one conditional UPDATE of `last_used_at` a minute. A bot's
+request is also its heartbeat (accounts.liveness): Redis only, never a PostgreSQL write, except the one request
+that ends a silence the watchdog marked. Entries are
 versioned by the user's updated_at (accounts.caching): after commit, revoking and deleting a user write tombstones,
 and a user edit (accounts.services.user_update) rewrites the user's entries, which no stale reader can overwrite.
 
@@ -16,6 +18,7 @@ miss no longer reaches PostgreSQL.
 import logging
 
 import structlog
+from django.db import DatabaseError
 from django.utils import timezone
 from redis import RedisError
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -23,6 +26,7 @@ from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.request import Request
 
 from accounts.caching import TOMBSTONE_VERSION, set_if_newer
+from accounts.liveness import heartbeat_record
 from accounts.models import TokenKind, User
 from accounts.selectors import (
     REVOKED,
@@ -33,7 +37,7 @@ from accounts.selectors import (
     cached_token_from,
     light_user,
 )
-from accounts.services import api_token_touch, api_token_touch_due
+from accounts.services import api_token_touch, api_token_touch_due, heartbeat_restore
 from accounts.tokens import ApiPrincipal, CachedToken, looks_like_token, token_digest
 from nija.cache import RATE, TOKEN
 from nija.client_ip import client_ip
@@ -84,6 +88,7 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed(INVALID)
         cached, user = self._resolve(token_digest(raw_token), request)
         self._check(cached, request)
+        _heartbeat(cached.principal)
         structlog.contextvars.bind_contextvars(
             user_id=cached.principal.user_id, account_id=cached.principal.instance_id
         )
@@ -126,6 +131,20 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise AuthenticationFailed("User inactive.")
         if cached.principal.kind == TokenKind.OPERATOR and not cached.is_staff:
             raise AuthenticationFailed(INVALID)
+
+
+def _heartbeat(principal: ApiPrincipal) -> None:
+    """A bot's request is its heartbeat (accounts.liveness: Redis, at most one write a second, no query). The one
+    request that ends a silence the watchdog marked restores the account (one UPDATE per silence); if PostgreSQL
+    fails there, the watchdog's next run restores it instead."""
+    if principal.kind != TokenKind.BOT or principal.instance_id is None:
+        return
+    if not heartbeat_record(principal.instance_id):
+        return
+    try:
+        heartbeat_restore(instance_ids=[principal.instance_id], now=timezone.now())
+    except DatabaseError:
+        logger.warning("heartbeat_restore_deferred", extra={"account_id": principal.instance_id}, exc_info=True)
 
 
 def _client_ident(request: Request) -> str:

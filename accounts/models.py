@@ -159,7 +159,23 @@ class TradingInstance(TimeStampedModel):
     peak_equity = models.DecimalField(**MONEY, default=ZERO)
     day_start_equity = models.DecimalField(**MONEY, default=ZERO)
     day_start_date = models.DateField(null=True, blank=True)
-    last_heartbeat = models.DateTimeField(null=True, blank=True)
+    last_heartbeat = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "The bot's last authenticated request as PostgreSQL knows it: an equity report sets it, the heartbeat "
+            "watchdog copies it from Redis (where every request records it) once it is half a timeout old."
+        ),
+    )
+    heartbeat_lost_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Set by the heartbeat watchdog when the bot went silent past its heartbeat_timeout (one warning event, "
+            "its unfilled reservations released); cleared by its next authenticated request. The latch of one "
+            "silence: set, it raises nothing again."
+        ),
+    )
     equity_reported_at = models.DateTimeField(
         null=True, blank=True, help_text="The bot's last equity report, applied or held: what freshness is measured by."
     )

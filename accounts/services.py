@@ -17,7 +17,7 @@ import structlog
 from celery import Task
 from django.contrib.auth.models import Group, Permission
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Model, ProtectedError, Q
 from django.utils import timezone
 
@@ -472,6 +472,29 @@ def api_token_touch(*, token_id: int, now: datetime) -> bool:
 
 def api_token_touch_due(*, last_used_at: datetime | None, now: datetime) -> bool:
     return last_used_at is None or last_used_at < now - TOUCH_INTERVAL
+
+
+_RESTORE_SQL = """
+UPDATE accounts_tradinginstance SET heartbeat_lost_at = NULL, last_heartbeat = GREATEST(last_heartbeat, %s)
+WHERE id = ANY(%s) AND heartbeat_lost_at IS NOT NULL
+RETURNING id
+"""
+
+
+def heartbeat_restore(*, instance_ids: list[int], now: datetime | None) -> list[int]:
+    """End the silence of accounts the heartbeat watchdog marked silent (their bot was heard from at `now`; None:
+    the watchdog, which persisted the time already): one conditional UPDATE, which also moves `last_heartbeat`
+    forward; returns the ids it restored (an account already
+    restored is not counted twice). Runs once per silence, never per request. One statement on its own: it holds
+    account rows only while it runs and waits on nothing while holding them."""
+    if not instance_ids:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(_RESTORE_SQL, [now, list(instance_ids)])
+        restored = sorted(row[0] for row in cursor.fetchall())
+    for pk in restored:
+        logger.info("heartbeat_restored", account_id=pk)
+    return restored
 
 
 # ------------------------------------------------------------------------------------------------

@@ -7,7 +7,9 @@ of `max_daily_loss_pct` counts only where stricter, as the check applies it):
 
 - `daily_pnl` = equity - start-of-day equity, as of today (before the day's roll, today's start is the equity);
 - `drawdown` = (high-water mark - equity) / high-water mark, the mark being max(peak, equity);
-- `stale`: no equity report yet, or the last one older than the account's equity_max_age;
+- `equity_stale`: no equity report yet, or the last one older than the account's equity_max_age;
+- `heartbeat_stale`: the heartbeat watchdog marked the bot silent past its heartbeat_timeout (monitoring.watchdog);
+- `stale`: either of them (what the desk counts, filters and badges as stale);
 - `usage_<limit>` for each account limit (value / limit, 1 = reached), as the check counts it (booked exposure and
   the counters): account exposure (X_a / pct x E_a), open positions (count / the user's maximum), daily loss
   (loss / the smaller of the user's amount and pct x start of day), drawdown and emergency drawdown
@@ -68,7 +70,8 @@ def counted_in_portfolio() -> Q:
 
 
 def stale_condition(*, now: datetime, equity_max_age_seconds: int) -> Q:
-    """No equity report yet, or the last one older than the account's equity_max_age. A condition rather than
+    """No equity report yet, or the last one older than the account's equity_max_age (the equity half of `stale`; the
+    watchdog's mark is the other). A condition rather than
     only the `stale` annotation: Django renders an aggregate's filter on a boolean annotation as a reference to
     its alias, which PostgreSQL refuses."""
     oldest_fresh = Value(now) - _in_force("equity_max_age_seconds", equity_max_age_seconds) * timedelta(seconds=1)
@@ -89,8 +92,14 @@ def account_figures(*, now: datetime, limits: Limits, equity_max_age_seconds: in
         high_water=high_water,
         daily_pnl=F("equity") - day_start,
         drawdown=Case(When(GreaterThan(high_water, ZERO), then=(high_water - F("equity")) / high_water), default=ZERO),
-        stale=ExpressionWrapper(
+        equity_stale=ExpressionWrapper(
             stale_condition(now=now, equity_max_age_seconds=equity_max_age_seconds), output_field=BooleanField()
+        ),
+        heartbeat_stale=ExpressionWrapper(Q(heartbeat_lost_at__isnull=False), output_field=BooleanField()),
+        stale=ExpressionWrapper(
+            stale_condition(now=now, equity_max_age_seconds=equity_max_age_seconds)
+            | Q(heartbeat_lost_at__isnull=False),
+            output_field=BooleanField(),
         ),
     )
     usages = {

@@ -3,8 +3,9 @@
 Operators see every account; a bot sees only its own (its list holds that one account; another account's id
 answers 404 `account_not_found`, exactly as an unknown id). Lists are paginated (`page`, `page_size` at most 500),
 sortable by exposure, drawdown, daily P&L, equity or id (`sort=-drawdown`: descending), and filter by trading
-state, stale (no fresh equity report), active and held (an equity increase waiting for a risk admin's
-confirmation, shown as `equity_hold`).
+state, stale (no fresh equity report, or the bot silent past its heartbeat_timeout), active and held (an equity
+increase waiting for a risk admin's confirmation, shown as `equity_hold`). The last heartbeat and its age are the
+bot's last authenticated request (Redis, accounts.liveness).
 """
 
 from datetime import datetime
@@ -72,7 +73,9 @@ class AccountListApi(MonitoringApiView):
         paginator = CappedPageNumberPagination()
         page = paginator.paginate_queryset(accounts, request, view=self)
         figures = held_figures([account.pk for account in page], now=now)
-        return paginator.get_paginated_response([account_json(account, figures[account.pk]) for account in page])
+        return paginator.get_paginated_response(
+            [account_json(account, figures[account.pk], now=now) for account in page]
+        )
 
 
 class AccountDetailApi(MonitoringApiView):
@@ -93,12 +96,14 @@ class AccountDetailApi(MonitoringApiView):
         if account is None:
             raise AccountNotFound()
         figures = held_figures([account.pk], now=now)[account.pk]
-        return Response(account_json(account, figures) | {"by_symbol": _by_symbol(account, figures)})
+        return Response(account_json(account, figures, now=now) | {"by_symbol": _by_symbol(account, figures)})
 
 
-def account_json(account: TradingInstance, figures: HeldFigures) -> dict[str, Any]:
-    """One account's figures (annotated by monitoring.account_figures) with its positions at the marks."""
+def account_json(account: TradingInstance, figures: HeldFigures, *, now: datetime) -> dict[str, Any]:
+    """One account's figures (annotated by monitoring.account_figures) with its positions at the marks. The last
+    heartbeat is the later of what PostgreSQL and Redis know (every request of the bot records it in Redis)."""
     market = figures.market
+    heartbeat = max(filter(None, (account.last_heartbeat, figures.last_seen)), default=None)
     near = settings.MONITORING_NEAR_LIMIT
     return {
         "id": account.pk,
@@ -120,8 +125,12 @@ def account_json(account: TradingInstance, figures: HeldFigures) -> dict[str, An
         "position_count": account.position_count,
         "trades": trade_stats_json(figures.trades),
         "stale": account.stale,
+        "equity_stale": account.equity_stale,
+        "heartbeat_stale": account.heartbeat_stale,
         "equity_reported_at": _time(account.equity_reported_at),
-        "last_heartbeat": _time(account.last_heartbeat),
+        "last_heartbeat": _time(heartbeat),
+        "heartbeat_age_s": None if heartbeat is None else max(0, int((now - heartbeat).total_seconds())),
+        "heartbeat_lost_at": _time(account.heartbeat_lost_at),
         "worst_usage": usage_text(account.worst_usage),
         "limits": [
             {

@@ -121,7 +121,9 @@ class LimitCounts(serializers.Serializer):
 class AccountsSummary(serializers.Serializer):
     total = serializers.IntegerField()
     active = serializers.IntegerField()
-    stale = serializers.IntegerField(help_text="Active accounts without a fresh equity report.")
+    stale = serializers.IntegerField(
+        help_text="Active accounts without a fresh equity report, or whose bot is silent past its heartbeat_timeout."
+    )
     halted = serializers.IntegerField()
     reducing = serializers.IntegerField()
     near_limit = serializers.IntegerField()
@@ -239,9 +241,22 @@ class AccountOutput(serializers.Serializer):
     unrealized_pnl = amount()
     position_count = serializers.IntegerField()
     trades = TradeStats()
-    stale = serializers.BooleanField(help_text="No equity report within the account's equity_max_age.")
+    stale = serializers.BooleanField(help_text="equity_stale or heartbeat_stale.")
+    equity_stale = serializers.BooleanField(help_text="No equity report within the account's equity_max_age.")
+    heartbeat_stale = serializers.BooleanField(
+        help_text=(
+            "The heartbeat watchdog found the bot silent past its heartbeat_timeout (its unfilled reservations were "
+            "released); its next request clears it."
+        )
+    )
     equity_reported_at = serializers.DateTimeField(allow_null=True)
-    last_heartbeat = serializers.DateTimeField(allow_null=True)
+    last_heartbeat = serializers.DateTimeField(
+        allow_null=True, help_text="The bot's last authenticated request (any request is a heartbeat)."
+    )
+    heartbeat_age_s = serializers.IntegerField(allow_null=True, help_text="Seconds since last_heartbeat.")
+    heartbeat_lost_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the watchdog marked the bot silent; null while it is heard from."
+    )
     worst_usage = ratio()
     limits = AccountLimitUsage(many=True)
     equity_hold = HeldEquity(
@@ -470,8 +485,12 @@ ACCOUNT_EXAMPLE = OpenApiExample(
             "profit_factor": "2.66666667",
         },
         "stale": False,
+        "equity_stale": False,
+        "heartbeat_stale": False,
         "equity_reported_at": "2026-05-04T11:59:58+00:00",
-        "last_heartbeat": "2026-05-04T11:59:58+00:00",
+        "last_heartbeat": "2026-05-04T11:59:59+00:00",
+        "heartbeat_age_s": 1,
+        "heartbeat_lost_at": None,
         "worst_usage": "0.24444444",
         "limits": [
             {"limit": "account_exposure", "usage": "0.24444444", "status": "ok"},

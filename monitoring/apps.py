@@ -21,11 +21,14 @@ class MonitoringConfig(AppConfig):
         """The monitoring app's periodic tasks (collected by `python manage.py sync_schedule`, nija.schedule)."""
         from django.conf import settings
 
-        from monitoring.tasks import AGGREGATE, ANALYTICS, PRUNE_HISTORY
+        from monitoring.tasks import AGGREGATE, ANALYTICS, HEARTBEAT_WATCHDOG, PRUNE_HISTORY
         from nija.schedule import PeriodicEntry
 
         return (
             PeriodicEntry("monitoring: aggregate desk metrics", AGGREGATE, settings.MONITORING_INTERVAL_SECONDS),
             PeriodicEntry("monitoring: desk analytics", ANALYTICS, settings.MONITORING_ANALYTICS_INTERVAL_SECONDS),
             PeriodicEntry("monitoring: prune history", PRUNE_HISTORY, settings.MONITORING_PRUNE_INTERVAL_SECONDS),
+            PeriodicEntry(
+                "monitoring: heartbeat watchdog", HEARTBEAT_WATCHDOG, settings.MONITORING_HEARTBEAT_INTERVAL_SECONDS
+            ),
         )

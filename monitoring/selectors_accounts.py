@@ -1,6 +1,7 @@
 """Reads behind `/api/accounts` and `/api/accounts/{id}`: the accounts' figures (monitoring.account_figures)
 filtered, sorted and paginated in SQL, then, for the accounts shown, their positions at the cached marks and their
-closed-trade statistics and their open equity holds: three queries and one MGET whatever the page size.
+closed-trade statistics, their open equity holds and their bots' last requests (accounts.liveness): three queries,
+one MGET and one ZMSCORE whatever the page size.
 
 Live reads (not the snapshot): a page of accounts costs what one page costs, whatever the number of accounts.
 Sorting by exposure sorts by the booked exposure the limits count; the market value is shown beside it.
@@ -12,6 +13,7 @@ from typing import Any
 
 from django.db.models import Exists, OuterRef, QuerySet
 
+from accounts.liveness import last_seen_or_empty
 from accounts.models import TradingInstance
 from monitoring.account_figures import account_figures
 from monitoring.desk import held_group, held_sums, trade_sums
@@ -60,17 +62,18 @@ def account_list(
 
 @dataclass(frozen=True)
 class HeldFigures:
-    """One account's positions holding exposure at the cached marks, its closed-trade sums and its open equity
-    hold (a reported increase waiting for an operator), if any."""
+    """One account's positions holding exposure at the cached marks, its closed-trade sums, its open equity
+    hold (a reported increase waiting for an operator), if any, and its bot's last request Redis recorded."""
 
     market: MarketTotals
     trades: dict[str, Any]
     equity_hold: EquityHold | None
+    last_seen: datetime | None = None
 
 
 def held_figures(account_ids: list[int], *, now: datetime) -> dict[int, HeldFigures]:
-    """The market value of each account's positions, its trade sums and its open hold (three queries, one
-    MGET)."""
+    """The market value of each account's positions, its trade sums, its open hold and its bot's last request
+    (three queries, one MGET, one ZMSCORE)."""
     rows = list(
         Position.objects.filter(instance_id__in=account_ids, status__in=EXPOSURE_STATUSES)
         .values("instance_id", "symbol", "side")
@@ -90,12 +93,14 @@ def held_figures(account_ids: list[int], *, now: datetime) -> dict[int, HeldFigu
     }
     symbols = sorted({row["symbol"] for row in rows})
     marks = {symbol: mark.price if mark else None for symbol, mark in market_prices_get(symbols, now=now).items()}
+    seen = last_seen_or_empty(account_ids)
     no_trades = {"closed": 0, "wins": 0, "gross_profit": ZERO, "gross_loss": ZERO}
     return {
         account_id: HeldFigures(
             market=market_totals([held_group(row) for row in rows if row["instance_id"] == account_id], marks),
             trades=trades.get(account_id, no_trades),
             equity_hold=holds.get(account_id),
+            last_seen=seen.get(account_id),
         )
         for account_id in account_ids
     }

@@ -8,10 +8,12 @@ from celery import shared_task
 from django.utils import timezone
 
 from monitoring.services import aggregation_run, analytics_run, history_prune
+from monitoring.watchdog import heartbeat_watch
 
 AGGREGATE = "monitoring.aggregate"
 ANALYTICS = "monitoring.analytics"
 PRUNE_HISTORY = "monitoring.prune_history"
+HEARTBEAT_WATCHDOG = "monitoring.heartbeat_watchdog"
 
 
 @shared_task(name=AGGREGATE, soft_time_limit=30, time_limit=45, ignore_result=True)
@@ -31,3 +33,13 @@ def prune_history() -> tuple[int, int]:
     """History past its retention deleted in batches: (snapshots, account points). A run cut short by its time
     limit keeps what it deleted; the next one goes on."""
     return history_prune(now=timezone.now())
+
+
+@shared_task(name=HEARTBEAT_WATCHDOG, soft_time_limit=30, time_limit=45, ignore_result=True)
+def heartbeat_watchdog() -> tuple[int, int, int]:
+    """Bots silent past their heartbeat_timeout marked stale (one warning event each) and their unfilled
+    reservations released; bots heard from again restored: (marked, restored, released). Idempotent: a mark is set
+    once per silence, a released reservation is not selected again, and a run cut short leaves the rest to the
+    next one."""
+    result = heartbeat_watch(now=timezone.now())
+    return len(result.lost), len(result.restored), len(result.released_position_ids)

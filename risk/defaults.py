@@ -27,6 +27,7 @@ DEFAULT_LIMITS = {
     "approval_ttl_seconds": 15 * 60,
     "equity_max_age_seconds": 15 * 60,
     "max_equity_increase_pct": Decimal("0.50"),
+    "heartbeat_timeout_seconds": 120,
 }
 
 

@@ -130,6 +130,15 @@ class RiskLimits(TimeStampedModel):
             "report: above its starting balance)."
         ),
     )
+    heartbeat_timeout_seconds = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "A bot with no authenticated request for this long is silent: the heartbeat watchdog raises one warning "
+            "event, shows the account as stale and releases its unfilled reservations (cancel-on-disconnect). Its "
+            "next request brings it back."
+        ),
+    )
 
     LIMIT_FIELDS = (
         "max_portfolio_exposure_pct",
@@ -146,6 +155,7 @@ class RiskLimits(TimeStampedModel):
         "approval_ttl_seconds",
         "equity_max_age_seconds",
         "max_equity_increase_pct",
+        "heartbeat_timeout_seconds",
     )
 
     class Meta:
@@ -171,6 +181,7 @@ class RiskLimits(TimeStampedModel):
                     approval_ttl_seconds__isnull=False,
                     equity_max_age_seconds__isnull=False,
                     max_equity_increase_pct__isnull=False,
+                    heartbeat_timeout_seconds__isnull=False,
                 ),
                 name="portfolio_default_limits_complete",
             ),

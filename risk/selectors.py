@@ -35,7 +35,13 @@ from trading.models import Position, PositionStatus
 
 # Limits the services apply (lifetimes, the bound on a reported equity increase); the engine decides with the rest.
 SERVICE_LIMIT_FIELDS = frozenset(
-    {"reservation_ttl_seconds", "approval_ttl_seconds", "equity_max_age_seconds", "max_equity_increase_pct"}
+    {
+        "reservation_ttl_seconds",
+        "approval_ttl_seconds",
+        "equity_max_age_seconds",
+        "max_equity_increase_pct",
+        "heartbeat_timeout_seconds",
+    }
 )
 ENGINE_LIMIT_FIELDS = tuple(name for name in RiskLimits.LIMIT_FIELDS if name not in SERVICE_LIMIT_FIELDS)
 
@@ -49,6 +55,7 @@ class LimitsInForce:
     approval_ttl: timedelta
     equity_max_age: timedelta
     max_equity_increase_pct: Decimal
+    heartbeat_timeout: timedelta
 
 
 @dataclass(frozen=True)
@@ -104,6 +111,7 @@ def limits_from_rows(rows: list[Mapping[str, Any]]) -> LimitsInForce:
         approval_ttl=timedelta(seconds=value("approval_ttl_seconds")),
         equity_max_age=timedelta(seconds=value("equity_max_age_seconds")),
         max_equity_increase_pct=value("max_equity_increase_pct"),
+        heartbeat_timeout=timedelta(seconds=value("heartbeat_timeout_seconds")),
     )
 
 
@@ -291,6 +299,12 @@ def unfilled_reservation_ids_of_inactive_accounts() -> list[int]:
     inactive = Q(instance__is_active=False) | Q(instance__user__is_active=False)
     positions = Position.objects.filter(_holds_unfilled_reservation(), inactive)
     return list(positions.order_by("pk").values_list("pk", flat=True))
+
+
+def unfilled_reservation_ids_of_silent_accounts(*, limit: int) -> list[int]:
+    """Positions holding an unfilled reservation in an account the heartbeat watchdog marked silent, oldest first."""
+    positions = Position.objects.filter(_holds_unfilled_reservation(), instance__heartbeat_lost_at__isnull=False)
+    return list(positions.order_by("pk").values_list("pk", flat=True)[:limit])
 
 
 def states_without(

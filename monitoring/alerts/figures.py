@@ -1,6 +1,7 @@
 """The figures alert rules watch, read from PostgreSQL in a fixed number of queries whatever the number of
 accounts and positions (six: the active accounts with their trading states, the portfolio row and state, positions
-waiting or open by account, recent checks by account, recent critical events by account).
+waiting or open by account, recent checks by account, recent critical events by account), and the bots' last
+requests from Redis in one round trip (accounts.liveness).
 
 Per active account, and for the portfolio (fractions as fractions, 8 decimals):
 - `equity`; `drawdown_pct` = (high-water mark - equity) / high-water mark, the mark being max(peak, equity) (the
@@ -8,7 +9,8 @@ Per active account, and for the portfolio (fractions as fractions, 8 decimals):
   `daily_loss_pct` = (start of day - equity) / start of day, the start of day as of today (before the day's roll,
   the equity itself), a gain being negative;
   `exposure_pct` = exposure / equity (none without equity);
-- `heartbeat_age_s`: seconds since the bot's last heartbeat (accounts only; none for a bot never heard from);
+- `heartbeat_age_s`: seconds since the bot's last authenticated request, the heartbeat watchdog's liveness (the
+  later of what Redis recorded and what PostgreSQL knows; accounts only; none for a bot never heard from);
 - `trading_state`: 0 active, 1 reducing, 2 halted (the account's own state; the portfolio's);
 - `pending_approvals`, `open_positions`: positions waiting for an operator, positions open;
 - `rejection_rate`: rejected checks over recorded checks within ALERT_FIGURE_WINDOW_SECONDS (none without checks);
@@ -23,6 +25,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from django.conf import settings
 from django.db.models import Count, Q
 
+from accounts.liveness import last_seen_or_empty
 from accounts.models import TradingInstance
 from monitoring.alerts.engine import TRADING_STATE_VALUES, Figure, Figures
 from risk.models import Portfolio, RiskEvent, Severity, TradingState
@@ -88,9 +91,17 @@ def _account_rows(*, now: datetime) -> list[tuple[int, Balance, datetime | None,
         "trading_state__state",
         "equity_counted",
     )
+    rows = list(rows)
+    seen = last_seen_or_empty(row[0] for row in rows)
     today = now.date()
     return [
-        (pk, Balance(equity, max(peak, equity), start if day == today else equity, exposure), heartbeat, state, counted)
+        (
+            pk,
+            Balance(equity, max(peak, equity), start if day == today else equity, exposure),
+            max(filter(None, (heartbeat, seen.get(pk))), default=None),
+            state,
+            counted,
+        )
         for pk, equity, peak, start, day, exposure, heartbeat, state, counted in rows
     ]
 

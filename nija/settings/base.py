@@ -428,6 +428,9 @@ ALERT_FIGURE_WINDOW_SECONDS = env.int("ALERT_FIGURE_WINDOW_SECONDS", default=900
 MONITORING_INTERVAL_SECONDS = env.int("MONITORING_INTERVAL_SECONDS", default=5)
 MONITORING_ANALYTICS_INTERVAL_SECONDS = env.int("MONITORING_ANALYTICS_INTERVAL_SECONDS", default=900)
 MONITORING_PRUNE_INTERVAL_SECONDS = env.int("MONITORING_PRUNE_INTERVAL_SECONDS", default=3600)
+MONITORING_HEARTBEAT_INTERVAL_SECONDS = env.int("MONITORING_HEARTBEAT_INTERVAL_SECONDS", default=10)
+# The heartbeat watchdog releases at most this many reservations of silent bots a run (the next run goes on).
+MONITORING_HEARTBEAT_RELEASE_BATCH = env.int("MONITORING_HEARTBEAT_RELEASE_BATCH", default=500)
 # How long the cached snapshot lives in Redis (readers show its age; past this it is gone: 503).
 MONITORING_SNAPSHOT_TTL_SECONDS = env.int("MONITORING_SNAPSHOT_TTL_SECONDS", default=3600)
 # A limit used at this fraction or more is "near" (1 or more: breached).

@@ -41,8 +41,11 @@ DEMO_GROUPS = {
 # typical small check passes them: seeded accounts hold at most 30% of their balance). What changes:
 # - max_total_positions: the default 50 would reject every check once the demo portfolio holds ~44,000 positions;
 # - equity_max_age_seconds: seeded bots never send heartbeats, so their seeded equity report must stay fresh
-#   for a day of demo and benchmark runs instead of 15 minutes.
-DEMO_LIMITS = {"max_total_positions": 1_000_000, "equity_max_age_seconds": 86_400}
+#   for a day of demo and benchmark runs instead of 15 minutes;
+# - heartbeat_timeout_seconds: for the same reason, and for as long: past 120 s the heartbeat watchdog would find
+#   every seeded bot silent, mark it stale and cancel its reservations (the demo desk's approvals and reserved
+#   orders gone two minutes after seeding).
+DEMO_LIMITS = {"max_total_positions": 1_000_000, "equity_max_age_seconds": 86_400, "heartbeat_timeout_seconds": 86_400}
 
 
 @dataclass(frozen=True)

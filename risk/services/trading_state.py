@@ -5,6 +5,7 @@ then cancelled by the sweep below) or reads the new state. A HALT then cancels e
 scope, one short transaction per position. Every change is audited, raises a risk event and is published.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -122,12 +123,19 @@ def reservations_cancel(*, instance_id: int | None, now: datetime) -> tuple[int,
     return _release_each(selectors.unfilled_reservation_ids(instance_id=instance_id), now=now)
 
 
-def _release_each(position_ids: list[int], *, now: datetime) -> tuple[int, ...]:
+def _release_each(
+    position_ids: list[int], *, now: datetime, still_applies: Callable[[selectors.LockedScope], bool] | None = None
+) -> tuple[int, ...]:
+    """Cancel each position's unfilled reservation, one short transaction each, in the lock order (portfolio,
+    symbol, group, account, position). `still_applies`, given the locked scope, says whether the reason for the
+    release still holds (read under the account's lock); a position whose scope says no is left as it is."""
     cancelled = []
     for position_id in position_ids:
         try:
             with transaction.atomic():
                 locked = lock_position(position_id=position_id, instance_id=None)
+                if still_applies is not None and not still_applies(locked.scope):
+                    continue
                 if reservation_release(locked, now=now, final_status=PositionStatus.CANCELLED):
                     position = locked.position
                     position_published(position)
@@ -153,3 +161,15 @@ def inactive_accounts_sweep(*, now: datetime) -> tuple[int, ...]:
     """Release what deactivated accounts (or the accounts of deactivated users) still reserve: a deactivation whose
     own release could not finish, or an account deactivated by a path that does not release (a shell, a script)."""
     return _release_each(selectors.unfilled_reservation_ids_of_inactive_accounts(), now=now)
+
+
+def silent_accounts_release(*, now: datetime, limit: int) -> tuple[int, ...]:
+    """Cancel-on-disconnect: release what accounts the heartbeat watchdog marked silent still reserve (pending and
+    approved positions are cancelled, the unfilled rest of open ones released), at most `limit` positions a call,
+    oldest first, each through the release every other path uses. Each release re-reads the mark under the
+    account's lock: an account whose bot came back in the meantime keeps its reservations."""
+    return _release_each(
+        selectors.unfilled_reservation_ids_of_silent_accounts(limit=limit),
+        now=now,
+        still_applies=lambda scope: scope.account.heartbeat_lost_at is not None,
+    )

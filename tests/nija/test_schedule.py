@@ -7,7 +7,7 @@ import pytest
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from monitoring.tasks import AGGREGATE, ANALYTICS, PRUNE_HISTORY
+from monitoring.tasks import AGGREGATE, ANALYTICS, HEARTBEAT_WATCHDOG, PRUNE_HISTORY
 from nija.schedule import periodic_entries
 from risk.tasks import EXPIRE_RESERVATIONS, SWEEP_ACCOUNTS
 
@@ -15,6 +15,7 @@ from risk.tasks import EXPIRE_RESERVATIONS, SWEEP_ACCOUNTS
 def test_each_app_declares_its_own_periodic_tasks(settings):
     settings.RISK_EXPIRY_INTERVAL_SECONDS = 17
     settings.MONITORING_INTERVAL_SECONDS = 3
+    settings.MONITORING_HEARTBEAT_INTERVAL_SECONDS = 7
 
     entries = {entry.task: entry.every_seconds for entry in periodic_entries()}
 
@@ -24,6 +25,7 @@ def test_each_app_declares_its_own_periodic_tasks(settings):
         AGGREGATE: 3,
         ANALYTICS: settings.MONITORING_ANALYTICS_INTERVAL_SECONDS,
         PRUNE_HISTORY: settings.MONITORING_PRUNE_INTERVAL_SECONDS,
+        HEARTBEAT_WATCHDOG: 7,
     }
 
 
@@ -46,17 +48,19 @@ def test_sync_schedule_creates_every_task_once(settings):
         5,
         5,
     )
-    assert PeriodicTask.objects.count() == 5
+    assert PeriodicTask.objects.count() == 6
     assert IntervalSchedule.objects.filter(every=17).count() == 1
     lines = out.getvalue().splitlines()
     assert lines[0] == "created 'risk: expire reservations': risk.expire_reservations every 17 s"
     assert lines[2] == "created 'monitoring: aggregate desk metrics': monitoring.aggregate every 5 s"
-    assert lines[5:] == [
+    assert lines[5] == "created 'monitoring: heartbeat watchdog': monitoring.heartbeat_watchdog every 10 s"
+    assert lines[6:] == [
         "kept 'risk: expire reservations' as it is",
         "kept 'risk: sweep accounts (stale equity, deactivated)' as it is",
         "kept 'monitoring: aggregate desk metrics' as it is",
         "kept 'monitoring: desk analytics' as it is",
         "kept 'monitoring: prune history' as it is",
+        "kept 'monitoring: heartbeat watchdog' as it is",
     ]
 
 

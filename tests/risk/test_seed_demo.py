@@ -70,14 +70,21 @@ def test_demo_groups_and_limits_are_set_printed_and_audited(tmp_path, redis_clie
     majors_held = Position.objects.filter(status__in=EXPOSURE_STATUSES, symbol__in=["BTC-USD", "ETH-USD"])
     assert groups["majors"].exposure == majors_held.aggregate(total=Sum("notional"))["total"]
     limits = RiskLimits.objects.get(instance__isnull=True)
-    assert (limits.max_total_positions, limits.equity_max_age_seconds) == (1_000_000, 86_400)
+    assert (limits.max_total_positions, limits.equity_max_age_seconds, limits.heartbeat_timeout_seconds) == (
+        1_000_000,
+        86_400,
+        86_400,
+    )
     assert (limits.max_position_pct, limits.max_account_exposure_pct) == (Decimal("0.2"), Decimal("0.9"))
-    assert "max_total_positions 50 -> 1000000, equity_max_age_seconds 900 -> 86400" in output
+    assert (
+        "max_total_positions 50 -> 1000000, equity_max_age_seconds 900 -> 86400, heartbeat_timeout_seconds 120 -> 86400"
+        in output
+    )
     audit = AuditEntry.objects.get(action="risk_limits.change")
     assert (audit.actor, audit.before, audit.after) == (
         None,
-        {"max_total_positions": 50, "equity_max_age_seconds": 900},
-        {"max_total_positions": 1_000_000, "equity_max_age_seconds": 86_400},
+        {"max_total_positions": 50, "equity_max_age_seconds": 900, "heartbeat_timeout_seconds": 120},
+        {"max_total_positions": 1_000_000, "equity_max_age_seconds": 86_400, "heartbeat_timeout_seconds": 86_400},
     )
 
 

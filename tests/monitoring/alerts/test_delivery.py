@@ -400,3 +400,44 @@ def test_an_attempt_cut_short_by_the_soft_time_limit_is_recorded_and_retried(all
     delivery, attempt = AlertDelivery.objects.get(), AlertDeliveryAttempt.objects.get()
     assert (delivery.status, attempt.outcome, attempt.error) == ("retrying", "failed", "SoftTimeLimitExceeded")
     assert [queued.attempt for queued in broker.queued()] == [2]
+
+
+def test_a_silent_bot_fires_a_heartbeat_rule_at_the_receiver_and_a_bot_heard_from_does_not(
+    allow_private, receiver, broker, redis_client, django_capture_on_commit_callbacks
+):
+    """The heartbeat figure is the watchdog's liveness: both accounts' last time in PostgreSQL is ten minutes old,
+    but one bot has just made an authenticated request (recorded in Redis only): it does not fire; the silent one
+    does, signed, at the local receiver."""
+    from accounts.liveness import heartbeat_guard_clear
+    from monitoring.alerts.figures import alert_figures
+    from monitoring.alerts.services.evaluation import alerts_evaluate
+    from tests.risk.conftest import bot_client
+
+    now = timezone.now().replace(microsecond=0)
+    silent, heard = (TradingInstanceFactory(last_heartbeat=now - timedelta(seconds=600)) for _ in range(2))
+    heartbeat_guard_clear()
+    assert bot_client(heard).get(f"/api/accounts/{heard.pk}").status_code == 200
+    channel, secret = webhook_channel(receiver.url)
+    alert_rule_create(
+        actor=None,
+        name="silent bot",
+        scope="every_account",
+        figure="heartbeat_age_s",
+        comparator="gte",
+        threshold=Decimal(120),
+        for_seconds=0,
+        severity="warning",
+        channel_ids=[channel.pk],
+    )
+    later = now + timedelta(seconds=5)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        summary = alerts_evaluate(figures=alert_figures(now=later), now=later)
+
+    assert summary.firing == 1
+    assert broker.run_all() == ["delivered"]
+    [request] = receiver.requests
+    payload = Webhook(secret).verify(request.body, request.headers)
+    assert (payload["type"], payload["data"]["rule"]["figure"]) == ("alert.firing", "heartbeat_age_s")
+    [alert] = payload["data"]["alerts"]
+    assert (alert["account_id"], alert["value"]) == (silent.pk, "605")

@@ -311,6 +311,7 @@ def test_status_shows_limits_states_accounts_counters_and_recent_critical_events
         "approval_ttl_seconds": 900,
         "max_equity_increase_pct": "0.500000",
         "equity_max_age_seconds": 900,
+        "heartbeat_timeout_seconds": 120,
     }
     assert body["limits"]["overrides"] == [
         {"account_id": halted.pk, "max_total_positions": 7, "max_position_pct": "0.050000"}
