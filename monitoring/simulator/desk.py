@@ -150,6 +150,8 @@ class DeskLimits:
 
 
 class DeskSimulator:
+    """The desk: `run()` steps until done; `step()` is one iteration (tests drive it step by step)."""
+
     def __init__(self, config: DeskConfig, *, client: DeskClient | None = None) -> None:
         self.config = config
         self.rng = random.Random(config.seed)  # noqa: S311 - a demo's choices, not secrets
