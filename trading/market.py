@@ -113,7 +113,7 @@ def market_price_set(
         timestamp=now or timezone.now(),
     )
     if not MARKET.set(mark.symbol, mark.to_json(), ttl=settings.MARKET_PRICE_TTL):
-        raise MarketPriceUnavailable(mark.symbol)
+        raise MarketPriceUnavailable()
     return mark
 
 

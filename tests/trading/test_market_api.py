@@ -276,3 +276,18 @@ def test_market_price_get_returns_decimal_fields_and_an_aware_timestamp(redis_cl
 def test_a_corrupt_stored_value_reads_as_missing(redis_client, stored):
     redis_client.set(KEY, stored, ex=60)
     assert market_price_get("BTC-USD", now=datetime(2030, 1, 1, 0, 0, 1, tzinfo=UTC)) is None
+
+
+def test_redis_down_a_price_write_answers_503_saying_the_cache_is_unavailable(feed, settings):
+    """market_price_set raised MarketPriceUnavailable(symbol): the symbol became the error's message ("BTC-USD")
+    once the error was a DomainError, where the API had said what was wrong."""
+    from tests.risk.api.test_fail_closed import redis_stopped
+
+    settings.RATE_LIMIT_FAIL_CLOSED_SCOPES = []  # past the limiter: the write itself must refuse
+    with redis_stopped():
+        response = _put(feed, {"price": "64250.5"})
+
+    assert (response.status_code, response.json()) == (
+        503,
+        {"error": {"code": "market_cache_unavailable", "message": "The price cache is unavailable."}},
+    )
