@@ -190,3 +190,21 @@ def test_the_fingerprint_is_the_canonical_json_of_the_check_body():
             )
             == expected
         )
+
+
+@pytest.mark.parametrize("seed_value", range(6))
+def test_the_first_seeded_account_takes_the_readme_walkthroughs_order(tmp_path, redis_client, seed_value):
+    """The README's bot walkthrough uses the first account of var/demo-tokens.json and checks 0.01 BTC at 60,000.
+    The first account's tier and balance were drawn at random: a free or small basic account (about half of the
+    draws) rejected that order (max_position_size: 20 % of 1,000-5,000 of equity), and the walkthrough's fill and
+    close then answered 409."""
+    path = tmp_path / "tokens.json"
+    call_command("seed_demo", accounts=2, positions=10, tokens_out=path, seed=seed_value, stdout=StringIO())
+    first = json.loads(path.read_text())["accounts"][0]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {first['token']}")
+
+    body = {"account_id": first["id"], "symbol": "BTC-USD", "side": "long", "quantity": "0.01", "price": "60000"}
+    answer = client.post("/api/risk/check-position", {**body, "dry_run": True}, format="json").json()
+
+    assert (answer["decision"], answer["reasons"]) == ("approved", [])

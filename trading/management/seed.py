@@ -67,6 +67,8 @@ TIERS = (
     (SubscriptionTier.PRO, 20, (50_000, 500_000)),
     (SubscriptionTier.ENTERPRISE, 10, (500_000, 5_000_000)),
 )
+# The first demo account (accounts[0] of the tokens file, the README's walkthrough account) is of this tier.
+WALKTHROUGH_TIER = SubscriptionTier.PRO
 # symbol -> (reference price, weight)
 SYMBOLS = {
     "BTC-USD": (64_000, 30),
@@ -315,7 +317,7 @@ class _Builder:
         self.password_hash = make_password(secrets.token_urlsafe(24))
 
     def account(self, index: int, position_count: int) -> _Account:
-        tier, balance_range = self._tier()
+        tier, balance_range = self._tier(index)
         starting = Decimal(self.rng.randint(*balance_range))
         user = self._user(index, tier)
         credential = self._credential(user)
@@ -340,8 +342,12 @@ class _Builder:
         self._token(account)
         return account
 
-    def _tier(self) -> tuple[str, tuple[int, int]]:
+    def _tier(self, index: int) -> tuple[str, tuple[int, int]]:
+        """A tier drawn by weight; the first account is always WALKTHROUGH_TIER (the README's bot walkthrough
+        checks 0.01 BTC with it, which a free account's 20 % of 1,000-5,000 of equity would reject)."""
         tier, _, balance_range = self.rng.choices(TIERS, weights=[weight for _, weight, _ in TIERS])[0]
+        if index == 0:
+            tier, _, balance_range = next(row for row in TIERS if row[0] == WALKTHROUGH_TIER)
         return tier, balance_range
 
     def _user(self, index: int, tier: str) -> User:
