@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 from structlog.tracebacks import ExceptionDictTransformer
 
@@ -45,7 +46,10 @@ def _render_json(logger: object, method_name: str, event_dict: dict[str, Any]) -
     """One line of JSON, the keys every line shares first (easier to read in a terminal)."""
     ordered = {key: event_dict[key] for key in _LEADING_KEYS if key in event_dict}
     ordered.update(event_dict)
-    return json.dumps(ordered, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return orjson.dumps(ordered, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:  # what orjson refuses (a lone surrogate, an integer beyond 64 bits): the standard library
+        return json.dumps(ordered, default=_json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def _add_pid(logger: object, method_name: str, event_dict: dict[str, Any]) -> dict[str, Any]:

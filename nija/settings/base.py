@@ -394,6 +394,9 @@ DJANGO_STRUCTLOG_IP_LOGGING_ENABLED = False
 DJANGO_STRUCTLOG_CELERY_ENABLED = True
 # An SSE client going away is normal operation, not a warning.
 DJANGO_STRUCTLOG_REQUEST_CANCELLED_LOG_LEVEL = logging.INFO
+# One line per request: `request_finished` (status, request id, user, account, and for a check its decision). The
+# start line is DEBUG, below LOG_LEVEL's default, so it costs a level test instead of a formatted, redacted line.
+DJANGO_STRUCTLOG_STATUS_START_LOG_LEVEL = logging.DEBUG
 # Celery must keep Django's logging (logs/celery.py answers its setup_logging signal) and the real stdout.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_REDIRECT_STDOUTS = False

@@ -115,25 +115,40 @@ def position_check(
         return _reduce_only_confirmation(request=request)
     engine_request = _engine_request(request)
     permission = selectors.user_limits(user_permission_get(user_id=user_id))
+    fingerprint = request.fingerprint()  # before the lock: nothing below waits on it
     lock_clock = LockClock()
     try:
         with transaction.atomic():
-            outcome = _check_locked(
+            result = _check_locked(
                 request=request,
                 engine_request=engine_request,
                 permission=permission,
                 now=now,
+                fingerprint=fingerprint,
                 correlation_id=correlation_id,
                 lock_clock=lock_clock,
             )
-        lock_clock.committed()
-        return outcome
+        if isinstance(result, CheckOutcome):
+            return result
     except IntegrityError:
         # The unique (instance, client_order_id) constraint: only reachable if a row appeared outside the
         # portfolio lock; the stored answer is still the right one.
         if request.client_order_id is None or request.dry_run:
             raise
         return _replay_unlocked(request, now=now or timezone.now())
+    # Committed: the row is free. What only reports the decision is built now, outside the lock.
+    if result.position.status != PositionStatus.PENDING_APPROVAL:
+        _announce(position=result.position, decision=result.decision, correlation_id=correlation_id)
+    return _outcome(result.decision, scope=result.scope, position=result.position)
+
+
+@dataclass(frozen=True)
+class _Recorded:
+    """A decision recorded under the lock, reported after COMMIT."""
+
+    decision: Decision
+    scope: selectors.LockedScope
+    position: Position
 
 
 class LockClock:
@@ -146,11 +161,12 @@ class LockClock:
         self._locked_at: float | None = None
 
     def locked(self) -> None:
+        """The lock statement answered: start, and stop when COMMIT returns (the first on_commit callback)."""
         self._locked_at = time.perf_counter()
+        transaction.on_commit(self._committed)
 
-    def committed(self) -> None:
-        if self._locked_at is not None:
-            RISK_LOCK_HELD.observe(time.perf_counter() - self._locked_at)
+    def _committed(self) -> None:
+        RISK_LOCK_HELD.observe(time.perf_counter() - self._locked_at)
 
 
 def _engine_request(request: CheckInput) -> CheckRequest:
@@ -178,9 +194,10 @@ def _check_locked(
     engine_request: CheckRequest,
     permission,
     now: datetime | None,
+    fingerprint: str,
     correlation_id: str,
     lock_clock: LockClock,
-) -> CheckOutcome:
+) -> "CheckOutcome | _Recorded":
     check = _check_scope(request)
     if not request.dry_run:
         lock_clock.locked()
@@ -191,7 +208,7 @@ def _check_locked(
     scope, limits = check.locked, check.limits
     now = locked_now(scope=scope, requested=now)
     if check.existing is not None and not request.dry_run:
-        return _replay(check.existing, request, now=now)
+        return _replay(check.existing, request, now=now, fingerprint=fingerprint)
     if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
         raise StaleState()
     if request.dry_run:
@@ -207,9 +224,11 @@ def _check_locked(
     )
     if request.dry_run:
         return _outcome(decision, scope=scope, position=None)
-    position = _record(request=request, decision=decision, scope=scope, limits=limits, now=now)
-    _announce(position=position, decision=decision, correlation_id=correlation_id)
-    return _outcome(decision, scope=scope, position=position)
+    position = _record(request=request, decision=decision, scope=scope, limits=limits, now=now, fingerprint=fingerprint)
+    if position.status == PositionStatus.PENDING_APPROVAL:
+        # Its approval_requested event is written with the position (same transaction), and announced after it.
+        _announce(position=position, decision=decision, correlation_id=correlation_id)
+    return _Recorded(decision=decision, scope=scope, position=position)
 
 
 def _check_scope(request: CheckInput) -> selectors.CheckScope | None:
@@ -223,7 +242,7 @@ def _check_scope(request: CheckInput) -> selectors.CheckScope | None:
 
 
 def _record(
-    *, request: CheckInput, decision: Decision, scope: selectors.LockedScope, limits, now: datetime
+    *, request: CheckInput, decision: Decision, scope: selectors.LockedScope, limits, now: datetime, fingerprint: str
 ) -> Position:
     """Write the position with its decision; approved and pending ones reserve their notional on every counter
     (one statement: `position_insert`). Returns the position as written (not re-read)."""
@@ -241,7 +260,7 @@ def _record(
         status=status,
         reasons=[reason_json(reason) for reason in decision.reasons],
         client_order_id=request.client_order_id,
-        request_fingerprint=request.fingerprint(),
+        request_fingerprint=fingerprint,
         reservation_expires_at=None if status == PositionStatus.REJECTED else now + ttl,
         approved_at=now if status == PositionStatus.APPROVED else None,
         decided_at=now,
@@ -263,7 +282,7 @@ def _announce(*, position: Position, decision: Decision, correlation_id: str) ->
         "notional": str(position.notional),
         "reasons": [str(reason.code) for reason in decision.reasons],
     }
-    transaction.on_commit(lambda: logger.info("position_checked", **entry))  # formatted outside the row locks
+    transaction.on_commit(lambda: _log_decision(entry))  # formatted outside the row locks
     position_published(position)
     if position.status == PositionStatus.PENDING_APPROVAL:
         risk_event_raise(
@@ -274,6 +293,15 @@ def _announce(*, position: Position, decision: Decision, correlation_id: str) ->
             details={"position_id": position.pk, "notional": str(position.notional)},
             correlation_id=correlation_id,
         )
+
+
+def _log_decision(entry: dict) -> None:
+    """Within a request, the decision rides on the request's one log line (`request_finished`, which carries the
+    request id operators query by); anywhere else it is a `position_checked` line of its own."""
+    if structlog.contextvars.get_contextvars().get("request_id"):
+        structlog.contextvars.bind_contextvars(**entry)
+    else:
+        logger.info("position_checked", **entry)
 
 
 def _outcome(decision: Decision, *, scope: selectors.LockedScope, position: Position | None) -> CheckOutcome:
@@ -306,12 +334,14 @@ def _pct(numerator: Decimal, denominator: Decimal) -> Decimal | None:
     return (numerator / denominator).quantize(Decimal("0.00000001")) if denominator else None
 
 
-def _replay(existing: Mapping[str, Any], request: CheckInput, *, now: datetime) -> CheckOutcome:
+def _replay(
+    existing: Mapping[str, Any], request: CheckInput, *, now: datetime, fingerprint: str | None = None
+) -> CheckOutcome:
     """The answer to a retry with the same client_order_id (409 if the body differs): the decision as originally
     given, the position's status now, and `allowed` only if the position holds an approval now (one since
     cancelled, expired or swept does not; a pending one approved since does). `existing` holds the position's
     column values (JSON from the lock function, or Python values)."""
-    if existing["request_fingerprint"] != request.fingerprint():
+    if existing["request_fingerprint"] != (fingerprint or request.fingerprint()):
         raise IdempotencyConflict()
     expires_at = _as_datetime(existing["reservation_expires_at"])
     return CheckOutcome(

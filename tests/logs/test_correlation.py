@@ -37,7 +37,6 @@ def test_an_eager_task_logs_under_the_request_id(operator_client, log_sink, monk
         ("celery.app.trace", "Task tests.logs.record_correlation"),
         ("tests.logs.tasks", "correlation_task_ran"),
         ("tests.logs.views", "enqueue_view_called"),
-        ("django_structlog.middlewares.request", "request_started"),
     ]
     assert results[2]["note"] == "from-view"
 
@@ -127,7 +126,6 @@ def test_a_real_worker_logs_the_task_under_the_request_id(operator_client, log_s
     web = [entry for entry in results if entry["pid"] == os.getpid()]
     task = [entry for entry in results if entry["pid"] != os.getpid()]
     assert [entry["event"] for entry in reversed(web)] == [
-        "request_started",
         "enqueue_view_called",
         "task_enqueued",
         "request_finished",

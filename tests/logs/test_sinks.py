@@ -147,9 +147,9 @@ def test_with_redis_stopped_requests_succeed_drops_are_counted_and_logging_resum
     assert [response.status_code for response in responses] == [200] * 5
     assert elapsed < 2.0
     assert log_sink.flush_queue()
-    # then every line of those requests (3 each) was dropped and counted in this process
-    assert log_sink.dropped - dropped_before >= 15
-    assert log_sink.unreported_drops >= 15
+    # then every line of those requests (2 each: the view's and request_finished) was dropped and counted here
+    assert log_sink.dropped - dropped_before >= 10
+    assert log_sink.unreported_drops >= 10
     # and the suite's shared Redis never went down
     assert redis.Redis.from_url(settings.REDIS_URL).ping()
 

@@ -665,7 +665,8 @@ def test_every_decision_is_logged_with_its_correlation_id(relaxed_rate_limits, c
     response = client.post("/api/risk/check-position", body, format="json", HTTP_X_REQUEST_ID="check-log-1")
 
     lines = [json.loads(line) for line in capfd.readouterr().out.splitlines() if line.startswith("{")]
-    logged = [line for line in lines if line["event"] == "position_checked"]
+    logged = [line for line in lines if line.get("request_id") == "check-log-1"]
+    assert [line["event"] for line in logged] == ["request_finished"]  # one line a request, the decision on it
     assert [(line["request_id"], line["position_id"], line["decision"], line["notional"]) for line in logged] == [
         ("check-log-1", response.json()["position_id"], "approved", "6000.00000000")
     ]

@@ -138,8 +138,10 @@ def test_an_account_exposure_limit_admits_exactly_k_of_64_simultaneous_checks_ev
 ):
     # The fresh mark (900) is above the bot's price (800): every reservation is n = 900, so a check that missed
     # the mark would reserve 800 and let one more through.
-    market_price_set(symbol="ETH-USD", price=Decimal("900"))
     for round_no in range(ROUNDS):
+        # Set every round: on a loaded machine the 20 rounds outlast MARKET_PRICE_TTL (60 s), and an expired mark
+        # priced the last rounds at 800 (one more admitted).
+        market_price_set(symbol="ETH-USD", price=Decimal("900"))
         fits = 10 + round_no % 5  # equity 1,000 x fits: 0.90 x equity admits exactly `fits` of 900, to the cent
         held = round_no % 4
         account = funded_account(Decimal(1000 * fits))
