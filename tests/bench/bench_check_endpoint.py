@@ -225,6 +225,7 @@ def _lock_held(base_url: str) -> tuple[float, float]:
 
 
 # ---------------------------------------------------------------------------------------------- the benchmark
+@pytest.mark.timeout(1800)  # nine kinds of slices, three rounds, the open loop and the profile: past the suite's 300 s
 @pytest.mark.django_db(transaction=True)
 def test_check_endpoint_targets_and_profile(tmp_path, redis_client, settings, monkeypatch):
     wrk = endpoint_load.require_wrk()
