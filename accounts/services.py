@@ -492,8 +492,10 @@ def heartbeat_restore(*, instance_ids: list[int], now: datetime | None) -> list[
     with connection.cursor() as cursor:
         cursor.execute(_RESTORE_SQL, [now, list(instance_ids)])
         restored = sorted(row[0] for row in cursor.fetchall())
-    for pk in restored:
-        logger.info("heartbeat_restored", account_id=pk)
+    if len(restored) == 1:
+        logger.info("heartbeat_restored", account_id=restored[0])
+    elif restored:
+        logger.info("heartbeat_restored", accounts=len(restored), first_account_ids=restored[:20])
     return restored
 
 
