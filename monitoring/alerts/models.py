@@ -108,7 +108,9 @@ class AlertState(models.Model):
     """A rule-and-scope pair that is not ok (pending, firing, or resolved inside its cooldown). Instance null is
     the portfolio. A pair back to ok has no row."""
 
-    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="states")
+    # No index of its own: the unique (rule, instance) index leads with it (a second one only slowed every insert
+    # of an alert storm's states).
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="states", db_index=False)
     instance = models.ForeignKey(
         "accounts.TradingInstance", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
