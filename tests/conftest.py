@@ -1,8 +1,40 @@
 """Shared fixtures: real PostgreSQL (pytest-django's test database) and the suite's own Redis server."""
 
+import psycopg2
 import pytest
+from django.conf import settings
 from django_redis import get_redis_connection
 from rest_framework.test import APIClient
+
+from tests.session_guard import GuardedResource, SessionClash, SessionGuard, redis_server
+
+_guard: SessionGuard | None = None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Refuse to start when another test session uses this session's test database or test Redis (see
+    tests/session_guard.py); hold both until the session ends."""
+    global _guard
+    database = settings.DATABASES["default"]
+    guard = SessionGuard(
+        database,
+        [
+            GuardedResource("database", database["TEST"]["NAME"]),
+            GuardedResource("redis", redis_server(settings.REDIS_URL)),
+        ],
+    )
+    try:
+        guard.acquire()
+    except SessionClash as clash:
+        pytest.exit(str(clash), returncode=pytest.ExitCode.USAGE_ERROR)
+    except psycopg2.OperationalError:
+        return  # PostgreSQL is not there: the database tests say so themselves
+    _guard = guard
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _guard is not None:
+        _guard.release()
 
 
 @pytest.fixture

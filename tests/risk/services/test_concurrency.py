@@ -150,8 +150,9 @@ def test_an_account_exposure_limit_admits_exactly_k_of_64_simultaneous_checks_ev
 
         results = crowd.run([calling(account, check(account, symbol="ETH-USD", price="800"))] * THREADS)
 
+        assert raised(results) == []
+        assert {result.notional for result in results} == {Decimal(900)}  # every check priced at the fresh mark
         assert_exactly(results, approved=fits - held, rejected_for="account_exposure")
-        assert {result.notional for result in results} == {Decimal(900)}
         account.refresh_from_db()
         assert account.exposure == Decimal(900 * fits) == Decimal("0.90") * account.equity
         assert account.position_count == fits
