@@ -19,7 +19,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     guard = SessionGuard(
         database,
         [
-            GuardedResource("database", database["TEST"]["NAME"]),
+            GuardedResource("database", database.get("TEST", {}).get("NAME") or f"test_{database['NAME']}"),
             GuardedResource("redis", redis_server(settings.REDIS_URL)),
         ],
     )
