@@ -275,6 +275,14 @@ class PositionOutput(serializers.Serializer):
     reasons = ReasonOutput(many=True)
     client_order_id = serializers.CharField(allow_null=True)
     reservation_expires_at = serializers.DateTimeField(allow_null=True)
+    unfilled_released_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text=(
+            "When the unfilled rest of the order was released (a halt, a deactivation, the heartbeat watchdog or "
+            "reservation_ttl): from then on nothing is reserved, whatever reservation_expires_at says, and a fill "
+            "of the rest is recorded without a check (a warning event)."
+        ),
+    )
     decided_at = serializers.DateTimeField(allow_null=True)
     decision_reason = serializers.CharField()
     created_at = serializers.DateTimeField()

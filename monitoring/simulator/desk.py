@@ -106,7 +106,9 @@ class Tracked:
         self.quantity = Decimal(body["quantity"])
         self.filled = Decimal(body["filled_quantity"])
         self.closed = Decimal(body["closed_quantity"])
-        self.expires_at = _instant(body.get("reservation_expires_at"))
+        # A released rest (a halt, the watchdog) is no longer reserved, whatever its old deadline says.
+        released = body.get("unfilled_released_at") is not None
+        self.expires_at = None if released else _instant(body.get("reservation_expires_at"))
 
     @classmethod
     def from_json(cls, body: dict) -> "Tracked":

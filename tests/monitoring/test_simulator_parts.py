@@ -185,3 +185,18 @@ def test_price_walks_are_reproducible_and_bounded():
     assert min(path(7)) >= 50
     assert max(path(7)) <= 200
     assert all(price == price.quantize(Decimal("0.00000001")) for price in path(7))
+
+
+def test_a_tracked_position_whose_rest_was_released_has_nothing_left_to_fill():
+    """An open position keeps its old reservation deadline after a halt released its rest: the desk must read
+    `unfilled_released_at`, or it fills a released rest after the operator resumes (a fill_after_release warning)."""
+    from datetime import UTC, datetime, timedelta
+
+    from monitoring.simulator.desk import Tracked
+
+    deadline = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
+    body = {"id": 7, "symbol": "BTC-USD", "side": "long", "status": "open", "quantity": "0.3"}
+    body |= {"filled_quantity": "0.1", "closed_quantity": "0", "reservation_expires_at": deadline}
+
+    assert Tracked.from_json(body | {"unfilled_released_at": None}).unfilled == Decimal("0.2")
+    assert Tracked.from_json(body | {"unfilled_released_at": deadline}).unfilled == 0

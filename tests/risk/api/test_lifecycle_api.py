@@ -428,3 +428,25 @@ def test_amounts_whose_results_do_not_fit_the_books_answer_400_not_503_and_write
     assert Trade.objects.count() == 0
     assert list(Fill.objects.values_list("exchange_order_id", flat=True)) == ["x-2"]
     assert counter_drift() == []
+
+
+@pytest.mark.django_db
+def test_a_released_rest_reads_as_released_and_no_longer_reserved(relaxed_rate_limits):
+    """A halt releases the unfilled rest of an open position, which stays open. Its JSON still showed the
+    reservation's deadline and nothing else, so a bot (the demo desk, after an operator's halt and resume) took the
+    rest for still reserved and filled it: a fill after release, a warning event each, on the page."""
+    account = funded_account("100000")
+    position = reserve(account, quantity="0.3", price="50000")
+    bot = bot_client(account)
+    fill_body = {"exchange_order_id": "ex-1", "quantity": "0.1", "price": "50000"}
+    assert post(bot, f"/api/positions/{position.pk}/fill", fill_body).json()["unfilled_released_at"] is None
+    admin, _ = operator_client("risk_admin")
+
+    post(admin, "/api/risk/halt", {"account_id": account.pk, "mode": "halted", "reason": "halt"})
+    post(admin, "/api/risk/resume", {"account_id": account.pk, "reason": "resume"})
+    read = bot.get(f"/api/positions/{position.pk}").json()
+
+    released_at = Position.objects.get(pk=position.pk).unfilled_released_at
+    assert released_at is not None
+    assert (read["status"], read["filled_quantity"]) == ("open", "0.10000000")
+    assert read["unfilled_released_at"] == released_at.isoformat().replace("+00:00", "Z")

@@ -79,6 +79,7 @@ def test_a_position_renders_every_field_as_the_write_endpoints_do(book):
         "reasons": [],
         "client_order_id": position.client_order_id,
         "reservation_expires_at": body["reservation_expires_at"],
+        "unfilled_released_at": None,
         "decided_at": body["decided_at"],
         "decision_reason": "",
         "created_at": body["created_at"],
