@@ -37,9 +37,9 @@ from redis import RedisError
 from accounts.liveness import last_seen, lost_forget, lost_mark
 from accounts.services import heartbeat_restore
 from nija.events import publish_on_commit
-from risk import selectors
+from risk import locks
 from risk.models import RiskEvent, Severity
-from risk.services.events import risk_event_json
+from risk.outputs import risk_event_json
 from risk.services.trading_state import silent_accounts_release
 
 logger = structlog.get_logger(__name__)
@@ -181,8 +181,8 @@ def _watched(*, now: datetime) -> list[Watched]:
 def _apply(verdicts: Verdicts, *, now: datetime) -> tuple[list[int], list[int]]:
     """Persist, mark and restore under the portfolio lock; returns (marked, restored)."""
     with transaction.atomic():
-        selectors.set_lock_timeouts()
-        selectors.lock_portfolio()
+        locks.set_lock_timeouts()
+        locks.lock_portfolio()
         with connection.cursor() as cursor:
             if verdicts.persist:
                 ids = sorted(verdicts.persist)

@@ -27,7 +27,7 @@ from accounts.admin import ADMIN_REASON, TradingInstanceAdmin, UserAdmin
 from accounts.models import TradingInstance, User
 from accounts.services import ACTIVATION_FIELD, audit_entry_create
 from nija.errors import DomainError
-from risk import selectors
+from risk import locks
 from risk.errors import EquityHoldChanged
 from risk.models import (
     CorrelationGroup,
@@ -397,13 +397,13 @@ class CorrelationGroupAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: CorrelationGroup, form: forms.ModelForm, change: bool) -> None:
         """The portfolio lock first (the admin's change view is one transaction): writing the group row or its
         members before it could deadlock with a check that holds the portfolio and waits for the group."""
-        selectors.lock_portfolio()
+        locks.lock_portfolio()
         form.audit_before = group_audit_values(CorrelationGroup.objects.get(pk=obj.pk)) if change else None
         super().save_model(request, obj, form, change)
 
     def delete_model(self, request: HttpRequest, obj: CorrelationGroup) -> None:
         with transaction.atomic():
-            selectors.lock_portfolio()
+            locks.lock_portfolio()
             audit_entry_create(
                 actor=request.user,
                 action="correlation_group.delete",

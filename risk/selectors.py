@@ -1,25 +1,22 @@
-"""Reads of the risk app: the limits and states in force, the row locks of a check, and the engine's inputs.
+"""Reads of the risk app: the limits and states in force, the engine's inputs, the unlocked scope of a dry run,
+and the queries behind the read endpoints. Nothing here locks or writes: the row locks (and the one declared
+order they follow) are risk.locks, the writes risk/services/.
 
-Locks are always taken in one fixed order, so two transactions can never wait on each other in a cycle:
-the portfolio row, then the symbol row, then the correlation-group row, then the account row (each by primary
-key). Every exposure-moving service goes through `lock_scope`.
+`LockedScope` and `CheckScope` are the values a check decides on, whether read under the locks (risk.locks) or,
+for a dry run, without them (`read_scope`, `read_check_scope`, in the same order: risk.locks.LOCK_ORDER).
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
-from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
-from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import TradingInstance
 from accounts.selectors import UserPermissionData
-from nija.api.parsers import loads_decimal
 from risk.engine import AccountState, Limits, PortfolioState, TradingMode, UserLimits
 from risk.models import (
     CorrelationGroup,
@@ -126,81 +123,18 @@ def trading_modes(*, instance_id: int | None) -> tuple[TradingMode, TradingMode]
     return portfolio_mode, account_mode
 
 
-_SET_TIMEOUTS_SQL = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)"
-
-
-def _timeouts() -> list[str]:
-    return [f"{settings.RISK_LOCK_TIMEOUT_MS}ms", f"{settings.RISK_STATEMENT_TIMEOUT_MS}ms"]
-
-
-def set_lock_timeouts() -> None:
-    """Bound how long this transaction may wait for a row lock or run a statement (RISK_LOCK_TIMEOUT_MS,
-    RISK_STATEMENT_TIMEOUT_MS; SET LOCAL: this transaction only). Past either, PostgreSQL raises and the caller
-    answers 503: the gate fails closed instead of hanging."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)", _timeouts()
-        )
-
-
-# The outer SELECT reads the clock after the materialized CTE has been granted the lock (in a plain SELECT ... FOR
-# UPDATE the target list is computed before the lock wait, so the clock would be the time the wait began).
-_LOCK_PORTFOLIO_SQL = (
-    "WITH locked AS MATERIALIZED (SELECT * FROM risk_portfolio WHERE id = %s FOR UPDATE) "
-    "SELECT locked.*, clock_timestamp() AS locked_at FROM locked"
-)
-
-
-def lock_portfolio() -> Portfolio:
-    """The portfolio row, locked, with `locked_at`: PostgreSQL's clock once the lock was granted."""
-    return next(iter(Portfolio.objects.raw(_LOCK_PORTFOLIO_SQL, [Portfolio.SINGLETON_ID])))
-
-
-def lock_symbol(symbol: str) -> SymbolExposure:
-    """The symbol's exposure row, created on the first check of the symbol (ON CONFLICT DO NOTHING), locked."""
-    row = SymbolExposure.objects.select_for_update().filter(pk=symbol).first()
-    if row is None:
-        SymbolExposure.objects.bulk_create([SymbolExposure(symbol=symbol)], ignore_conflicts=True)
-        row = SymbolExposure.objects.select_for_update().get(pk=symbol)
-    return row
-
-
-def lock_group_of(symbol: str) -> CorrelationGroup | None:
-    return CorrelationGroup.objects.select_for_update(of=("self",)).filter(members__symbol=symbol).first()
-
-
-def lock_account(instance_id: int) -> TradingInstance:
-    """The account row, locked (not its user's), with `user_active`: its user's is_active."""
-    accounts = TradingInstance.objects.select_for_update(of=("self",)).annotate(user_active=F("user__is_active"))
-    return accounts.get(pk=instance_id)
-
-
-def lock_scope(*, instance_id: int, symbol: str | None) -> LockedScope:
-    """Lock, in the one fixed order, every row whose counters a change for this account and symbol moves."""
-    portfolio = lock_portfolio()
-    symbol_row = lock_symbol(symbol) if symbol else None
-    group = lock_group_of(symbol) if symbol else None
-    account = lock_account(instance_id)
+def read_scope(*, instance_id: int, symbol: str | None) -> LockedScope:
+    """The same rows as risk.locks.lock_scope, in the same order (risk.locks.LOCK_ORDER), read without locks (dry
+    runs: they reserve nothing); the clock is this process's, read now. TradingInstance.DoesNotExist for an
+    unknown account."""
+    portfolio = Portfolio.objects.get(pk=Portfolio.SINGLETON_ID)
+    symbol_row = (SymbolExposure.objects.filter(pk=symbol).first() or SymbolExposure(symbol=symbol)) if symbol else None
+    group = CorrelationGroup.objects.filter(members__symbol=symbol).first() if symbol else None
+    account = TradingInstance.objects.annotate(user_active=F("user__is_active")).get(pk=instance_id)
     return LockedScope(
         portfolio=portfolio,
         symbol_row=symbol_row,
         group=group,
-        account=account,
-        clock=portfolio.locked_at,
-        user_active=account.user_active,
-    )
-
-
-def read_scope(*, instance_id: int, symbol: str | None) -> LockedScope:
-    """The same rows as `lock_scope`, read without locks (dry runs: they reserve nothing); the clock is this
-    process's, read now."""
-    account = TradingInstance.objects.annotate(user_active=F("user__is_active")).get(pk=instance_id)
-    return LockedScope(
-        portfolio=Portfolio.objects.get(pk=Portfolio.SINGLETON_ID),
-        symbol_row=(SymbolExposure.objects.filter(pk=symbol).first() or SymbolExposure(symbol=symbol))
-        if symbol
-        else None,
-        group=CorrelationGroup.objects.filter(members__symbol=symbol).first() if symbol else None,
         account=account,
         clock=timezone.now(),
         user_active=account.user_active,
@@ -409,7 +343,7 @@ def risk_status(*, now: datetime) -> RiskStatus:
 
 @dataclass(frozen=True)
 class CheckScope:
-    """Everything a check decides on, read under its locks in one round trip (`lock_check_scope`)."""
+    """Everything a check decides on, read under its locks in one round trip (risk.locks.lock_check_scope)."""
 
     locked: LockedScope
     limits: LimitsInForce
@@ -418,83 +352,8 @@ class CheckScope:
     existing: Mapping[str, Any] | None  # the earlier position with the same client_order_id, as column values
 
 
-def lock_check_scope(*, instance_id: int, symbol: str, client_order_id: str | None) -> CheckScope | None:
-    """Set the transaction's lock and statement timeouts, then lock portfolio -> symbol -> group -> account and
-    read limits, states and any earlier position with this client_order_id: one round trip (the
-    `risk_lock_check_scope` function, migrations risk 0004 and 0008). None when the account does not exist."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"{_SET_TIMEOUTS_SQL}; SELECT risk_lock_check_scope(%s, %s, %s)",
-            [*_timeouts(), instance_id, symbol, client_order_id],
-        )
-        (text,) = cursor.fetchone()
-    if text is None:
-        return None
-    return _check_scope_from(loads_decimal(text))
-
-
-def _check_scope_from(data: Mapping[str, Any]) -> CheckScope:
-    """Unsaved model instances carrying the locked rows' values (the services read fields and primary keys only)."""
-    portfolio, symbol, group, account = data["portfolio"], data["symbol"], data["group"], data["account"]
-    locked = LockedScope(
-        portfolio=Portfolio(
-            id=portfolio["id"],
-            exposure=portfolio["exposure"],
-            position_count=portfolio["position_count"],
-            equity=portfolio["equity"],
-            day_start_equity=portfolio["day_start_equity"],
-            day_start_date=_date(portfolio["day_start_date"]),
-        ),
-        symbol_row=None
-        if symbol is None
-        else SymbolExposure(**_fields(symbol, "symbol", "exposure", "position_count")),
-        group=None if group is None else CorrelationGroup(**_fields(group, "id", "name", "limit_pct", "exposure")),
-        account=TradingInstance(
-            **_fields(
-                account,
-                "id",
-                "user_id",
-                "is_active",
-                "equity",
-                "exposure",
-                "position_count",
-                "peak_equity",
-                "day_start_equity",
-            ),
-            equity_reported_at=parse_datetime(account["equity_reported_at"]) if account["equity_reported_at"] else None,
-            day_start_date=_date(account["day_start_date"]),
-        ),
-        clock=parse_datetime(data["clock"]),
-        user_active=account["user_is_active"],
-    )
-    states = {row["instance_id"]: TradingMode(row["state"]) for row in data["states"] or []}
-    return CheckScope(
-        locked=locked,
-        limits=limits_from_rows(data["limits"]),
-        portfolio_mode=states.get(None, TradingMode.ACTIVE),
-        account_mode=states.get(account["id"], TradingMode.ACTIVE),
-        existing=data["existing"],
-    )
-
-
-def _date(text: str | None) -> date | None:
-    return parse_date(text) if text else None
-
-
-def as_of_day(scope: LockedScope, *, today: date) -> None:
-    """The locked rows as a new UTC day would see them (start-of-day equity = equity), in memory only: what a dry
-    run evaluates when the day has not been rolled yet (see risk.services.day.trading_day_roll)."""
-    if scope.portfolio.day_start_date is None or today > scope.portfolio.day_start_date:
-        scope.portfolio.day_start_equity = scope.portfolio.equity
-        scope.account.day_start_equity = scope.account.equity
-
-
-def _fields(row: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    return {name: row[name] for name in names}
-
-
 def read_check_scope(*, instance_id: int, symbol: str | None) -> CheckScope | None:
-    """The same values as `lock_check_scope`, read without locks (dry runs)."""
+    """The same values as risk.locks.lock_check_scope, read without locks (dry runs)."""
     try:
         locked = read_scope(instance_id=instance_id, symbol=symbol)
     except TradingInstance.DoesNotExist:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from accounts.models import TradingInstance
 from accounts.services import audit_entry_create
-from risk import selectors
+from risk import locks
 from risk.models import CorrelationGroup, CorrelationGroupMember, Portfolio, RiskLimits, SymbolExposure
 from risk.services.groups import correlation_group_recount
 from risk.services.portfolio_equity import equity_counted_rebuild
@@ -63,7 +63,7 @@ def seed_demo(*, accounts: int, positions: int, tokens_out: Path, seed: int | No
     started = time.monotonic()
     with transaction.atomic():
         trading = trading_seed_demo(accounts=accounts, positions=positions, tokens_out=tokens_out, seed=seed)
-        selectors.lock_portfolio()  # lock order: portfolio, symbols, groups
+        locks.lock_portfolio()  # lock order: portfolio, symbols, groups
         limits_changed = demo_limits_set()  # first: the equity max age decides which accounts count
         portfolio = portfolio_counters_rebuild()
         symbols = symbol_exposure_rebuild()

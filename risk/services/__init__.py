@@ -1,2 +1,2 @@
 """Every service that moves exposure or changes the risk state (docs/design.md, Apps and what each owns): one
-transaction each, row locks in the one fixed order of `risk.selectors`, events published after commit."""
+transaction each, row locks in the one declared order of `risk.locks`, events published after commit."""

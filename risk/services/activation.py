@@ -24,7 +24,7 @@ from django.db import transaction
 
 from accounts.models import TradingInstance, User
 from accounts.services import audit_entry_create, instance_tokens_recache, user_tokens_recache
-from risk import selectors
+from risk import locks, selectors
 from risk.locks import lock_account_scope
 from risk.models import Portfolio
 from risk.services.day import locked_now
@@ -63,8 +63,8 @@ def user_activation_set(
     """Set the user's `is_active` (audited; its cached tokens are rewritten after commit) and what follows from it
     for each of its accounts (see the module)."""
     with transaction.atomic():
-        selectors.set_lock_timeouts()
-        portfolio = selectors.lock_portfolio()
+        locks.set_lock_timeouts()
+        portfolio = locks.lock_portfolio()
         accounts = list(TradingInstance.objects.select_for_update().filter(user_id=user_id).order_by("pk"))
         user = User.objects.select_for_update().get(pk=user_id)
         if user.is_active == active:

@@ -21,11 +21,11 @@ from django.utils.dateparse import parse_datetime
 
 from accounts.selectors import user_permission_get
 from nija.metrics import RISK_LOCK_HELD
-from risk import selectors
+from risk import locks, selectors
 from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate, legacy_request
 from risk.errors import AccountInactive, AccountNotFound, IdempotencyConflict, PositionNotFound, StaleState
 from risk.models import Severity
-from risk.services.day import locked_now, trading_day_roll
+from risk.services.day import as_of_day, locked_now, trading_day_roll
 from risk.services.events import position_published, risk_event_raise
 from risk.services.exposure import position_insert
 from trading.fingerprints import check_fingerprint
@@ -212,7 +212,7 @@ def _check_locked(
     if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
         raise StaleState()
     if request.dry_run:
-        selectors.as_of_day(scope, today=now.date())  # in memory only: a dry run writes nothing
+        as_of_day(scope, today=now.date())  # in memory only: a dry run writes nothing
     else:
         trading_day_roll(scope=scope, today=now.date())
     decision = evaluate(
@@ -236,7 +236,7 @@ def _check_scope(request: CheckInput) -> selectors.CheckScope | None:
     symbol = None if request.is_legacy else request.symbol
     if request.dry_run:
         return selectors.read_check_scope(instance_id=request.account_id, symbol=symbol)
-    return selectors.lock_check_scope(
+    return locks.lock_check_scope(
         instance_id=request.account_id, symbol=symbol, client_order_id=request.client_order_id
     )
 

@@ -44,3 +44,11 @@ def trading_day_roll(*, scope: selectors.LockedScope, today: date) -> bool:
     portfolio.day_start_equity, portfolio.day_start_date = portfolio.equity, today
     account.day_start_equity, account.day_start_date = account.equity, today
     return True
+
+
+def as_of_day(scope: selectors.LockedScope, *, today: date) -> None:
+    """The locked rows as a new UTC day would see them (start-of-day equity = equity), in memory only: what a dry
+    run evaluates when the day has not been rolled yet (see `trading_day_roll`)."""
+    if scope.portfolio.day_start_date is None or today > scope.portfolio.day_start_date:
+        scope.portfolio.day_start_equity = scope.portfolio.equity
+        scope.account.day_start_equity = scope.account.equity

@@ -28,7 +28,7 @@ from django.db.models.expressions import F
 from django.db.models.functions import Coalesce
 
 from accounts.models import TradingInstance
-from risk import selectors
+from risk import locks, selectors
 from risk.engine import (
     PORTFOLIO_PREFIX,
     Breach,
@@ -150,8 +150,8 @@ def _confirm_account(account_id: int, *, correlation_id: str) -> tuple[Breach, .
 def _confirm_portfolio(*, now: datetime, correlation_id: str) -> tuple[Breach, ...]:
     """The portfolio's daily-loss threshold under the portfolio lock: trip it if new, clear its latch if gone."""
     with transaction.atomic():
-        selectors.set_lock_timeouts()
-        locked = selectors.lock_portfolio()
+        locks.set_lock_timeouts()
+        locked = locks.lock_portfolio()
         portfolio = _portfolio_as_of(locked, now=max(now, locked.locked_at))
         breaches = emergency_breaches(
             selectors.states_portfolio_totals(portfolio, TradingMode.ACTIVE),

@@ -1,5 +1,5 @@
 """Moving exposure: the one place that changes the counters, under the locks the caller holds
-(`risk.selectors.lock_scope`, or `lock_check_scope` on the check path).
+(`risk.locks.lock_scope`, or `risk.locks.lock_check_scope` on the check path).
 
 Every transition computes what a position holds afterwards (`risk.engine.holding.held_notional`) and moves the
 portfolio, symbol, correlation-group and account counters by the difference (`x = x + delta`), in one SQL statement,

@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import Sum
 
-from risk import selectors
+from risk import locks
 from risk.models import CorrelationGroup, CorrelationGroupMember
 from trading.models import EXPOSURE_STATUSES, Position
 
@@ -19,8 +19,8 @@ from trading.models import EXPOSURE_STATUSES, Position
 def correlation_group_recount(*, group: CorrelationGroup) -> CorrelationGroup:
     """Set the group's exposure to the sum of notional over pending, approved and open positions in its symbols."""
     with transaction.atomic():
-        selectors.set_lock_timeouts()
-        selectors.lock_portfolio()
+        locks.set_lock_timeouts()
+        locks.lock_portfolio()
         locked = CorrelationGroup.objects.select_for_update().get(pk=group.pk)
         symbols = CorrelationGroupMember.objects.filter(group_id=group.pk).values("symbol")
         held = Position.objects.filter(status__in=EXPOSURE_STATUSES, symbol__in=symbols).aggregate(

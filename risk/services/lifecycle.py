@@ -1,6 +1,6 @@
 """A reserved position's life after the check: fill, close, cancel and expiry, each idempotent.
 
-Each transition locks the scope (portfolio, symbol, group, account: `risk.selectors.lock_scope`) and then the
+Each transition locks the scope (portfolio, symbol, group, account: `risk.locks.lock_scope`) and then the
 position row, changes the position, and moves every counter by what the position now holds
 (`risk.services.exposure.position_rehold`). A fill is keyed by its exchange order id, a close by its client close
 id, a cancel by its position: the same call twice changes nothing the second time; the same key with a different
@@ -14,7 +14,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.db.models import F
 
-from risk import selectors
+from risk import locks, selectors
 from risk.engine.holding import OpenBook, average_price, book_close, book_fill, volume_weighted_price
 from risk.errors import IdempotencyConflict, IllegalTransition, PositionNotFound, QuantityExceeded
 from risk.models import Severity
@@ -51,14 +51,14 @@ class LockedPosition:
 def lock_position(*, position_id: int, instance_id: int | None) -> LockedPosition:
     """Lock the position's scope in the fixed order, then the position row itself. `instance_id` restricts the
     lookup to one account (a bot's own); another account's position is simply not found."""
-    selectors.set_lock_timeouts()
+    locks.set_lock_timeouts()
     lookup = Position.objects.filter(pk=position_id)
     if instance_id is not None:
         lookup = lookup.filter(instance_id=instance_id)
     located = lookup.values("instance_id", "symbol").first()
     if located is None:
         raise PositionNotFound()
-    scope = selectors.lock_scope(instance_id=located["instance_id"], symbol=located["symbol"])
+    scope = locks.lock_scope(instance_id=located["instance_id"], symbol=located["symbol"])
     position = Position.objects.select_for_update().get(pk=position_id)
     return LockedPosition(scope=scope, position=position)
 

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from accounts.models import TradingInstance
-from risk import selectors
+from risk import locks, selectors
 from risk.models import Portfolio
 
 logger = structlog.get_logger(__name__)
@@ -104,8 +104,8 @@ def stale_equity_sweep(*, now: datetime | None = None) -> SweepResult:
     if not _leaving(now=now):
         return SweepResult(account_ids=(), equity=ZERO, day_start_equity=ZERO)
     with transaction.atomic():
-        selectors.set_lock_timeouts()
-        portfolio = selectors.lock_portfolio()
+        locks.set_lock_timeouts()
+        portfolio = locks.lock_portfolio()
         with connection.cursor() as cursor:
             cursor.execute(_TAKE_OUT_SQL, {"now": now or portfolio.locked_at})
             rows = cursor.fetchall()

@@ -15,7 +15,7 @@ from django.db import DatabaseError, transaction
 from accounts.models import TradingInstance, User
 from accounts.services import audit_entry_create
 from nija.events import publish_on_commit
-from risk import selectors
+from risk import locks, selectors
 from risk.engine import TradingMode, account_key_prefix
 from risk.engine.emergency import PORTFOLIO_PREFIX
 from risk.errors import AccountNotFound
@@ -63,8 +63,8 @@ def trading_state_set(
     """Set the scope's state (audited and published). `raise_event` False: the caller raises the one risk event
     that explains the change itself (an emergency halt), so one incident never pages twice."""
     with transaction.atomic():
-        selectors.set_lock_timeouts()
-        selectors.lock_portfolio()
+        locks.set_lock_timeouts()
+        locks.lock_portfolio()
         if instance_id is not None and not TradingInstance.objects.filter(pk=instance_id).exists():
             raise AccountNotFound()
         state = _state_row(instance_id)

@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import TradingInstance
-from risk import selectors
+from risk import locks
 from risk.models import Portfolio
 from risk.services.approval import position_approve
 from risk.services.check import CheckInput, position_check
@@ -145,7 +145,7 @@ def test_a_lifecycle_or_admin_decision_that_waited_for_the_portfolio_lock_acts_a
     answers: list = []
     released_at: list[datetime] = []
 
-    with rows_locked(selectors.lock_portfolio):
+    with rows_locked(locks.lock_portfolio):
         waiting = threading.Thread(target=lambda: answers.append(run_in_thread(calls[request_kind])))
         waiting.start()
         time.sleep(0.5)  # the request is in, waiting for the lock
@@ -180,7 +180,7 @@ def test_a_request_that_waited_for_the_portfolio_lock_acts_at_the_time_it_got_it
     answers: list = []
     released_at: list[datetime] = []
 
-    with rows_locked(selectors.lock_portfolio):
+    with rows_locked(locks.lock_portfolio):
         waiting = threading.Thread(target=lambda: answers.append(run_in_thread(calls[request_kind])))
         waiting.start()
         time.sleep(0.5)  # the request is in, waiting for the lock
@@ -199,9 +199,9 @@ def test_a_request_that_waited_for_the_portfolio_lock_acts_at_the_time_it_got_it
 @pytest.mark.django_db(transaction=True)
 def test_the_locked_clock_is_read_after_the_lock_is_granted():
     before = timezone.now()
-    with rows_locked(selectors.lock_portfolio):
+    with rows_locked(locks.lock_portfolio):
         result: list = []
-        waiting = threading.Thread(target=lambda: result.append(run_in_thread(selectors.lock_portfolio)))
+        waiting = threading.Thread(target=lambda: result.append(run_in_thread(locks.lock_portfolio)))
         waiting.start()
         time.sleep(0.3)
         released_at = timezone.now()

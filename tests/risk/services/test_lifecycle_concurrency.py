@@ -16,8 +16,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from risk.locks import lock_portfolio
 from risk.models import RiskEvent
-from risk.selectors import lock_portfolio
 from risk.services.lifecycle import reservations_expire
 from tests.risk.conftest import books_drift, counter_drift, funded_account
 from tests.risk.services.scenario import close, exposures, fill, reserve

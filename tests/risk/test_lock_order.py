@@ -1,0 +1,165 @@
+"""One declared lock order (risk.locks.LOCK_ORDER) that everything locking follows: the check's PL/pgSQL function,
+`lock_scope`, the unlocked reads of a dry run (`read_scope`, same rows, same order), and the services that lock
+more (a position after its account, a user after its accounts). Read from the statements each one runs."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from risk import locks, selectors
+from risk.defaults import PORTFOLIO_ID
+from risk.locks import LOCK_ORDER_TABLES
+from risk.models import CorrelationGroup, CorrelationGroupMember
+from risk.services.activation import trading_instance_activation_set, user_activation_set
+from risk.services.equity import equity_report
+from tests.risk.conftest import funded_account
+from tests.risk.services.scenario import fill, reserve
+
+pytestmark = pytest.mark.django_db
+
+SCOPE = list(LOCK_ORDER_TABLES[:4])  # portfolio, symbol, group, account
+
+
+@pytest.fixture(autouse=True)
+def _grouped_symbol(redis_client) -> None:
+    """BTC-USD in a correlation group, so a scope has all four rows."""
+    group = CorrelationGroup.objects.create(name="majors", limit_pct=Decimal("0.50"))
+    CorrelationGroupMember.objects.create(group=group, symbol="BTC-USD")
+
+
+def _table(sql: str) -> str:
+    """The table a statement locks (`FOR UPDATE OF t`) or reads first (`FROM t`)."""
+    match = re.search(r'FOR UPDATE OF "?(\w+)"?', sql) or re.search(r'FROM "?(\w+)"?', sql)
+    assert match, sql
+    return match.group(1)
+
+
+def _deduped(tables: list[str]) -> list[str]:
+    return [table for index, table in enumerate(tables) if index == 0 or tables[index - 1] != table]
+
+
+def locked_tables(queries: list[dict]) -> list[str]:
+    """The tables the statements locked, in the order they ran (a table locked twice in a row counts once)."""
+    return _deduped([_table(query["sql"]) for query in queries if "FOR UPDATE" in query["sql"]])
+
+
+def in_lock_order(tables: list[str]) -> bool:
+    positions = [LOCK_ORDER_TABLES.index(table) for table in tables if table in LOCK_ORDER_TABLES]
+    return positions == sorted(positions)
+
+
+def test_lock_scope_locks_portfolio_symbol_group_account_in_that_order():
+    account = funded_account("100000")
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        scope = locks.lock_scope(instance_id=account.pk, symbol="BTC-USD")
+
+    assert locked_tables(queries.captured_queries) == SCOPE
+    assert (scope.portfolio.pk, scope.symbol_row.pk, scope.group.name, scope.account.pk) == (
+        PORTFOLIO_ID,
+        "BTC-USD",
+        "majors",
+        account.pk,
+    )
+
+
+def test_read_scope_reads_the_same_rows_in_the_same_order_without_locking():
+    account = funded_account("100000")
+
+    with CaptureQueriesContext(connection) as queries:
+        scope = selectors.read_scope(instance_id=account.pk, symbol="BTC-USD")
+
+    statements = [query["sql"] for query in queries.captured_queries]
+    assert not [sql for sql in statements if "FOR UPDATE" in sql]
+    assert _deduped([_table(sql) for sql in statements]) == SCOPE
+    assert (scope.portfolio.pk, scope.group.name, scope.account.pk) == (PORTFOLIO_ID, "majors", account.pk)
+
+
+def _function_source() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc, pronargs FROM pg_proc WHERE proname = 'risk_lock_check_scope'")
+        rows = cursor.fetchall()
+    assert len(rows) == 1, "one risk_lock_check_scope, with the portfolio id as an argument"
+    (source, arguments), *_ = rows
+    assert arguments == 4
+    return source
+
+
+def _function_locked_table(statement: str) -> str:
+    """In the function, `FROM t a ... FOR UPDATE [OF a]`: the table behind the locked alias (else the first)."""
+    aliases = dict((alias, table) for table, alias in re.findall(r"(?:FROM|JOIN)\s+(\w+)\s+(\w+)", statement))
+    locked_alias = re.search(r"FOR UPDATE OF (\w+)", statement)
+    return aliases[locked_alias.group(1)] if locked_alias else _table(statement)
+
+
+def test_the_check_function_locks_in_the_declared_order_and_takes_the_portfolio_id():
+    source = _function_source()
+    statements = [statement for statement in source.split(";") if "FOR UPDATE" in statement]
+
+    assert _deduped([_function_locked_table(statement) for statement in statements]) == SCOPE
+    assert "p.id = p_portfolio_id" in source
+    assert not re.search(r"\bp\.id\s*=\s*\d", source)  # no portfolio id written into the function
+
+
+def test_the_check_function_answers_the_locked_scope():
+    account = funded_account("100000")
+
+    with transaction.atomic():
+        check = locks.lock_check_scope(instance_id=account.pk, symbol="BTC-USD", client_order_id=None)
+
+    assert check is not None
+    assert (check.locked.portfolio.pk, check.locked.group.name, check.locked.account.pk) == (
+        PORTFOLIO_ID,
+        "majors",
+        account.pk,
+    )
+    assert check.locked.portfolio.equity == Decimal("100000")
+
+
+def _walk_fill(account):
+    position = reserve(account, quantity="0.1")
+    return lambda: fill(position, "ex-1", "0.1", "50000")
+
+
+def _walk_equity_report(account):
+    return lambda: equity_report(instance_id=account.pk, equity=Decimal("100100"), cash_balance=None)
+
+
+def _walk_instance_deactivation(account):
+    return lambda: trading_instance_activation_set(instance_id=account.pk, active=False, actor=None, reason="t")
+
+
+def _walk_user_deactivation(account):
+    return lambda: user_activation_set(user_id=account.user_id, active=False, actor=None, reason="t")
+
+
+def _walk_check(account):
+    return lambda: reserve(account, quantity="0.1", now=timezone.now())
+
+
+@pytest.mark.parametrize(
+    ("walk", "expected"),
+    [
+        (_walk_check, []),  # its locks are the function's (the test above): nothing locked before or after it
+        (_walk_fill, [*SCOPE, "trading_position"]),
+        (_walk_equity_report, ["risk_portfolio", "accounts_tradinginstance"]),
+        (_walk_instance_deactivation, ["risk_portfolio", "accounts_tradinginstance", "accounts_user"]),
+        (_walk_user_deactivation, ["risk_portfolio", "accounts_tradinginstance", "accounts_user"]),
+    ],
+    ids=["check", "fill", "equity report", "instance deactivation", "user deactivation"],
+)
+def test_each_locking_service_follows_the_declared_order(walk, expected):
+    run = walk(funded_account("100000"))
+
+    with CaptureQueriesContext(connection) as queries:
+        run()
+
+    tables = [table for table in locked_tables(queries.captured_queries) if table in LOCK_ORDER_TABLES]
+    assert tables == expected
+    assert in_lock_order(tables)
+    if walk is _walk_check:
+        assert any("risk_lock_check_scope(" in query["sql"] for query in queries.captured_queries)
