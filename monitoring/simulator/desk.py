@@ -4,10 +4,10 @@ Each iteration is one step (about one request; the client paces them):
 - every `price_every`-th step moves the next symbol's price (a random walk, PUT /api/market/{symbol} with the
   operator token; a symbol's first step starts from its fresh mark when there is one);
 - the other steps give the next bot a turn (round robin). A bot's first turn reads its account (and adopts its
-  open and approved positions); then every `report_every`-th turn reports its equity (a bounded walk: the
-  heartbeat and the equity figure), and the other turns do one weighted thing it can: a check (now and then one
-  above the approval threshold, held pending for an operator, and now and then one past max_position_pct that a
-  limit rejects), a whole or partial fill, a whole or partial close, a cancel of an unfilled rest, a poll of
+  open and approved positions); then every `report_every`-th turn reads its account and reports its equity (a
+  bounded walk that follows an operator's deposits and withdrawals: the heartbeat and the equity figure), and
+  the other turns do one weighted thing it can: a check (now and then one above the approval threshold, held
+  pending for an operator, and now and then one past max_position_pct that a limit rejects), a whole or partial fill, a whole or partial close, a cancel of an unfilled rest, a poll of
   its pending position, or a plain read.
 
 It never trips an emergency halt by itself: equity moves stay within `band` of each account's first figure, and
@@ -127,6 +127,7 @@ class Bot:
     turns: int = 0
     offset: int = 0  # staggers the bots' equity reports over the rounds
     stopped: bool = False  # its account or the portfolio is halted or reducing: no fills, no cancels
+    books: tuple[Decimal, Decimal] | None = None  # (equity, start-of-day equity) as the server last answered
 
     @property
     def equity(self) -> Decimal:
@@ -323,10 +324,16 @@ class DeskSimulator:
         logger.info("simulator.sinking_account", account_id=smallest.account_id, target=str(smallest.walk.target))
 
     def _report_equity(self, bot: Bot) -> None:
+        """Read the account (a transfer may have moved it), then report the walk's next equity."""
+        read = self._bot(bot, "GET", f"/api/accounts/{bot.account_id}")
+        if read is None or not read.ok:
+            return
+        self._follow_transfers(bot, read.body)
         equity = bot.walk.step(self.rng)  # type: ignore[union-attr]
         answer = self._bot(bot, "POST", f"/api/accounts/{bot.account_id}/metrics", {"equity": equity})
         if answer is None or not answer.ok:
             return
+        bot.books = (Decimal(answer.body["equity"]), Decimal(answer.body["day_start_equity"]))
         bot.peak = max(bot.peak, Decimal(answer.body["peak_equity"]))
         self._stopped(bot, any(mode != "active" for mode in answer.body["state"].values()))
         self.stats["reports"] += 1
@@ -335,6 +342,23 @@ class DeskSimulator:
         if answer.body.get("emergency"):
             self.stats["emergencies"] += 1
             logger.error("simulator.emergency", account_id=bot.account_id, emergency=answer.body["emergency"])
+
+    @staticmethod
+    def _follow_transfers(bot: Bot, account: dict) -> None:
+        """An operator's deposit or withdrawal moves equity and start-of-day equity by the same amount (a day roll
+        or a confirmed hold moves one of them only): the walk moves with it, as the exchange balance a real bot
+        reports would. Reporting the old level would take a deposit back out: a drawdown from the raised peak,
+        and an emergency halt the desk tripped by itself."""
+        if bot.books is None or bot.walk is None:
+            return
+        moved = Decimal(account["equity"]) - bot.books[0]
+        if moved and Decimal(account["day_start_equity"]) - bot.books[1] == moved:
+            bot.walk.anchor += moved
+            if bot.walk.target is not None:
+                bot.walk.target += moved
+            bot.peak = max(bot.peak + moved, Decimal(account["peak_equity"]))
+            logger.info("simulator.transfer_followed", account_id=bot.account_id, amount=str(moved))
+        bot.books = (Decimal(account["equity"]), Decimal(account["day_start_equity"]))
 
     def _read(self, bot: Bot) -> None:
         """A plain read of its own account: a heartbeat."""

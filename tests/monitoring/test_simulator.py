@@ -147,3 +147,27 @@ def test_the_command_creates_the_demo_alert_rules_once_and_drives_the_desk(web, 
 def test_the_command_refuses_a_missing_tokens_file(tmp_path: Path):
     with pytest.raises(CommandError, match="seed_demo"):
         call_command("simulate_desk", "--tokens", str(tmp_path / "absent.json"), "--iterations", "1")
+
+
+def test_an_operators_deposit_does_not_make_the_desk_trip_an_emergency_halt(web, demo_tokens):
+    """A deposit moves equity, peak and start of day together. The desk kept reporting its walk around the equity
+    it read before: its next report took the deposit back out, a drawdown of a third from the raised peak, and the
+    account was halted by an emergency_drawdown (seen under make run: account 6, a deposit of half its equity)."""
+    simulator = desk(web, demo_tokens)
+    steps(simulator, 40)  # every bot has read its account and reported
+    account_id = demo_tokens["accounts"][2]["id"]
+    equity = TradingInstance.objects.get(pk=account_id).equity
+    answer = requests.post(
+        f"{web.base_url}/api/accounts/{account_id}/transfers",
+        json={"amount": str((equity / 2).quantize(Decimal(1))), "reference": "dep-1", "reason": "client deposit"},
+        headers={"Authorization": f"Bearer {demo_tokens['operator_token']}"},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+
+    steps(simulator, 120)  # several reports of every bot
+
+    assert simulator.stats["reports"] > 20
+    assert not RiskEvent.objects.filter(type__startswith="emergency_").exists()
+    assert not TradingState.objects.filter(state="halted").exists()
+    assert TradingInstance.objects.get(pk=account_id).equity > equity * Decimal("1.4")
