@@ -7,8 +7,8 @@ Each iteration is one step (about one request; the client paces them):
   open and approved positions); then every `report_every`-th turn reads its account and reports its equity (a
   bounded walk that follows an operator's deposits and withdrawals: the heartbeat and the equity figure), and
   the other turns do one weighted thing it can: a check (now and then one above the approval threshold, held
-  pending for an operator, and now and then one past max_position_pct that a limit rejects), a whole or partial fill, a whole or partial close, a cancel of an unfilled rest, a poll of
-  its pending position, or a plain read.
+  pending for an operator, and now and then one past max_position_pct that a limit rejects), a whole or partial
+  fill, a whole or partial close, a cancel of an unfilled rest, a poll of its pending position, or a plain read.
 
 It never trips an emergency halt by itself: equity moves stay within `band` of each account's first figure, and
 the one account that sinks (so the demo drawdown alert fires) is a small one and stops well short of the
