@@ -107,6 +107,13 @@ def _canonical_or_given(symbol: object) -> object:
         return symbol
 
 
+def _refuse_unknown(changes: dict, editable: tuple[str, ...]) -> None:
+    """ValidationError naming every field of `changes` that is not `editable` (nothing is written then)."""
+    unknown = set(changes) - set(editable)
+    if unknown:
+        raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
+
+
 def _permission_values(permission: UserPermission) -> dict:
     return {field: getattr(permission, field) for field in PERMISSION_FIELDS}
 
@@ -152,9 +159,7 @@ def user_permission_update(
     """Change a user's limits: lock the row, validate, save, audit (before/after), refresh `perm:` after commit.
 
     Raises ValidationError for an unknown field or an invalid value; nothing is written then."""
-    unknown = set(changes) - set(PERMISSION_FIELDS)
-    if unknown:
-        raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
+    _refuse_unknown(changes, PERMISSION_FIELDS)
     locked = UserPermission.objects.select_for_update().get(pk=permission.pk)
     before = _permission_values(locked)
     if "allowed_symbols" in changes:
@@ -302,9 +307,7 @@ def user_update(*, user: User, actor: User | None, reason: str = "", **changes: 
     Raises ValidationError for an unknown field, an invalid value or `is_active` (risk.services.activation
     changes it); nothing is written then."""
     _refuse_activation(changes)
-    unknown = set(changes) - set(USER_FIELDS) - set(USER_M2M_FIELDS)
-    if unknown:
-        raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
+    _refuse_unknown(changes, (*USER_FIELDS, *USER_M2M_FIELDS))
     locked = User.objects.select_for_update().get(pk=user.pk)
     before, after = _user_apply_fields(locked, {k: v for k, v in changes.items() if k in USER_FIELDS})
     for field in USER_M2M_FIELDS:
@@ -581,9 +584,7 @@ def broker_credential_update(
     (instances of that user trade with it); the secrets change through `broker_credential_update_secrets`.
 
     Raises ValidationError for another field or a label the user already uses; nothing is written then."""
-    unknown = set(changes) - set(CREDENTIAL_FIELDS)
-    if unknown:
-        raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
+    _refuse_unknown(changes, CREDENTIAL_FIELDS)
     locked = BrokerCredential.objects.select_for_update().defer(*BrokerCredential.SECRET_FIELDS).get(pk=credential.pk)
     before = {field: getattr(locked, field) for field in changes}
     changed = [field for field, value in changes.items() if before[field] != value]
@@ -682,9 +683,7 @@ def trading_instance_update(
     Raises ValidationError for an unknown field, an invalid value or `is_active` (risk.services.activation
     changes it); nothing is written then."""
     _refuse_activation(changes)
-    unknown = set(changes) - set(INSTANCE_OPERATOR_FIELDS)
-    if unknown:
-        raise ValidationError(f"Not editable: {', '.join(sorted(unknown))}.")
+    _refuse_unknown(changes, INSTANCE_OPERATOR_FIELDS)
     if changes.get("starting_balance", 0) < 0:
         raise ValidationError({"starting_balance": "The starting balance cannot be negative."})
     locked = TradingInstance.objects.select_for_update().get(pk=instance.pk)
