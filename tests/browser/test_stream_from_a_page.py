@@ -39,7 +39,7 @@ def test_a_page_on_the_web_origin_reads_the_stream_with_its_session(browser, req
             opened = page.evaluate(OPEN_STREAM, [f"{events.base_url}/api/metrics/stream?channel=dashboard", "metrics"])
             publish(event_type="metrics", data={"equity": "1000.00000000"})
             assert flush_published()
-            page.wait_for_function("window.__received.length > 0", timeout=10_000)
+            page.wait_for_function("() => window.__received.length > 0", timeout=10_000)
 
             assert opened == "open"
             assert page.evaluate("window.__received") == ['{"equity": "1000.00000000"}']
