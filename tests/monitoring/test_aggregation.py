@@ -13,7 +13,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from monitoring.models import AccountMetricPoint, MetricSnapshot
-from monitoring.services import aggregation_run, history_prune, metric_snapshot_record
+from monitoring.services import AGGREGATION_LOCK, aggregation_run, history_prune, metric_snapshot_record
 from monitoring.snapshots import snapshot_get
 from nija.event_store import stream_key
 from nija.events import flush_published
@@ -249,9 +249,16 @@ def test_a_second_run_while_one_is_in_progress_does_nothing():
 
 
 def _wait_for_the_run_lock() -> None:
+    """Until the aggregation's own advisory lock is granted in this database (other advisory locks - the suite's
+    session guard, other databases' runs - are not it: counting any of them let the second run start first)."""
     for _ in range(200):
         with connection.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted")
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                " AND ((classid::bigint << 32) | objid::bigint) = %s",
+                [AGGREGATION_LOCK],
+            )
             if cursor.fetchone()[0]:
                 return
         threading.Event().wait(0.05)
