@@ -3,7 +3,7 @@ hundreds of open streams). Every other path is faster under WSGI.
 
 Production settings unless DJANGO_SETTINGS_MODULE names others (`make run` names nija.settings.local).
 
-Two departures from Django's stock ASGI entry point, both for long-lived streams:
+Three departures from Django's stock ASGI entry point, all for long-lived streams:
 
 - The ASGI lifespan protocol is answered here (Django's handler speaks HTTP only), so the events process starts
   its supervised fan-out listener (nija.event_listener) before the first client connects, and stops it on
@@ -13,8 +13,15 @@ Two departures from Django's stock ASGI entry point, both for long-lived streams
   stream, as long as the client stays, so each open stream would hold an idle thread. Here the synchronous parts
   of every request share asgiref's one thread-sensitive thread instead; they are short (authorization reads the
   database once), and the stream itself is a coroutine.
+- Once started, the loaded application (Django, the URL conf, every module: about 127,000 objects) is moved out
+  of the cyclic garbage collector's reach with `gc.freeze()`. Every full collection stops the event loop, so
+  every open stream, for as long as it takes to traverse the heap: make bench measured 90 to 330 ms a full
+  collection at 1,000 streams, and each one delays the event published meanwhile to every stream (the whole
+  tail of publish->receive). Frozen, that part no longer costs (about 70 ms a collection); the streams' own
+  objects still do.
 """
 
+import gc
 import os
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -46,6 +53,7 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         message = await receive()
         if message["type"] == "lifespan.startup":
             fanout_listener.ensure_running()
+            gc.freeze()  # the loaded application is permanent: full collections no longer traverse it
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
             await fanout_listener.stop()
