@@ -11,7 +11,6 @@ Fails soft like `nija.cache`: a Redis error is logged and reported as None, so t
 delete (accounts.tasks) and readers fall back to PostgreSQL.
 """
 
-import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -19,9 +18,8 @@ from typing import Final
 
 from django.core.serializers.json import DjangoJSONEncoder
 from redis import RedisError
-from redis.exceptions import NoScriptError
 
-from nija.cache import Namespace, raw_client
+from nija.cache import LuaScript, Namespace, raw_client
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +28,7 @@ VERSION_FIELD: Final = "version"
 TOMBSTONE_VERSION: Final = 2**53 - 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
-SET_IF_NEWER_LUA: Final = """
+SET_IF_NEWER: Final = LuaScript("""
 local current = redis.call('GET', KEYS[1])
 if current then
     local ok, data = pcall(cjson.decode, current)
@@ -43,8 +41,7 @@ if current then
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
 return 1
-"""
-SET_IF_NEWER_SHA: Final = hashlib.sha1(SET_IF_NEWER_LUA.encode()).hexdigest()  # noqa: S324 - Redis script id
+""")
 
 
 def version_of(moment: datetime) -> int:
@@ -60,9 +57,8 @@ def set_if_newer(namespace: Namespace, key: str, value: dict, *, version: int, t
     if not seconds or seconds <= 0:
         raise ValueError(f"a versioned write needs a positive ttl, got {seconds!r}")
     payload = json.dumps({**value, VERSION_FIELD: version}, cls=DjangoJSONEncoder)
-    args = (namespace.raw_key(key), payload, int(version), int(seconds))
     try:
-        return bool(_run(args))
+        return bool(SET_IF_NEWER(raw_client(), [namespace.raw_key(key)], [payload, int(version), int(seconds)]))
     except RedisError:
         logger.warning("cache_unavailable", extra={"namespace": namespace.name, "op": "set_if_newer"}, exc_info=True)
         return None
@@ -72,12 +68,3 @@ def cache_evict(namespace: Namespace, key: str) -> bool:
     """Delete a key; True when one was deleted. Raises `redis.RedisError` (for a retrying caller, unlike
     `Namespace.delete`, which fails soft)."""
     return bool(raw_client().delete(namespace.raw_key(key)))
-
-
-def _run(args: tuple) -> int:
-    client = raw_client()
-    try:
-        return client.evalsha(SET_IF_NEWER_SHA, 1, *args)
-    except NoScriptError:
-        # First call on this server (or after SCRIPT FLUSH / a restart): EVAL runs the script and caches it.
-        return client.eval(SET_IF_NEWER_LUA, 1, *args)

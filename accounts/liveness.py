@@ -17,7 +17,6 @@ Redis error is logged and the request goes on (the watchdog then reads the time 
 nothing at all while it cannot read Redis).
 """
 
-import hashlib
 import logging
 import threading
 import time
@@ -26,9 +25,8 @@ from datetime import UTC, datetime
 from typing import Final
 
 from redis import RedisError
-from redis.exceptions import NoScriptError
 
-from nija.cache import Namespace, raw_client
+from nija.cache import LuaScript, Namespace, raw_client
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +36,10 @@ LOST_KEY: Final = "lost"
 # The in-process guard forgets everything past this many bots (a dictionary, never unbounded).
 GUARD_MAX_ENTRIES: Final = 100_000
 
-RECORD_LUA: Final = """
+RECORD: Final = LuaScript("""
 redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
 return redis.call('SREM', KEYS[2], ARGV[2])
-"""
-RECORD_SHA: Final = hashlib.sha1(RECORD_LUA.encode()).hexdigest()  # noqa: S324 - Redis script id
+""")
 
 _guard: dict[int, int] = {}
 _guard_lock = threading.Lock()
@@ -67,13 +64,8 @@ def heartbeat_record(instance_id: int, *, now_second: int | None = None) -> bool
         if len(_guard) >= GUARD_MAX_ENTRIES:
             _guard.clear()
         _guard[instance_id] = second
-    args = (seen_key(), lost_key(), second, instance_id)
     try:
-        client = raw_client()
-        try:
-            was_lost = client.evalsha(RECORD_SHA, 2, *args)
-        except NoScriptError:
-            was_lost = client.eval(RECORD_LUA, 2, *args)
+        was_lost = RECORD(raw_client(), [seen_key(), lost_key()], [second, instance_id])
     except RedisError:
         with _guard_lock:
             _guard.pop(instance_id, None)  # the next request tries again

@@ -12,7 +12,9 @@ Responsible for the key layout, the per-namespace default TTLs and the failure m
 - Timeouts and the pool size come from settings (`REDIS_SOCKET_TIMEOUT`, `REDIS_MAX_CONNECTIONS`).
 """
 
+import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -21,6 +23,7 @@ from django.core.cache import cache
 from django_redis import get_redis_connection
 from django_redis.exceptions import ConnectionInterrupted
 from redis import Redis, RedisError
+from redis.exceptions import NoScriptError
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,21 @@ def key_prefix() -> str:
 def raw_client() -> Redis:
     """The raw redis-py client behind the cache (same pool and timeouts), for Lua, sorted sets and streams."""
     return get_redis_connection("default")
+
+
+class LuaScript:
+    """A Redis Lua script called by its SHA1 (EVALSHA: no script text on the wire). A server that lacks it (the first
+    call, a restart, SCRIPT FLUSH) gets it once through EVAL, which also caches it there. Raises `redis.RedisError`."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis's script id, not security
+
+    def __call__(self, client: Redis, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        try:
+            return client.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return client.eval(self.source, len(keys), *keys, *args)
 
 
 class _UseDefault:

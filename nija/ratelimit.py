@@ -14,20 +14,18 @@ collide and no hit is lost. A denied call adds nothing, so hammering a full wind
 Keys: `nija:rate:<identifier>` (the throttle passes `<scope>:<identity>`); they expire with their window.
 """
 
-import hashlib
 import logging
 import math
 import threading
 from dataclasses import dataclass
 
 from redis import Redis, RedisError
-from redis.exceptions import NoScriptError
 
-from nija.cache import RATE, raw_client
+from nija.cache import RATE, LuaScript, raw_client
 
 logger = logging.getLogger(__name__)
 
-SLIDING_WINDOW_LUA = """
+SLIDING_WINDOW = LuaScript("""
 local key = KEYS[1]
 local limit = tonumber(ARGV[1])
 local window_us = tonumber(ARGV[2]) * 1000
@@ -49,8 +47,7 @@ if retry_ms < 1 then
     retry_ms = 1
 end
 return {0, 0, retry_ms}
-"""
-SLIDING_WINDOW_SHA = hashlib.sha1(SLIDING_WINDOW_LUA.encode()).hexdigest()  # noqa: S324 - Redis script id
+""")
 
 
 @dataclass(frozen=True)
@@ -106,12 +103,7 @@ def rate_limit_hit(identifier: str, limit: int, window_ms: int, *, client: Redis
     if window_ms <= 0:
         raise ValueError(f"window_ms must be positive, got {window_ms!r}")
     client = client or raw_client()
-    args = (RATE.raw_key(identifier), int(limit), int(window_ms))
-    try:
-        allowed, remaining, retry_ms = client.evalsha(SLIDING_WINDOW_SHA, 1, *args)
-    except NoScriptError:
-        # First call on this server (or after SCRIPT FLUSH / a restart): EVAL runs the script and caches it.
-        allowed, remaining, retry_ms = client.eval(SLIDING_WINDOW_LUA, 1, *args)
+    allowed, remaining, retry_ms = SLIDING_WINDOW(client, [RATE.raw_key(identifier)], [int(limit), int(window_ms)])
     return RateDecision(allowed=bool(allowed), limit=int(limit), remaining=int(remaining), retry_after_ms=int(retry_ms))
 
 

@@ -14,7 +14,7 @@ from rest_framework.test import APIClient, APIRequestFactory
 from accounts.models import SubscriptionTier, TokenKind
 from nija import ratelimit
 from nija.api.throttling import request_identity, request_tier
-from nija.ratelimit import SLIDING_WINDOW_SHA, rate_limit_check, rate_limit_hit
+from nija.ratelimit import SLIDING_WINDOW, rate_limit_check, rate_limit_hit
 from tests.accounts.factories import OperatorFactory, UserFactory, issue_token
 from trading.roles import market_price_permission_grant
 
@@ -123,10 +123,10 @@ def test_a_limit_of_zero_denies_with_a_full_window_retry(redis_client):
 def test_the_script_is_reloaded_after_a_script_flush(redis_client):
     rate_limit_hit("reload", 5, 1000)
     redis_client.script_flush()
-    assert redis_client.script_exists(SLIDING_WINDOW_SHA) == [False]
+    assert redis_client.script_exists(SLIDING_WINDOW.sha) == [False]
 
     assert rate_limit_hit("reload", 5, 1000).remaining == 3
-    assert redis_client.script_exists(SLIDING_WINDOW_SHA) == [True]
+    assert redis_client.script_exists(SLIDING_WINDOW.sha) == [True]
 
 
 def test_the_function_form_fails_open_logged_and_counted(dead_redis, caplog):
