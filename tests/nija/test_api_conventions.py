@@ -1,12 +1,16 @@
 import io
 import json
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ParseError
+from rest_framework.renderers import JSONRenderer
 
 from nija.api.parsers import DecimalJSONParser
-from nija.api.renderers import DecimalJSONRenderer
+from nija.api.renderers import DecimalJSONRenderer, DecimalStringEncoder
 
 
 def _assert_error_shape(response, status: int, code: str) -> dict:
@@ -88,3 +92,39 @@ def test_decimals_render_as_exact_strings():
 def test_decimals_never_render_in_exponent_form():
     rendered = DecimalJSONRenderer().render({"zero": Decimal("0E-8"), "small": Decimal("1E-8"), "big": Decimal("1E+3")})
     assert json.loads(rendered) == {"zero": "0.00000000", "small": "0.00000001", "big": "1000"}
+
+
+class _DrfRenderer(JSONRenderer):
+    """DRF's own rendering with the project's Decimal encoder: the oracle the orjson path must match byte for byte."""
+
+    encoder_class = DecimalStringEncoder
+
+
+_AT = datetime(2026, 12, 3, 6, 40, 1, 123456, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"equity": Decimal("100000.12345678"), "zero": Decimal("0E-8"), "big": Decimal("1E+3"), "neg": Decimal("-0.5")},
+        {"at": _AT, "naive": _AT.replace(tzinfo=None), "whole_second": _AT.replace(microsecond=0)},
+        {"day": date(2026, 12, 3), "time": time(6, 40, 1, 500), "age": timedelta(days=1, seconds=5, microseconds=7)},
+        {"id": uuid.UUID("12345678-1234-5678-1234-567812345678"), "lazy": gettext_lazy("Not found.")},
+        {"text": "line\u2028separator\u2029paragraph", "unicode": "é€😀", "control": 'tab\tnew\nline"quote\\'},
+        {"nested": [1, 2.5, None, True, False, {"deep": [Decimal("1.10"), "x"]}], "empty": {}, "list": []},
+        {"huge": 2**70, "amount": Decimal("1.5")},  # beyond 64 bits: orjson refuses, DRF's path renders it
+        [{"id": 1}, {"id": 2}],
+        "a bare string",
+    ],
+)
+def test_the_renderer_writes_the_bytes_drfs_renderer_writes(data):
+    assert DecimalJSONRenderer().render(data) == _DrfRenderer().render(data)
+
+
+def test_an_indented_answer_is_drfs_too():
+    context = {"indent": 2}
+    data = {"amount": Decimal("1.50"), "at": _AT}
+
+    assert DecimalJSONRenderer().render(data, renderer_context=context) == _DrfRenderer().render(
+        data, renderer_context=context
+    )
