@@ -1,10 +1,11 @@
-"""The JSON of each risk resource, built in one place for every reader: the API's answers, the live events the
-services publish after commit, and the monitoring endpoints that embed them.
+"""The JSON of each risk resource, built in one place for every reader: the API's answers, the live events the services
+publish after commit, and the monitoring endpoints that embed them.
 
-Plain functions over rows (no web framework: services call them to publish), returning Decimals where the API's
-renderer writes them as strings and ISO strings for times. Positions are rendered by the API's `PositionOutput`
-(bodies) and `position_event_json` (stream events, amounts as strings); the check's answer stays hand-built in
-risk/api.py (`outcome_json`), on the hot path.
+Plain functions over rows (no web framework: services call them to publish). What only the API renders (limits,
+account equity, trades) keeps Decimals and datetimes, which the API's renderer writes as strings; what also leaves
+as a stream event (risk events, trading states, positions) carries ISO strings for times. Positions are rendered by
+the API's `PositionOutput` (bodies) and `position_event_json` (stream events, amounts as strings); the check's
+answer stays hand-built in risk/api.py (`outcome_json`), on the hot path.
 """
 
 from typing import Any

@@ -13,15 +13,19 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.utils import timezone
 from standardwebhooks import Webhook, WebhookVerificationError
 
+from accounts.liveness import heartbeat_guard_clear
 from accounts.models import AuditEntry
 from monitoring.alerts import transport
+from monitoring.alerts.figures import alert_figures
 from monitoring.alerts.models import AlertDelivery, AlertDeliveryAttempt, AlertEvent, AlertState
 from monitoring.alerts.services.channels import alert_channel_create, alert_channel_test, alert_channel_update
 from monitoring.alerts.services.delivery import ATTEMPT_TIME_LIMIT_SECONDS
+from monitoring.alerts.services.evaluation import alerts_evaluate
 from monitoring.alerts.services.rules import alert_rule_create
 from tests.accounts.factories import TradingInstanceFactory
 from tests.monitoring.alerts.conftest import webhook_channel
 from tests.monitoring.alerts.receiver import Receiver
+from tests.risk.conftest import bot_client
 
 pytestmark = pytest.mark.django_db
 
@@ -408,11 +412,6 @@ def test_a_silent_bot_fires_a_heartbeat_rule_at_the_receiver_and_a_bot_heard_fro
     """The heartbeat figure is the watchdog's liveness: both accounts' last time in PostgreSQL is ten minutes old,
     but one bot has just made an authenticated request (recorded in Redis only): it does not fire; the silent one
     does, signed, at the local receiver."""
-    from accounts.liveness import heartbeat_guard_clear
-    from monitoring.alerts.figures import alert_figures
-    from monitoring.alerts.services.evaluation import alerts_evaluate
-    from tests.risk.conftest import bot_client
-
     now = timezone.now().replace(microsecond=0)
     silent, heard = (TradingInstanceFactory(last_heartbeat=now - timedelta(seconds=600)) for _ in range(2))
     heartbeat_guard_clear()
