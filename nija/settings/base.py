@@ -85,13 +85,15 @@ MIDDLEWARE = [
     "csp.middleware.CSPMiddleware",
     # Credentialed CORS for the event stream only (the page on the web origin reads the events origin).
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    # Sessions, session authentication and messages: Django's, skipped by /api/ requests that carry a bearer
+    # token (DRF authenticates those by the token alone; nija/middleware.py). The pages and admin keep them.
+    "nija.middleware.BrowserSessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "nija.middleware.BrowserAuthenticationMiddleware",
     # After authentication, so session users are bound (user_id) from the request's first line.
     "django_structlog.middlewares.RequestMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "nija.middleware.BrowserMessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # X-RateLimit-* headers from the API throttle's decision (nija/api/throttling.py).
     "nija.api.throttling.RateLimitHeadersMiddleware",

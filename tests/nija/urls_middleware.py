@@ -1,0 +1,30 @@
+"""Test-only URLconf: the project's URLs plus a probe, under /api/ and outside it, that reports what the browser's
+middleware left on the request (tests/nija/test_browser_middleware.py)."""
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import path
+
+from nija.urls import handler404, handler500  # noqa: F401 - handlers re-exported
+from nija.urls import urlpatterns as project_urlpatterns
+
+
+def middleware_probe(request: HttpRequest) -> JsonResponse:
+    """A plain Django view (not DRF): session, messages and user as the middleware left them. It also writes to the
+    session when there is one, so a session that exists is saved and its cookie set."""
+    session = getattr(request, "session", None)
+    if session is not None:
+        session["probed"] = True
+    return JsonResponse(
+        {
+            "session": session is not None,
+            "messages": hasattr(request, "_messages"),
+            "user": request.user.get_username() if request.user.is_authenticated else None,
+        }
+    )
+
+
+urlpatterns = [
+    path("api/probe/middleware", middleware_probe),
+    path("probe/middleware", middleware_probe),
+    *project_urlpatterns,
+]
