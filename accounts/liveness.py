@@ -36,10 +36,15 @@ LOST_KEY: Final = "lost"
 # The in-process guard forgets everything past this many bots (a dictionary, never unbounded).
 GUARD_MAX_ENTRIES: Final = 100_000
 
-RECORD: Final = LuaScript("""
-redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
-return redis.call('SREM', KEYS[2], ARGV[2])
-""")
+# The write as a Lua function, which a bearer request's one round trip also calls (accounts.token_gate). Returns 1
+# when the account was in the lost set.
+HEARTBEAT_LUA: Final = """
+local function heartbeat_record(seen_key, lost_key, second, instance_id)
+    redis.call('ZADD', seen_key, 'GT', second, instance_id)
+    return redis.call('SREM', lost_key, instance_id)
+end
+"""
+RECORD: Final = LuaScript(HEARTBEAT_LUA + "return heartbeat_record(KEYS[1], KEYS[2], ARGV[1], ARGV[2])")
 
 _guard: dict[int, int] = {}
 _guard_lock = threading.Lock()
@@ -58,20 +63,33 @@ def heartbeat_record(instance_id: int, *, now_second: int | None = None) -> bool
     restores it. At most one Redis write a second per bot from this process; a Redis error is logged, never
     raised."""
     second = int(time.time()) if now_second is None else now_second
+    if not heartbeat_due(instance_id, second):
+        return False
+    try:
+        was_lost = RECORD(raw_client(), [seen_key(), lost_key()], [second, instance_id])
+    except RedisError:
+        heartbeat_undue(instance_id)  # the next request tries again
+        logger.warning("heartbeat_unrecorded", extra={"account_id": instance_id}, exc_info=True)
+        return False
+    return bool(was_lost)
+
+
+def heartbeat_due(instance_id: int, second: int) -> bool:
+    """Whether this process still has to write the bot's heartbeat for `second`; True takes that write on (the
+    in-process guard), so a caller that then does not write it must call `heartbeat_undue`."""
     with _guard_lock:
         if _guard.get(instance_id) == second:
             return False
         if len(_guard) >= GUARD_MAX_ENTRIES:
             _guard.clear()
         _guard[instance_id] = second
-    try:
-        was_lost = RECORD(raw_client(), [seen_key(), lost_key()], [second, instance_id])
-    except RedisError:
-        with _guard_lock:
-            _guard.pop(instance_id, None)  # the next request tries again
-        logger.warning("heartbeat_unrecorded", extra={"account_id": instance_id}, exc_info=True)
-        return False
-    return bool(was_lost)
+    return True
+
+
+def heartbeat_undue(instance_id: int) -> None:
+    """Give back a write `heartbeat_due` handed out and that was not made: the next request writes it."""
+    with _guard_lock:
+        _guard.pop(instance_id, None)
 
 
 def heartbeat_guard_clear() -> None:

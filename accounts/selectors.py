@@ -102,7 +102,11 @@ def api_token_version(token: ApiToken) -> int:
 def api_token_cached(*, digest: str) -> CachedToken | str | None:
     """The cached resolution of a token: a CachedToken, REVOKED (a tombstone), UNKNOWN (PostgreSQL had no such
     digest a moment ago) or None (not cached)."""
-    data = TOKEN.get(digest)
+    return api_token_from_entry(TOKEN.get(digest))
+
+
+def api_token_from_entry(data: dict | None) -> CachedToken | str | None:
+    """What a token's cache entry (its JSON object; None for none) says: as `api_token_cached`."""
     if data is None:
         return None
     if data.get(REVOKED):

@@ -11,7 +11,9 @@ from TIME's own strings (Lua prints numbers with 14 digits, which would merge ne
 adds in the same microsecond see different counts (the earlier one is still in the set), so members never
 collide and no hit is lost. A denied call adds nothing, so hammering a full window does not extend it.
 
-Keys: `nija:rate:<identifier>` (the throttle passes `<scope>:<identity>`); they expire with their window.
+Keys: `nija:rate:<identifier>` (the throttle passes `<scope>:<identity>`); they expire with their window. The
+script's body is also a Lua function (`SLIDING_WINDOW_LUA`) that a bearer request's one round trip calls
+(accounts.token_gate).
 """
 
 import logging
@@ -25,29 +27,32 @@ from nija.cache import RATE, LuaScript, raw_client
 
 logger = logging.getLogger(__name__)
 
-SLIDING_WINDOW = LuaScript("""
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window_us = tonumber(ARGV[2]) * 1000
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
-local count = redis.call('ZCARD', key)
-if count < limit then
-    redis.call('ZADD', key, now, t[1] .. '.' .. t[2] .. '-' .. count)
-    redis.call('PEXPIRE', key, tonumber(ARGV[2]))
-    return {1, limit - count - 1, 0}
+# The window as a Lua function, so a script that does more in the same round trip (accounts.token_gate) counts a
+# request exactly as SLIDING_WINDOW does. Returns {allowed (1/0), remaining, retry_ms}.
+SLIDING_WINDOW_LUA = """
+local function sliding_window(key, limit, window_ms)
+    local window_us = window_ms * 1000
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window_us)
+    local count = redis.call('ZCARD', key)
+    if count < limit then
+        redis.call('ZADD', key, now, t[1] .. '.' .. t[2] .. '-' .. count)
+        redis.call('PEXPIRE', key, window_ms)
+        return {1, limit - count - 1, 0}
+    end
+    local retry_ms = window_ms
+    local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if oldest[2] then
+        retry_ms = math.ceil((tonumber(oldest[2]) + window_us - now) / 1000)
+    end
+    if retry_ms < 1 then
+        retry_ms = 1
+    end
+    return {0, 0, retry_ms}
 end
-local retry_ms = tonumber(ARGV[2])
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-if oldest[2] then
-    retry_ms = math.ceil((tonumber(oldest[2]) + window_us - now) / 1000)
-end
-if retry_ms < 1 then
-    retry_ms = 1
-end
-return {0, 0, retry_ms}
-""")
+"""
+SLIDING_WINDOW = LuaScript(SLIDING_WINDOW_LUA + "return sliding_window(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))")
 
 
 @dataclass(frozen=True)
@@ -103,7 +108,17 @@ def rate_limit_hit(identifier: str, limit: int, window_ms: int, *, client: Redis
     if window_ms <= 0:
         raise ValueError(f"window_ms must be positive, got {window_ms!r}")
     client = client or raw_client()
-    allowed, remaining, retry_ms = SLIDING_WINDOW(client, [RATE.raw_key(identifier)], [int(limit), int(window_ms)])
+    return rate_decision_from(limit, SLIDING_WINDOW(client, [rate_key(identifier)], [int(limit), int(window_ms)]))
+
+
+def rate_key(identifier: str) -> str:
+    """The Redis key of an identifier's window."""
+    return RATE.raw_key(identifier)
+
+
+def rate_decision_from(limit: int, reply: list) -> RateDecision:
+    """The decision of one `sliding_window` call from its reply ({allowed, remaining, retry_ms})."""
+    allowed, remaining, retry_ms = reply
     return RateDecision(allowed=bool(allowed), limit=int(limit), remaining=int(remaining), retry_after_ms=int(retry_ms))
 
 

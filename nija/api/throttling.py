@@ -12,12 +12,17 @@ is unreachable, and the `X-RateLimit-*` headers. It imports no app: it reads att
 - Redis unreachable: scopes in `settings.RATE_LIMIT_FAIL_CLOSED_SCOPES` answer 503 `rate_limiter_unavailable`
   (Retry-After 1): the client is not over a limit, the limiter is down. Every other scope lets the request
   through, logged and counted (`nija.ratelimit.fail_open_count`).
+- A decision taken earlier in the request (`rate_decision_prefetch`: a bearer request is counted in the same Redis
+  round trip that reads its token, accounts.token_gate) is used when it is for the very window the throttle
+  computes; otherwise the throttle counts the request itself.
 - Headers: over the limit DRF raises `Throttled` (429, `rate_limited`, Retry-After = whole seconds until the
   oldest entry leaves the window); under or over it, `RateLimitHeadersMiddleware` adds `X-RateLimit-Limit` and
   `X-RateLimit-Remaining` from the decision the throttle stashed on the request.
 """
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -34,6 +39,7 @@ from nija.ratelimit import RateDecision, rate_limit_hit, record_fail_open
 DEFAULT_SCOPE = "default"
 FALLBACK_TIER = "free"
 REQUEST_ATTR = "nija_rate_limit"
+PREFETCHED_ATTR = "_nija_rate_prefetched"
 
 
 class RateLimiterUnavailable(exceptions.APIException):
@@ -49,9 +55,8 @@ class RateLimiterUnavailable(exceptions.APIException):
     wait = 1
 
 
-def request_tier(request: Request) -> str:
-    """The limit row a request is counted against."""
-    user, principal = request.user, request.auth
+def tier_of(user: Any, principal: Any) -> str:
+    """The limit row a request of `user` authenticated as `principal` (None: a session) is counted against."""
     if not (user and user.is_authenticated):
         return "anonymous"
     kind = getattr(principal, "kind", None)
@@ -60,11 +65,20 @@ def request_tier(request: Request) -> str:
     return getattr(principal, "tier", None) or getattr(user, "subscription_tier", None) or FALLBACK_TIER
 
 
+def request_tier(request: Request) -> str:
+    """The limit row a request is counted against."""
+    return tier_of(request.user, request.auth)
+
+
+def token_identity(token_id: int) -> str:
+    return f"tok:{token_id}"
+
+
 def request_identity(request: Request) -> str:
     """Whom a request is counted for: its token, else its user, else its client address."""
     token_id = getattr(request.auth, "token_id", None)
     if token_id is not None:
-        return f"tok:{token_id}"
+        return token_identity(token_id)
     user = request.user
     if user and user.is_authenticated:
         return f"user:{user.pk}"
@@ -81,6 +95,42 @@ def scope_limit(scope: str, tier: str) -> tuple[int, float]:
     return int(requests), float(window_seconds)
 
 
+@dataclass(frozen=True)
+class RateWindow:
+    """The window one request is counted in: `<scope>:<identity>`, its limit and its length."""
+
+    identifier: str
+    limit: int
+    window_ms: int
+
+
+def rate_window(scope: str, tier: str, identity: str) -> RateWindow:
+    limit, window_seconds = scope_limit(scope, tier)
+    return RateWindow(f"{scope}:{identity}", limit, round(window_seconds * 1000))
+
+
+def throttle_scope_of(view: object) -> str:
+    return getattr(view, "throttle_scope", None) or DEFAULT_SCOPE
+
+
+def counted_by_sliding_window(view: object) -> bool:
+    """Whether the view's throttles include this module's (views may set `throttle_classes = []`)."""
+    return any(issubclass(cls, SlidingWindowThrottle) for cls in getattr(view, "throttle_classes", ()))
+
+
+def rate_decision_prefetch(request: HttpRequest, window: RateWindow, decision: RateDecision) -> None:
+    """Hand the throttle a decision already taken for this request (accounts.token_gate counts a bearer request in
+    the round trip that reads its token). The throttle uses it only for the very window it computes itself, once."""
+    request.__dict__[PREFETCHED_ATTR] = (window, decision)
+
+
+def _prefetched(request: Request, window: RateWindow) -> RateDecision | None:
+    prefetched = request._request.__dict__.pop(PREFETCHED_ATTR, None)
+    if prefetched is None or prefetched[0] != window:
+        return None
+    return prefetched[1]
+
+
 class SlidingWindowThrottle(BaseThrottle):
     """DEFAULT_THROTTLE_CLASSES entry: exact per-identity limits by scope and subscription tier."""
 
@@ -88,17 +138,18 @@ class SlidingWindowThrottle(BaseThrottle):
         self.decision: RateDecision | None = None
 
     def allow_request(self, request: Request, view: object) -> bool:
-        scope = getattr(view, "throttle_scope", None) or DEFAULT_SCOPE
-        limit, window_seconds = scope_limit(scope, request_tier(request))
-        identifier = f"{scope}:{request_identity(request)}"
-        try:
-            self.decision = rate_limit_hit(identifier, limit, round(window_seconds * 1000))
-        except RedisError:
-            if scope in settings.RATE_LIMIT_FAIL_CLOSED_SCOPES:
-                raise RateLimiterUnavailable() from None
-            record_fail_open(identifier)
-            RATE_LIMIT_FAIL_OPEN.labels(scope).inc()
-            return True
+        scope = throttle_scope_of(view)
+        window = rate_window(scope, request_tier(request), request_identity(request))
+        self.decision = _prefetched(request, window)
+        if self.decision is None:
+            try:
+                self.decision = rate_limit_hit(window.identifier, window.limit, window.window_ms)
+            except RedisError:
+                if scope in settings.RATE_LIMIT_FAIL_CLOSED_SCOPES:
+                    raise RateLimiterUnavailable() from None
+                record_fail_open(window.identifier)
+                RATE_LIMIT_FAIL_OPEN.labels(scope).inc()
+                return True
         setattr(request._request, REQUEST_ATTR, self.decision)
         if not self.decision.allowed:
             RATE_LIMIT_DENIALS.labels(scope).inc()

@@ -1,7 +1,8 @@
 """The request machinery of a bearer-token API request, in process: what a bare authenticated GET costs on top of a
 plain JSON view through the same middleware (`make bench`'s target 1, without the servers).
 
-Prints, for a bare GET of /api/market/BTC-USD with a bot token, the same GET with a cookie session, and the plain
+Prints, for a bare GET of /api/market/BTC-USD with a bot token, the same GET by FLEET bots in turn (each request then
+also a heartbeat, as under load), the same GET with a cookie session, and the plain
 view of tests/bench/bench_urls.py: the median CPU time of the request's thread (robust to other load on the
 machine), Redis commands (Redis's own commandstats, commands run inside scripts included) and Redis round trips
 (packets the client sent) per request. `BENCH_CPROFILE=1` also prints the bare GET's cProfile, by own time and
@@ -12,6 +13,7 @@ Run: `NIJA_TEST_DB_SUFFIX=_x TEST_REDIS_PORT=6380x .venv/bin/pytest tests/bench/
 """
 
 import cProfile
+import itertools
 import os
 import pstats
 import statistics
@@ -33,6 +35,7 @@ from tests.risk.conftest import funded_account
 from trading.market import market_price_set
 
 ITERATIONS = int(os.environ.get("BENCH_ITERATIONS", "1000"))
+FLEET = 512
 BARE_PATH = "/api/market/BTC-USD"
 PLAIN_PATH = "/bench/plain"
 
@@ -45,12 +48,16 @@ def test_request_path_profile(redis_client, settings):
     account = funded_account(Decimal("1000000"))
     bearer = APIClient()
     bearer.credentials(HTTP_AUTHORIZATION=f"Bearer {issue_token(TokenKind.BOT, instance=account)}")
+    # As under load: many bots, each request's heartbeat due (at most one write a second per bot).
+    fleet = [f"Bearer {issue_token(TokenKind.BOT)}" for _ in range(FLEET)]
+    turns = itertools.cycle(fleet)
     session = Client()
     session.force_login(OperatorFactory())
     plain = Client()
     market_price_set(symbol="BTC-USD", price=Decimal("50000"))
     calls: dict[str, Callable[[], object]] = {
         "bare GET, bearer token": lambda: _ok(bearer.get(BARE_PATH)),
+        f"bare GET, {FLEET} bots in turn": lambda: _ok(plain.get(BARE_PATH, HTTP_AUTHORIZATION=next(turns))),
         "bare GET, session cookie": lambda: _ok(session.get(BARE_PATH)),
         "plain view through the middleware": lambda: _ok(plain.get(PLAIN_PATH)),
     }
@@ -63,7 +70,7 @@ def test_request_path_profile(redis_client, settings):
     print(f"\n== request path in process (medians of {ITERATIONS}; load average {os.getloadavg()[0]:.1f})")
     for name, (cpu_ms, commands, trips) in figures.items():
         print(
-            f"   {name:36} thread CPU {cpu_ms:.3f} ms   Redis round trips {trips:5.2f}   "
+            f"   {name:34} thread CPU {cpu_ms:.3f} ms   Redis round trips {trips:5.2f}   "
             f"commands {sum(commands.values()):5.2f} ({', '.join(f'{c} {n:g}' for c, n in sorted(commands.items()))})"
         )
     bare, plain_cpu = figures["bare GET, bearer token"][0], figures["plain view through the middleware"][0]
