@@ -3,6 +3,9 @@
 - Guards: oversize bodies (JSON 413) and unexpected exceptions (JSON 500). Django's own oversize error is a plain
   400, and DRF reads the body stream itself (bypassing Django's check), so the declared Content-Length is checked
   here before any view or parser runs.
+- Content-Security-Policy (django-csp) with its two header values built once: a response no view changed the
+  policy of and no page took a nonce for gets the same headers every time, so they are built from the settings
+  once (again when a setting changes) instead of twice a response.
 - The browser's middleware (sessions, session authentication, messages), skipped by an /api/ request that carries a
   bearer token: DRF authenticates such a request by its token alone (the bearer class answers every
   `Authorization: Bearer ...` request itself, with a user or a 401), so its session cookie is never read, no
@@ -12,17 +15,24 @@
   enforces CSRF only on the session-authenticated requests, which a bearer request can no longer be.
 """
 
+import http
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
+from csp.constants import HEADER, HEADER_REPORT_ONLY
+from csp.middleware import CheckableLazyObject, CSPMiddleware
+from csp.utils import build_policy
 from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.core.exceptions import RequestDataTooBig
-from django.http import HttpRequest, HttpResponse
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from rest_framework.authentication import get_authorization_header
 
 from nija.api.errors import error_response
@@ -113,3 +123,69 @@ class ApiErrorMiddleware:
     def _too_large() -> HttpResponse:
         limit = settings.API_MAX_BODY_BYTES
         return error_response(413, "payload_too_large", f"Request bodies are limited to {limit} bytes.")
+
+
+# ---------------------------------------------------------------------------------------------- CSP
+# What a view sets on its response to change its policy (csp.decorators), in either mode.
+_CSP_RESPONSE_OVERRIDES = (
+    "_csp_config",
+    "_csp_update",
+    "_csp_replace",
+    "_csp_exempt",
+    "_csp_config_ro",
+    "_csp_update_ro",
+    "_csp_replace_ro",
+    "_csp_exempt_ro",
+)
+_CSP_SETTINGS = ("CONTENT_SECURITY_POLICY", "CONTENT_SECURITY_POLICY_REPORT_ONLY")
+_csp_headers: list[tuple[str, str, tuple[str, ...]]] | None = None
+_csp_lock = threading.Lock()
+
+
+def _default_csp_headers() -> list[tuple[str, str, tuple[str, ...]]]:
+    """(header, value, excluded path prefixes) of each mode with a policy, as django-csp builds them without any
+    view override or nonce."""
+    global _csp_headers
+    headers = _csp_headers
+    if headers is None:
+        headers = []
+        for header, setting, report_only in (
+            (HEADER, "CONTENT_SECURITY_POLICY", False),
+            (HEADER_REPORT_ONLY, "CONTENT_SECURITY_POLICY_REPORT_ONLY", True),
+        ):
+            value = build_policy(report_only=report_only)
+            if value:
+                prefixes = (getattr(settings, setting, None) or {}).get("EXCLUDE_URL_PREFIXES", None) or ()
+                headers.append((header, value, tuple(prefixes)))
+        with _csp_lock:
+            _csp_headers = headers
+    return headers
+
+
+@receiver(setting_changed)
+def _forget_csp_headers(*, setting: str, **kwargs: Any) -> None:
+    global _csp_headers
+    if setting in _CSP_SETTINGS:
+        with _csp_lock:
+            _csp_headers = None
+
+
+class CachedPolicyCSPMiddleware(CSPMiddleware):
+    """django-csp's middleware; a response without any view override and without a nonce taken gets the headers
+    built once (`_default_csp_headers`), with the same exemptions (DEBUG error pages, excluded prefixes, a header
+    already set). Anything else goes through django-csp itself."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        if getattr(request, "_csp_nonce", None) is not None or any(
+            hasattr(response, name) for name in _CSP_RESPONSE_OVERRIDES
+        ):
+            return super().process_response(request, response)
+        debug_page = response.status_code in (http.HTTPStatus.INTERNAL_SERVER_ERROR, http.HTTPStatus.NOT_FOUND)
+        if debug_page and settings.DEBUG:
+            return response
+        for header, value, excluded in _default_csp_headers():
+            if header not in response and not request.path_info.startswith(excluded):
+                response[header] = value
+        # As django-csp: a nonce asked for after the header is written would not be in it.
+        request.csp_nonce = CheckableLazyObject(self._csp_nonce_post_response)  # type: ignore[attr-defined]
+        return response

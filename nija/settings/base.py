@@ -82,7 +82,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Static files from the process itself (no CDN, no separate file server needed), before any other work.
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "csp.middleware.CSPMiddleware",
+    # django-csp's, the headers built once while no view changes the policy (nija/middleware.py).
+    "nija.middleware.CachedPolicyCSPMiddleware",
     # Credentialed CORS for the event stream only (the page on the web origin reads the events origin).
     "corsheaders.middleware.CorsMiddleware",
     # Sessions, session authentication and messages: Django's, skipped by /api/ requests that carry a bearer
