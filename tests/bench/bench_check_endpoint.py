@@ -34,10 +34,13 @@ Run: `make bench`, or `NIJA_TEST_DB_SUFFIX=_x TEST_REDIS_PORT=6380x .venv/bin/py
 import os
 import re
 import statistics
+import threading
 import time
 import urllib.request
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -48,6 +51,7 @@ from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 from django_redis import get_redis_connection
+from redis.connection import AbstractConnection
 from rest_framework.test import APIClient
 
 from accounts.models import TokenKind, TradingInstance
@@ -565,10 +569,12 @@ def _profile(bots, settings, monkeypatch) -> None:
     print(f"SQL statements per check over the API: {len(one_check)} (BEGIN rides on the first one of the transaction):")
     for started, finished, sql in one_check:
         print(f"   {(finished - started) * 1000:6.3f} ms  {' '.join(sql.split())[:105]}")
+    check_trips, bare_trips = redis_per_check.pop(ROUND_TRIPS), redis_per_bare.pop(ROUND_TRIPS)
     print(
         f"Redis commands per check: {sum(redis_per_check.values()):g} "
         f"({', '.join(f'{name} {calls:g}' for name, calls in sorted(redis_per_check.items()))}); "
-        f"per bare GET: {sum(redis_per_bare.values()):g}"
+        f"per bare GET: {sum(redis_per_bare.values()):g}; round trips of the request's thread: check {check_trips:g}, "
+        f"bare GET {bare_trips:g}"
     )
     print(
         f"whole request in process: check {request_ms:.3f} ms, bare GET {bare_ms:.3f} ms "
@@ -622,16 +628,41 @@ class StatementClock:
 
 
 def _redis_commands(call, times: int = 100) -> dict[str, float]:
+    """Redis commands per call (commandstats: every process and thread, commands run inside scripts included), and
+    under ROUND_TRIPS the packets this thread sent (one per command or script, one per pipeline)."""
     redis = get_redis_connection("default")
     redis.config_resetstat()
-    for _ in range(times):
-        call()
+    with _round_trips() as trips:
+        for _ in range(times):
+            call()
     stats = redis.info("commandstats")
     return {
         name.removeprefix("cmdstat_"): data["calls"] / times
         for name, data in stats.items()
         if name != "cmdstat_config|resetstat"
-    }
+    } | {ROUND_TRIPS: trips[0] / times}
+
+
+ROUND_TRIPS = "round trips of the request's thread"
+
+
+@contextmanager
+def _round_trips() -> Iterator[list[int]]:
+    """Counts the packets redis-py sends from this thread meanwhile."""
+    count = [0]
+    me = threading.get_ident()
+    real = AbstractConnection.send_packed_command
+
+    def counted(self, command, check_health=True):
+        if threading.get_ident() == me:
+            count[0] += 1
+        return real(self, command, check_health)
+
+    AbstractConnection.send_packed_command = counted
+    try:
+        yield count
+    finally:
+        AbstractConnection.send_packed_command = real
 
 
 def _service_phases(account_id: int, monkeypatch) -> dict[str, float]:
