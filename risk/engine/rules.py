@@ -143,10 +143,32 @@ def _check_open_positions(
             reasons.append(Reason(RuleCode.MAX_OPEN_POSITIONS, message, limit, count, scope))
 
 
+def account_exposure_cap(account: AccountState, limits: Limits) -> Decimal:
+    """The account's exposure ceiling: max_account_exposure_pct x E_a."""
+    return mul(limits.max_account_exposure_pct, account.equity)
+
+
+def portfolio_exposure_cap(portfolio: PortfolioState, limits: Limits) -> Decimal:
+    """The portfolio's exposure ceiling: max_portfolio_exposure_pct x E."""
+    return mul(limits.max_portfolio_exposure_pct, portfolio.equity)
+
+
+def symbol_exposure_cap(portfolio: PortfolioState, limits: Limits) -> Decimal:
+    """The ceiling on the portfolio's exposure in one symbol: max_symbol_exposure_pct x E."""
+    return mul(limits.max_symbol_exposure_pct, portfolio.equity)
+
+
+def group_exposure_cap(portfolio: PortfolioState) -> Decimal | None:
+    """The ceiling on the symbol's correlation group: its limit x E (None: the symbol is in no group)."""
+    if portfolio.group_exposure is None or portfolio.group_limit_pct is None:
+        return None
+    return mul(portfolio.group_limit_pct, portfolio.equity)
+
+
 def _check_account_exposure(reasons: list[Reason], n: Decimal, account: AccountState, limits: Limits) -> None:
     """account_exposure: X_a + n > max_account_exposure_pct x E_a."""
     after = add(account.exposure, n)
-    cap = mul(limits.max_account_exposure_pct, account.equity)
+    cap = account_exposure_cap(account, limits)
     if after > cap:
         limit = quantize_down(cap)
         message = (
@@ -159,7 +181,7 @@ def _check_account_exposure(reasons: list[Reason], n: Decimal, account: AccountS
 def _check_portfolio_exposure(reasons: list[Reason], n: Decimal, portfolio: PortfolioState, limits: Limits) -> None:
     """portfolio_exposure: X + n > max_portfolio_exposure_pct x E."""
     after = add(portfolio.exposure, n)
-    cap = mul(limits.max_portfolio_exposure_pct, portfolio.equity)
+    cap = portfolio_exposure_cap(portfolio, limits)
     if after > cap:
         limit = quantize_down(cap)
         message = (
@@ -174,7 +196,7 @@ def _check_symbol_concentration(
 ) -> None:
     """symbol_concentration: the portfolio's exposure in the symbol + n > max_symbol_exposure_pct x E."""
     after = add(portfolio.symbol_exposure, n)
-    cap = mul(limits.max_symbol_exposure_pct, portfolio.equity)
+    cap = symbol_exposure_cap(portfolio, limits)
     if after > cap:
         limit = quantize_down(cap)
         message = (
@@ -186,10 +208,10 @@ def _check_symbol_concentration(
 
 def _check_correlated_exposure(reasons: list[Reason], n: Decimal, portfolio: PortfolioState) -> None:
     """correlated_exposure: the symbol's group exposure + n > the group's limit x E (no group: no rule)."""
-    if portfolio.group_exposure is None or portfolio.group_limit_pct is None:
+    cap = group_exposure_cap(portfolio)
+    if cap is None:
         return
     after = add(portfolio.group_exposure, n)
-    cap = mul(portfolio.group_limit_pct, portfolio.equity)
     if after > cap:
         limit = quantize_down(cap)
         message = (
