@@ -71,9 +71,17 @@ RISK_REJECTION_REASONS = Counter(
     "Failing rules of rejected risk checks, by reason code (a check failing several rules counts once for each).",
     ["reason"],
 )
+RISK_CHECK_PATHS = Counter(
+    "nija_risk_check_paths_total",
+    "Checks by the path that answered them: snapshot (decided on an unlocked read, an approval reserved by one "
+    "statement that re-verified it) or locked (the rows locked first: the day's first check, an approval request, "
+    "a snapshot that no longer held, an explicit time).",
+    ["path"],
+)
 RISK_LOCK_HELD = Summary(
     "nija_risk_portfolio_lock_held_seconds",
-    "Time reserving checks held the portfolio row: from the lock statement's answer to COMMIT returned.",
+    "Time reserving checks held the portfolio row: from the lock granted to COMMIT returned (the one reserving "
+    "statement: its round trip less its wait for the locks).",
 )
 RATE_LIMIT_DENIALS = Counter("nija_rate_limit_denials_total", "Requests refused by a rate limit (429).", ["scope"])
 RATE_LIMIT_FAIL_OPEN = Counter(

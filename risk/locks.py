@@ -12,22 +12,15 @@ RISK_STATEMENT_TIMEOUT_MS PostgreSQL raises and the caller answers 503 (the gate
 creates the symbol's row on first use (the only write here: a row must exist to be locked).
 """
 
-from collections.abc import Mapping
-from datetime import date
-from typing import Any
-
 from django.conf import settings
 from django.db import connection
 from django.db.models import F
-from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import TradingInstance, User
-from nija.api.parsers import loads_decimal
 from risk.defaults import PORTFOLIO_ID
-from risk.engine import TradingMode
 from risk.errors import AccountInactive, AccountNotFound
 from risk.models import CorrelationGroup, Portfolio, SymbolExposure
-from risk.selectors import CheckScope, LockedScope, limits_from_rows
+from risk.selectors import CheckScope, LockedScope, check_scope_from_json
 from trading.models import Position
 
 LOCK_ORDER = (Portfolio, SymbolExposure, CorrelationGroup, TradingInstance, Position, User)
@@ -121,56 +114,4 @@ def lock_check_scope(*, instance_id: int, symbol: str, client_order_id: str | No
         (text,) = cursor.fetchone()
     if text is None:
         return None
-    return _check_scope_from(loads_decimal(text))
-
-
-def _check_scope_from(data: Mapping[str, Any]) -> CheckScope:
-    """Unsaved model instances carrying the locked rows' values (the services read fields and primary keys only)."""
-    portfolio, symbol, group, account = data["portfolio"], data["symbol"], data["group"], data["account"]
-    locked = LockedScope(
-        portfolio=Portfolio(
-            id=portfolio["id"],
-            exposure=portfolio["exposure"],
-            position_count=portfolio["position_count"],
-            equity=portfolio["equity"],
-            day_start_equity=portfolio["day_start_equity"],
-            day_start_date=_date(portfolio["day_start_date"]),
-        ),
-        symbol_row=None
-        if symbol is None
-        else SymbolExposure(**_fields(symbol, "symbol", "exposure", "position_count")),
-        group=None if group is None else CorrelationGroup(**_fields(group, "id", "name", "limit_pct", "exposure")),
-        account=TradingInstance(
-            **_fields(
-                account,
-                "id",
-                "user_id",
-                "is_active",
-                "equity",
-                "exposure",
-                "position_count",
-                "peak_equity",
-                "day_start_equity",
-            ),
-            equity_reported_at=parse_datetime(account["equity_reported_at"]) if account["equity_reported_at"] else None,
-            day_start_date=_date(account["day_start_date"]),
-        ),
-        clock=parse_datetime(data["clock"]),
-        user_active=account["user_is_active"],
-    )
-    states = {row["instance_id"]: TradingMode(row["state"]) for row in data["states"] or []}
-    return CheckScope(
-        locked=locked,
-        limits=limits_from_rows(data["limits"]),
-        portfolio_mode=states.get(None, TradingMode.ACTIVE),
-        account_mode=states.get(account["id"], TradingMode.ACTIVE),
-        existing=data["existing"],
-    )
-
-
-def _date(text: str | None) -> date | None:
-    return parse_date(text) if text else None
-
-
-def _fields(row: Mapping[str, Any], *names: str) -> dict[str, Any]:
-    return {name: row[name] for name in names}
+    return check_scope_from_json(text)

@@ -8,15 +8,19 @@ for a dry run, without them (`read_scope`, `read_check_scope`, in the same order
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import TradingInstance
 from accounts.selectors import UserPermissionData
+from nija.api.parsers import loads_decimal
+from risk.defaults import PORTFOLIO_ID
 from risk.engine import AccountState, Limits, PortfolioState, TradingMode, UserLimits
 from risk.models import (
     CorrelationGroup,
@@ -343,26 +347,81 @@ def risk_status(*, now: datetime) -> RiskStatus:
 
 @dataclass(frozen=True)
 class CheckScope:
-    """Everything a check decides on, read under its locks in one round trip (risk.locks.lock_check_scope)."""
+    """Everything a check decides on, read in one round trip: under its locks (risk.locks.lock_check_scope) or
+    without them (`read_check_scope`). `source` is the JSON as PostgreSQL answered it: a reservation made on this
+    snapshot hands it back, and the reserving statement compares it with the rows it locks."""
 
     locked: LockedScope
     limits: LimitsInForce
     portfolio_mode: TradingMode
     account_mode: TradingMode
     existing: Mapping[str, Any] | None  # the earlier position with the same client_order_id, as column values
+    source: str = ""
 
 
-def read_check_scope(*, instance_id: int, symbol: str | None) -> CheckScope | None:
-    """The same values as risk.locks.lock_check_scope, read without locks (dry runs)."""
-    try:
-        locked = read_scope(instance_id=instance_id, symbol=symbol)
-    except TradingInstance.DoesNotExist:
-        return None
-    portfolio_mode, account_mode = trading_modes(instance_id=instance_id)
+_READ_CHECK_SCOPE_SQL = "SELECT risk_read_check_scope(%s, %s, %s, %s)"
+
+
+def read_check_scope(*, instance_id: int, symbol: str | None, client_order_id: str | None) -> CheckScope | None:
+    """The same values as risk.locks.lock_check_scope in one round trip, without locks and without creating the
+    symbol's row (the `risk_read_check_scope` function, migration risk 0012): the snapshot a check decides on first,
+    and all a dry run reads. The clock is PostgreSQL's, read after the rows. None when the account does not exist."""
+    with connection.cursor() as cursor:
+        cursor.execute(_READ_CHECK_SCOPE_SQL, [PORTFOLIO_ID, instance_id, symbol, client_order_id])
+        (text,) = cursor.fetchone()
+    return None if text is None else check_scope_from_json(text)
+
+
+def check_scope_from_json(text: str) -> CheckScope:
+    """A `CheckScope` from the check functions' JSON: unsaved model instances carrying the rows' values (the
+    services read fields and primary keys only). A symbol with no row yet reads as one with nothing held."""
+    data = loads_decimal(text)
+    portfolio, symbol, group, account = data["portfolio"], data["symbol"], data["group"], data["account"]
+    locked = LockedScope(
+        portfolio=Portfolio(
+            id=portfolio["id"],
+            exposure=portfolio["exposure"],
+            position_count=portfolio["position_count"],
+            equity=portfolio["equity"],
+            day_start_equity=portfolio["day_start_equity"],
+            day_start_date=_date(portfolio["day_start_date"]),
+        ),
+        symbol_row=None
+        if symbol is None
+        else SymbolExposure(**_fields(symbol, "symbol", "exposure", "position_count")),
+        group=None if group is None else CorrelationGroup(**_fields(group, "id", "name", "limit_pct", "exposure")),
+        account=TradingInstance(
+            **_fields(
+                account,
+                "id",
+                "user_id",
+                "is_active",
+                "equity",
+                "exposure",
+                "position_count",
+                "peak_equity",
+                "day_start_equity",
+            ),
+            equity_reported_at=parse_datetime(account["equity_reported_at"]) if account["equity_reported_at"] else None,
+            day_start_date=_date(account["day_start_date"]),
+        ),
+        clock=parse_datetime(data["clock"]),
+        user_active=account["user_is_active"],
+    )
+    states = {row["instance_id"]: TradingMode(row["state"]) for row in data["states"] or []}
     return CheckScope(
         locked=locked,
-        limits=limits_in_force(instance_id=instance_id),
-        portfolio_mode=portfolio_mode,
-        account_mode=account_mode,
-        existing=None,
+        limits=limits_from_rows(data["limits"]),
+        portfolio_mode=states.get(None, TradingMode.ACTIVE),
+        account_mode=states.get(account["id"], TradingMode.ACTIVE),
+        existing=data["existing"],
+        source=text,
     )
+
+
+def _date(text: str | None) -> date | None:
+    return parse_date(text) if text else None
+
+
+def _fields(row: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {name: row[name] for name in names}

@@ -8,26 +8,28 @@ exposure); dry runs and reduce-only confirmations write nothing.
 """
 
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import structlog
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from accounts.selectors import user_permission_get
-from nija.metrics import RISK_LOCK_HELD
+from nija.metrics import RISK_CHECK_PATHS, RISK_LOCK_HELD
 from risk import locks, selectors
-from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, evaluate, legacy_request
+from risk.engine import CheckRequest, Decision, Outcome, Reason, Side, UserLimits, evaluate, legacy_request
+from risk.engine.bounds import counter_bounds
 from risk.errors import AccountInactive, AccountNotFound, IdempotencyConflict, PositionNotFound, StaleState
 from risk.models import Severity
-from risk.services.day import as_of_day, locked_now, trading_day_roll
+from risk.services.day import as_of_day, day_roll_due, locked_now, trading_day_roll
 from risk.services.events import position_published, risk_event_raise
-from risk.services.exposure import position_insert
+from risk.services.exposure import Reserved, position_insert, position_reserve_verified
 from trading.fingerprints import check_fingerprint
 from trading.market import market_price_get
 from trading.models import Position, PositionStatus
@@ -110,12 +112,157 @@ def position_check(
     *, request: CheckInput, user_id: int, now: datetime | None = None, correlation_id: str = ""
 ) -> CheckOutcome:
     """Decide a bot's request and, unless it is a dry run or a reduce-only confirmation, record and reserve it.
-    `now` None: the clock read once the portfolio lock is granted (risk.services.day.locked_now)."""
+    `now` None: the clock PostgreSQL reads (once the rows are locked, for a reservation); an explicit `now` (a task,
+    a test) takes the locked path, which acts at that time."""
     if request.reduce_only:
         return _reduce_only_confirmation(request=request)
     engine_request = _engine_request(request)
     permission = selectors.user_limits(user_permission_get(user_id=user_id))
-    fingerprint = request.fingerprint()  # before the lock: nothing below waits on it
+    fingerprint = request.fingerprint()  # before any lock: nothing below waits on it
+    if request.dry_run or now is None:
+        outcome = _check_on_snapshot(
+            request=request,
+            engine_request=engine_request,
+            permission=permission,
+            now=now,
+            fingerprint=fingerprint,
+            correlation_id=correlation_id,
+        )
+        if outcome is not None:
+            RISK_CHECK_PATHS.labels("snapshot").inc()
+            return outcome
+        RISK_CHECK_PATHS.labels("locked").inc()
+    return _check_under_locks(
+        request=request,
+        engine_request=engine_request,
+        permission=permission,
+        now=now,
+        fingerprint=fingerprint,
+        correlation_id=correlation_id,
+    )
+
+
+def _check_on_snapshot(
+    *,
+    request: CheckInput,
+    engine_request: CheckRequest,
+    permission,
+    now: datetime | None,
+    fingerprint: str,
+    correlation_id: str,
+) -> CheckOutcome | None:
+    """Decide on an unlocked snapshot (one round trip) and record the decision in one more statement, which for an
+    approval re-verifies the snapshot under the locks (risk.services.exposure.position_reserve_verified). None when
+    the locked path must decide instead: the first check of a UTC day (it rolls the day), an approval request (its
+    event commits with it), or a reservation whose snapshot no longer holds. A dry run always answers here.
+
+    A rejection or a refusal (unknown, inactive, stale account) is the answer at the snapshot's moment; it reserves
+    nothing, so no lock is needed to record it. A replay reads the earlier position as committed then."""
+    snapshot = selectors.read_check_scope(
+        instance_id=request.account_id,
+        symbol=None if request.is_legacy else request.symbol,
+        client_order_id=None if request.dry_run else request.client_order_id,
+    )
+    if snapshot is None:
+        raise AccountNotFound()
+    if not snapshot.locked.account_active:
+        raise AccountInactive()
+    scope, limits = snapshot.locked, snapshot.limits
+    now = locked_now(scope=scope, requested=now)
+    if snapshot.existing is not None:
+        return _replay(snapshot.existing, request, now=now, fingerprint=fingerprint)
+    if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
+        raise StaleState()
+    if request.dry_run:
+        as_of_day(scope, today=now.date())  # in memory only: a dry run writes nothing
+    elif day_roll_due(scope, today=now.date()):
+        return None
+    account = selectors.account_state(scope.account, snapshot.account_mode)
+    portfolio = selectors.portfolio_state(scope, snapshot.portfolio_mode)
+    decision = evaluate(engine_request, account, portfolio, permission, limits.engine)
+    if request.dry_run:
+        return _outcome(decision, scope=scope, position=None)
+    if decision.decision == Outcome.PENDING_APPROVAL:
+        return None
+    position = _new_position(request=request, decision=decision, limits=limits, now=now, fingerprint=fingerprint)
+    account_exposure = scope.account.exposure
+    try:
+        if decision.decision == Outcome.REJECTED:
+            with _own_statement():
+                position.pk = position_insert(scope=scope, position=position, reserve=False)
+        else:
+            reserved = _reserve(snapshot, engine_request, decision, permission=permission, position=position)
+            if reserved is None:
+                return None
+            position.pk, account_exposure = reserved.position_id, reserved.account_exposure - decision.notional
+    except IntegrityError:
+        # The unique (instance, client_order_id) constraint: a retry recorded between the snapshot and this write
+        # (a rejection takes no lock); the stored answer is the right one.
+        if request.client_order_id is None:
+            raise
+        return _replay_unlocked(request, now=now)
+    _announce(position=position, decision=decision, correlation_id=correlation_id)
+    return _outcome(decision, scope=scope, position=position, account_exposure=account_exposure)
+
+
+def _reserve(
+    snapshot: selectors.CheckScope,
+    engine_request: CheckRequest,
+    decision: Decision,
+    *,
+    permission: UserLimits,
+    position: Position,
+) -> Reserved | None:
+    """Reserve an approval made on `snapshot` in one statement that re-verifies it under the locks; the position
+    takes the statement's times. None: the snapshot no longer holds (nothing written)."""
+    scope, limits = snapshot.locked, snapshot.limits
+    bounds = counter_bounds(
+        engine_request,
+        selectors.account_state(scope.account, snapshot.account_mode),
+        selectors.portfolio_state(scope, snapshot.portfolio_mode),
+        permission,
+        limits.engine,
+        notional=decision.notional,
+    )
+    started = time.perf_counter()
+    with _own_statement():
+        reserved = position_reserve_verified(
+            snapshot=snapshot,
+            bounds=bounds,
+            position=position,
+            fresh_until=scope.account.equity_reported_at + limits.equity_max_age,
+            ttl=limits.reservation_ttl,
+        )
+    if reserved is None:
+        return None
+    # Rows locked -> COMMIT returned: the statement's round trip less its wait for the locks.
+    RISK_LOCK_HELD.observe(max(time.perf_counter() - started - reserved.lock_wait_seconds, 0.0))
+    position.created_at = position.updated_at = position.decided_at = position.approved_at = reserved.clock
+    position.reservation_expires_at = reserved.clock + limits.reservation_ttl
+    return reserved
+
+
+@contextmanager
+def _own_statement() -> Iterator[None]:
+    """Outside a transaction, nothing: the statement is its own transaction and its COMMIT rides on its round trip.
+    Inside one (a caller's, a test's), a savepoint, so that a failed statement leaves that transaction usable."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            yield
+    else:
+        yield
+
+
+def _check_under_locks(
+    *,
+    request: CheckInput,
+    engine_request: CheckRequest,
+    permission,
+    now: datetime | None,
+    fingerprint: str,
+    correlation_id: str,
+) -> CheckOutcome:
+    """The locked check: lock the rows (one round trip), decide and record under the locks, COMMIT."""
     lock_clock = LockClock()
     try:
         with transaction.atomic():
@@ -198,23 +345,21 @@ def _check_locked(
     correlation_id: str,
     lock_clock: LockClock,
 ) -> "CheckOutcome | _Recorded":
-    check = _check_scope(request)
-    if not request.dry_run:
-        lock_clock.locked()
+    check = locks.lock_check_scope(
+        instance_id=request.account_id, symbol=request.symbol, client_order_id=request.client_order_id
+    )
+    lock_clock.locked()
     if check is None:
         raise AccountNotFound()
     if not check.locked.account_active:
         raise AccountInactive()
     scope, limits = check.locked, check.limits
     now = locked_now(scope=scope, requested=now)
-    if check.existing is not None and not request.dry_run:
+    if check.existing is not None:
         return _replay(check.existing, request, now=now, fingerprint=fingerprint)
     if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
         raise StaleState()
-    if request.dry_run:
-        as_of_day(scope, today=now.date())  # in memory only: a dry run writes nothing
-    else:
-        trading_day_roll(scope=scope, today=now.date())
+    trading_day_roll(scope=scope, today=now.date())
     decision = evaluate(
         engine_request,
         selectors.account_state(scope.account, check.account_mode),
@@ -222,8 +367,6 @@ def _check_locked(
         permission,
         limits.engine,
     )
-    if request.dry_run:
-        return _outcome(decision, scope=scope, position=None)
     position = _record(request=request, decision=decision, scope=scope, limits=limits, now=now, fingerprint=fingerprint)
     if position.status == PositionStatus.PENDING_APPROVAL:
         # Its approval_requested event is written with the position (same transaction), and announced after it.
@@ -231,25 +374,24 @@ def _check_locked(
     return _Recorded(decision=decision, scope=scope, position=position)
 
 
-def _check_scope(request: CheckInput) -> selectors.CheckScope | None:
-    """Real checks lock (one round trip); dry runs read without locks: they reserve nothing, so wait for no one."""
-    symbol = None if request.is_legacy else request.symbol
-    if request.dry_run:
-        return selectors.read_check_scope(instance_id=request.account_id, symbol=symbol)
-    return locks.lock_check_scope(
-        instance_id=request.account_id, symbol=symbol, client_order_id=request.client_order_id
-    )
-
-
 def _record(
     *, request: CheckInput, decision: Decision, scope: selectors.LockedScope, limits, now: datetime, fingerprint: str
 ) -> Position:
     """Write the position with its decision; approved and pending ones reserve their notional on every counter
     (one statement: `position_insert`). Returns the position as written (not re-read)."""
+    position = _new_position(request=request, decision=decision, limits=limits, now=now, fingerprint=fingerprint)
+    position.pk = position_insert(scope=scope, position=position, reserve=position.status != PositionStatus.REJECTED)
+    return position
+
+
+def _new_position(
+    *, request: CheckInput, decision: Decision, limits: selectors.LimitsInForce, now: datetime, fingerprint: str
+) -> Position:
+    """The position recording a decision, unsaved."""
     status = DECISION_STATUS[decision.decision]
     ttl = limits.approval_ttl if status == PositionStatus.PENDING_APPROVAL else limits.reservation_ttl
-    position = Position(
-        instance_id=scope.account.pk,
+    return Position(
+        instance_id=request.account_id,
         symbol=request.symbol,
         side=str(request.side),
         quantity=request.quantity,
@@ -267,8 +409,6 @@ def _record(
         created_at=now,
         updated_at=now,
     )
-    position.pk = position_insert(scope=scope, position=position, reserve=status != PositionStatus.REJECTED)
-    return position
 
 
 def _announce(*, position: Position, decision: Decision, correlation_id: str) -> None:
@@ -304,7 +444,16 @@ def _log_decision(entry: dict) -> None:
         logger.info("position_checked", **entry)
 
 
-def _outcome(decision: Decision, *, scope: selectors.LockedScope, position: Position | None) -> CheckOutcome:
+def _outcome(
+    decision: Decision,
+    *,
+    scope: selectors.LockedScope,
+    position: Position | None,
+    account_exposure: Decimal | None = None,
+) -> CheckOutcome:
+    """The answer. `account_exposure`: the account's exposure the decision was recorded on, when it is not the
+    scope's (a reservation by the one statement, which found the counters moved since the snapshot)."""
+    exposure = scope.account.exposure if account_exposure is None else account_exposure
     return CheckOutcome(
         decision=str(decision.decision),
         notional=decision.notional,
@@ -313,20 +462,20 @@ def _outcome(decision: Decision, *, scope: selectors.LockedScope, position: Posi
         status=position.status if position is not None else None,
         position_id=position.pk if position is not None else None,
         expires_at=position.reservation_expires_at if position is not None else None,
-        metrics=_metrics_after(decision, scope=scope),
+        metrics=_metrics_after(decision, equity=scope.account.equity, exposure=exposure),
     )
 
 
-def _metrics_after(decision: Decision, *, scope: selectors.LockedScope) -> dict:
+def _metrics_after(decision: Decision, *, equity: Decimal, exposure: Decimal) -> dict:
     """The bot's own account as it stands after this decision (a reservation included). Portfolio-wide figures are
     left out: a bot only ever sees its own account, and with few accounts the portfolio's equity and exposure
     would tell it another account's."""
     reserved = decision.notional if decision.decision != Outcome.REJECTED else Decimal(0)
-    account_exposure = scope.account.exposure + reserved
+    account_exposure = exposure + reserved
     return {
-        "account_equity": scope.account.equity,
+        "account_equity": equity,
         "account_exposure": account_exposure,
-        "account_exposure_pct": _pct(account_exposure, scope.account.equity),
+        "account_exposure_pct": _pct(account_exposure, equity),
     }
 
 

@@ -37,7 +37,7 @@ def trading_day_roll(*, scope: selectors.LockedScope, today: date) -> bool:
     portfolio's totals roll too, so one that returns later today comes back with today's start. Also applied to
     the locked rows in memory. False when `today` is not after the day already rolled (the day never goes back)."""
     portfolio, account = scope.portfolio, scope.account
-    if portfolio.day_start_date is not None and today <= portfolio.day_start_date:
+    if not day_roll_due(scope, today=today):
         return False
     TradingInstance.objects.update(day_start_equity=F("equity"), day_start_date=today)
     Portfolio.objects.filter(pk=portfolio.pk).update(day_start_equity=F("equity"), day_start_date=today)
@@ -46,9 +46,14 @@ def trading_day_roll(*, scope: selectors.LockedScope, today: date) -> bool:
     return True
 
 
+def day_roll_due(scope: selectors.LockedScope, *, today: date) -> bool:
+    """Whether `today` is after the UTC day the portfolio last rolled (or it never rolled): `trading_day_roll` due."""
+    return scope.portfolio.day_start_date is None or today > scope.portfolio.day_start_date
+
+
 def as_of_day(scope: selectors.LockedScope, *, today: date) -> None:
     """The locked rows as a new UTC day would see them (start-of-day equity = equity), in memory only: what a dry
     run evaluates when the day has not been rolled yet (see `trading_day_roll`)."""
-    if scope.portfolio.day_start_date is None or today > scope.portfolio.day_start_date:
+    if day_roll_due(scope, today=today):
         scope.portfolio.day_start_equity = scope.portfolio.equity
         scope.account.day_start_equity = scope.account.equity

@@ -1,5 +1,6 @@
 """Moving exposure: the one place that changes the counters, under the locks the caller holds
-(`risk.locks.lock_scope`, or `risk.locks.lock_check_scope` on the check path).
+(`risk.locks.lock_scope`, or `risk.locks.lock_check_scope` on the check path's locked fallback), or under the locks
+its one statement takes (`position_reserve_verified`, the check's reservation of a decision made on a snapshot).
 
 Every transition computes what a position holds afterwards (`risk.engine.holding.held_notional`) and moves the
 portfolio, symbol, correlation-group and account counters by the difference (`x = x + delta`), in one SQL statement,
@@ -8,12 +9,19 @@ positions.
 """
 
 import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
+from nija.api.parsers import loads_decimal
+from risk.defaults import PORTFOLIO_ID
+from risk.engine.bounds import CounterBounds
 from risk.engine.holding import Holding, held_notional
-from risk.selectors import LockedScope
+from risk.selectors import CheckScope, LockedScope
 from trading.models import Position, PositionStatus
 
 ACTIVE_STATUSES = frozenset({PositionStatus.PENDING_APPROVAL, PositionStatus.APPROVED, PositionStatus.OPEN})
@@ -82,6 +90,90 @@ def position_insert(*, scope: LockedScope, position: Position, reserve: bool) ->
     with connection.cursor() as cursor:
         cursor.execute(_INSERT_POSITION_RESERVING if reserve else _INSERT_POSITION, params)
         return cursor.fetchone()[0]
+
+
+@dataclass(frozen=True)
+class Reserved:
+    """A reservation the one statement made: the new position's id, PostgreSQL's clock once the rows were locked
+    (the position's decision time), how long the statement waited for the locks, and the account's exposure after."""
+
+    position_id: int
+    clock: datetime
+    lock_wait_seconds: float
+    account_exposure: Decimal
+
+
+_RESERVE_VERIFIED_SQL = (
+    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true); "
+    "SELECT risk_check_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
+
+
+def position_reserve_verified(
+    *, snapshot: CheckScope, bounds: CounterBounds, position: Position, fresh_until: datetime, ttl: timedelta
+) -> Reserved | None:
+    """Reserve `position`, approved on `snapshot`, in one statement (`risk_check_reserve`, migration risk 0012): it
+    locks the rows in the declared order, verifies that nothing but the counters changed since the snapshot, that the
+    account's equity report is fresh until `fresh_until` and the counters are within `bounds` (so the decision is
+    still the decision: risk.engine.bounds), then inserts the position and moves every counter. None, with nothing
+    written, when any of that does not hold. Outside a transaction the statement commits itself on the same round
+    trip: no Python runs while the rows are locked. The lock and statement timeouts apply as on every locked path."""
+    params = [
+        f"{settings.RISK_LOCK_TIMEOUT_MS}ms",
+        f"{settings.RISK_STATEMENT_TIMEOUT_MS}ms",
+        PORTFOLIO_ID,
+        position.instance_id,
+        position.symbol,
+        position.client_order_id,
+        snapshot.source,
+        fresh_until,
+        json.dumps(_bounds_json(bounds)),
+        ttl,
+        json.dumps(_position_json(position)),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_RESERVE_VERIFIED_SQL, params)
+        (text,) = cursor.fetchone()
+    answer = loads_decimal(text)
+    if answer["outcome"] != "reserved":
+        return None
+    return Reserved(
+        position_id=answer["id"],
+        clock=parse_datetime(answer["clock"]),
+        lock_wait_seconds=max(float(answer["lock_wait"]), 0.0),
+        account_exposure=answer["account_exposure"],
+    )
+
+
+def _bounds_json(bounds: CounterBounds) -> dict:
+    """The bounds with every amount as a string (exact in PostgreSQL's numeric), counts as integers."""
+    return {
+        "notional": str(bounds.notional),
+        "account_exposure_cap": str(bounds.account_exposure_cap),
+        "portfolio_exposure_cap": str(bounds.portfolio_exposure_cap),
+        "symbol_exposure_cap": _str_or_none(bounds.symbol_exposure_cap),
+        "group_exposure_cap": _str_or_none(bounds.group_exposure_cap),
+        "account_positions_limit": bounds.account_positions_limit,
+        "portfolio_positions_limit": bounds.portfolio_positions_limit,
+    }
+
+
+def _position_json(position: Position) -> dict:
+    """The new position's columns as JSON for `jsonb_populate_record`: amounts and times as strings (exact), the
+    reasons as JSON. The statement sets the id and every time it decides."""
+    return {field.column: _column_json(getattr(position, field.attname)) for field in POSITION_COLUMNS}
+
+
+def _column_json(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _str_or_none(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
 
 
 def holding_of(position: Position) -> Holding:

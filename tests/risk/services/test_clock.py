@@ -212,8 +212,9 @@ def test_the_locked_clock_is_read_after_the_lock_is_granted():
 
 @pytest.mark.django_db
 def test_a_check_reads_its_clock_and_its_users_flag_without_another_round_trip():
-    """The lock function returns the clock and the user's is_active with the locked rows: a reserving check is
-    still two statements (the lock-and-read function, the insert that reserves), a rejected one too."""
+    """The check's read returns the clock and the user's is_active with the rows: a reserving check is two
+    statements (the unlocked read, the one statement that locks, re-verifies and reserves), a rejected one too (the
+    read, the insert), and the locked path (an explicit time) is the lock-and-read function and the insert."""
     account = funded_account("100000")
     check(account, at=None)  # warm: the permission cache, the day rolled
     big = CheckInput(
@@ -225,8 +226,18 @@ def test_a_check_reads_its_clock_and_its_users_flag_without_another_round_trip()
     with CaptureQueriesContext(connection) as rejected:
         assert position_check(request=big, user_id=account.user_id).decision == "rejected"
 
-    for captured in (approved, rejected):
-        statements = [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
-        assert len(statements) == 2
-        assert "SELECT risk_lock_check_scope(" in statements[0]
-        assert "INSERT INTO trading_position" in statements[1]  # with the counters' UPDATEs when it reserves
+    with CaptureQueriesContext(connection) as locked:
+        assert check(account, at=timezone.now()).decision == "approved"
+
+    def statements(captured) -> list[str]:
+        return [q["sql"] for q in captured.captured_queries if "SAVEPOINT" not in q["sql"]]
+
+    assert len(statements(approved)) == 2
+    assert "SELECT risk_read_check_scope(" in statements(approved)[0]
+    assert "SELECT risk_check_reserve(" in statements(approved)[1]
+    assert "SELECT risk_read_check_scope(" in statements(rejected)[0]
+    assert statements(rejected)[1].startswith("INSERT INTO trading_position")
+    assert len(statements(rejected)) == 2
+    assert "SELECT risk_lock_check_scope(" in statements(locked)[0]
+    assert "INSERT INTO trading_position" in statements(locked)[1]  # with the counters' UPDATEs
+    assert len(statements(locked)) == 2
