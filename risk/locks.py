@@ -3,8 +3,8 @@
 `LOCK_ORDER` is that order: the portfolio row, the symbol's exposure row, the symbol's correlation group, the
 account, one of its positions, then the account's user. A transaction locks any subset of these, never one before
 another that precedes it. Everything that locks follows it: `lock_scope` (every exposure-moving service),
-`lock_account_scope`, the check's one-round-trip PostgreSQL function (`lock_check_scope`, migration risk 0011), and
-the unlocked reads of a dry run (risk.selectors.read_scope) read the same rows in the same order;
+`lock_account_scope`, the check's one-round-trip PostgreSQL function (`lock_check_scope`, migration risk 0012), and
+the check's reserving statement, which locks through that function (risk.services.exposure.position_reserve_verified);
 tests/risk/test_lock_order.py holds each of them to it.
 
 Before the first lock, `set_lock_timeouts` bounds the waits: past RISK_LOCK_TIMEOUT_MS or
@@ -105,7 +105,7 @@ def lock_account_scope(*, instance_id: int, active_only: bool) -> LockedScope:
 def lock_check_scope(*, instance_id: int, symbol: str, client_order_id: str | None) -> CheckScope | None:
     """Set the transaction's lock and statement timeouts, then lock portfolio -> symbol -> group -> account (the
     first four of LOCK_ORDER) and read limits, states and any earlier position with this client_order_id: one round
-    trip (the `risk_lock_check_scope` function, migration risk 0011). None when the account does not exist."""
+    trip (the `risk_lock_check_scope` function, migration risk 0012). None when the account does not exist."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"{_SET_TIMEOUTS_SQL}; SELECT risk_lock_check_scope(%s, %s, %s, %s)",

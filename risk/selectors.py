@@ -2,8 +2,8 @@
 and the queries behind the read endpoints. Nothing here locks or writes: the row locks (and the one declared
 order they follow) are risk.locks, the writes risk/services/.
 
-`LockedScope` and `CheckScope` are the values a check decides on, whether read under the locks (risk.locks) or,
-for a dry run, without them (`read_scope`, `read_check_scope`, in the same order: risk.locks.LOCK_ORDER).
+`LockedScope` and `CheckScope` are the values a check decides on, whether read under the locks (risk.locks) or
+without them (`read_check_scope`: the snapshot a check first decides on, and all a dry run reads).
 """
 
 from collections.abc import Mapping
@@ -14,7 +14,6 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet
-from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import TradingInstance
@@ -125,24 +124,6 @@ def trading_modes(*, instance_id: int | None) -> tuple[TradingMode, TradingMode]
         else:
             account_mode = TradingMode(row.state)
     return portfolio_mode, account_mode
-
-
-def read_scope(*, instance_id: int, symbol: str | None) -> LockedScope:
-    """The same rows as risk.locks.lock_scope, in the same order (risk.locks.LOCK_ORDER), read without locks (dry
-    runs: they reserve nothing); the clock is this process's, read now. TradingInstance.DoesNotExist for an
-    unknown account."""
-    portfolio = Portfolio.objects.get(pk=Portfolio.SINGLETON_ID)
-    symbol_row = (SymbolExposure.objects.filter(pk=symbol).first() or SymbolExposure(symbol=symbol)) if symbol else None
-    group = CorrelationGroup.objects.filter(members__symbol=symbol).first() if symbol else None
-    account = TradingInstance.objects.annotate(user_active=F("user__is_active")).get(pk=instance_id)
-    return LockedScope(
-        portfolio=portfolio,
-        symbol_row=symbol_row,
-        group=group,
-        account=account,
-        clock=timezone.now(),
-        user_active=account.user_active,
-    )
 
 
 # A reduce-only check reads only the trading states and the position: the engine skips every rule that would

@@ -1,6 +1,7 @@
-"""One declared lock order (risk.locks.LOCK_ORDER) that everything locking follows: the check's PL/pgSQL function,
-`lock_scope`, the unlocked reads of a dry run (`read_scope`, same rows, same order), and the services that lock
-more (a position after its account, a user after its accounts). Read from the statements each one runs."""
+"""One declared lock order (risk.locks.LOCK_ORDER) that everything locking follows: the check's PL/pgSQL functions
+(the lock-and-read function, and the reserving statement that locks through it), `lock_scope`, and the services that
+lock more (a position after its account, a user after its accounts); the check's unlocked reads lock nothing. Read
+from the statements each one runs."""
 
 import re
 from decimal import Decimal
@@ -10,7 +11,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from risk import locks, selectors
+from risk import locks
 from risk.defaults import PORTFOLIO_ID
 from risk.locks import LOCK_ORDER_TABLES
 from risk.models import CorrelationGroup, CorrelationGroupMember
@@ -67,16 +68,27 @@ def test_lock_scope_locks_portfolio_symbol_group_account_in_that_order():
     )
 
 
-def test_read_scope_reads_the_same_rows_in_the_same_order_without_locking():
-    account = funded_account("100000")
+def _source(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prosrc FROM pg_proc WHERE proname = %s", [name])
+        (source,) = cursor.fetchone()
+    return source
 
-    with CaptureQueriesContext(connection) as queries:
-        scope = selectors.read_scope(instance_id=account.pk, symbol="BTC-USD")
 
-    statements = [query["sql"] for query in queries.captured_queries]
-    assert not [sql for sql in statements if "FOR UPDATE" in sql]
-    assert _deduped([_table(sql) for sql in statements]) == SCOPE
-    assert (scope.portfolio.pk, scope.group.name, scope.account.pk) == (PORTFOLIO_ID, "majors", account.pk)
+@pytest.mark.parametrize("function", ["risk_read_check_scope", "risk_check_scope_json", "risk_check_inputs"])
+def test_the_unlocked_reads_of_a_check_lock_and_write_nothing(function):
+    source = _source(function).upper()
+
+    assert not re.search(r"FOR (UPDATE|SHARE)|\bINSERT\b|\bUPDATE\b|\bDELETE\b", source)
+
+
+def test_the_reserving_statement_locks_through_the_check_function_then_moves_counters_in_the_declared_order():
+    source = _source("risk_check_reserve")
+    updated = re.findall(r"UPDATE (\w+) SET", source)
+
+    assert "FOR UPDATE" not in source  # every lock it takes is risk_lock_check_scope's (the tests above)
+    assert source.index("risk_lock_check_scope(") < source.index("INSERT INTO trading_position")
+    assert updated == SCOPE
 
 
 def _function_source() -> str:

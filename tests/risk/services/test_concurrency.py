@@ -85,9 +85,22 @@ def check(account, *, quantity: str = "1", price: str = "100", symbol: str = "BT
     )
 
 
+_PATH = {"explicit_time": False}
+
+
+@pytest.fixture(autouse=True, params=["snapshot", "locked"])
+def check_path(request) -> str:
+    """Every test runs on both paths of a check: `snapshot` (no time given, as the API calls it: decided on an
+    unlocked read, reserved by the one statement that re-verifies it) and `locked` (an explicit time: the rows
+    locked first, the path a snapshot that no longer holds falls back to)."""
+    _PATH["explicit_time"] = request.param == "locked"
+    return request.param
+
+
 def calling(account, request: CheckInput) -> Callable[[], CheckOutcome]:
     user_id = account.user_id
-    return lambda: position_check(request=request, user_id=user_id, now=timezone.now())
+    explicit_time = _PATH["explicit_time"]
+    return lambda: position_check(request=request, user_id=user_id, now=timezone.now() if explicit_time else None)
 
 
 def reserve(account, request: CheckInput) -> None:
