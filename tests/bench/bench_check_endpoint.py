@@ -28,7 +28,8 @@ Run: `make bench`, or `NIJA_TEST_DB_SUFFIX=_x TEST_REDIS_PORT=6380x .venv/bin/py
 - Latency: an asyncio open-loop generator (`endpoint_load.open_loop`): each request is due at its slot and its
   latency counts from that slot, so a slow answer cannot hide the ones queued behind it.
 - Profile: one check in process (Django's test client on the same database and Redis): its SQL statements, Redis
-  commands, and the time spent in validation, before the transaction, under the portfolio lock and after commit.
+  commands, and the time spent in validation, before its statements, in the snapshot read, between, in the reserving
+  statement (the rows locked) and after commit.
 """
 
 import os
@@ -47,9 +48,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count
-from django.utils import timezone
 from django_redis import get_redis_connection
 from redis.connection import AbstractConnection
 from rest_framework.test import APIClient
@@ -89,6 +89,7 @@ PROFILE_ITERATIONS = 300
 BARE_PATH = "/api/market/BTC-USD"
 CHECK_PATH = "/api/risk/check-position"
 LOCK_HELD_METRIC = "nija_risk_portfolio_lock_held_seconds"
+PATHS_METRIC = "nija_risk_check_paths_total"
 
 
 @dataclass(frozen=True)
@@ -220,12 +221,14 @@ def _check_body(account_id: int, number: int, run_id: str) -> dict:
     }
 
 
-def _lock_held(base_url: str) -> tuple[float, float]:
-    """(sum of seconds, count) of the portfolio row's lock-held times, over every worker (GET /metrics)."""
+def _lock_held(base_url: str) -> tuple[float, float, Counter]:
+    """(sum of seconds, count) of the portfolio row's lock-held times, and the checks by path (snapshot, locked),
+    over every worker (GET /metrics)."""
     with urllib.request.urlopen(f"{base_url}/metrics", timeout=5) as response:  # noqa: S310 - loopback
         text = response.read().decode()
     found = dict(re.findall(rf"^{LOCK_HELD_METRIC}_(sum|count) (\S+)$", text, re.MULTILINE))
-    return float(found.get("sum", 0)), float(found.get("count", 0))
+    paths = Counter({path: float(n) for path, n in re.findall(rf'^{PATHS_METRIC}{{path="(\w+)"}} (\S+)$', text, re.M)})
+    return float(found.get("sum", 0)), float(found.get("count", 0)), paths
 
 
 # ---------------------------------------------------------------------------------------------- the benchmark
@@ -325,6 +328,7 @@ class Throughput:
     totals: dict[str, Counter]
     lock_busy: float  # share of the check slices' wall time the portfolio row was held
     lock_mean_ms: float
+    paths: Counter  # reserving checks by the path that answered them (snapshot, locked)
     load: str
 
 
@@ -375,6 +379,7 @@ def _throughput(wrk: str, servers, bots, limited, tmp_path: Path) -> Throughput:
     cpu: dict[str, list[dict[str, float]]] = {name: [] for name in KINDS}
     waits: list[tuple[float, float]] = []
     held_sum = held_count = 0.0
+    paths: Counter = Counter()
     for _ in range(ROUNDS):
         for name in KINDS:
             meter = endpoint_load.CpuMeter(cpu_groups)
@@ -388,6 +393,8 @@ def _throughput(wrk: str, servers, bots, limited, tmp_path: Path) -> Throughput:
                 held_after = _lock_held(servers["bench"].base_url)
                 held_sum += held_after[0] - held_before[0]
                 held_count += held_after[1] - held_before[1]
+                paths.update(held_after[2])
+                paths.subtract(held_before[2])
                 waits.append((sampler.mean_active, sampler.mean_lock_waiting))
             cores["wrk (load generator)"] = result.wrk_cpu_seconds / result.seconds
             ours = sum(cores[group] for group in [*cpu_groups, "wrk (load generator)"])
@@ -440,6 +447,7 @@ def _throughput(wrk: str, servers, bots, limited, tmp_path: Path) -> Throughput:
         totals=totals,
         lock_busy=held_sum / check_seconds if check_seconds else 0.0,
         lock_mean_ms=held_sum / held_count * 1000 if held_count else 0.0,
+        paths=paths,
         load=load,
     )
 
@@ -516,7 +524,9 @@ def _print_targets(figures: Throughput, latency: endpoint_load.OpenLoopResult) -
     }
     print(f"\n-- TARGETS (one run; throughput load average before {figures.load}; the ratios are what count)")
     print("   " + "; ".join(f"{KINDS[name].label} {value:,.0f}/s" for name, value in rate.items()))
-    print(f"   portfolio row held {figures.lock_mean_ms:.2f} ms a reserving check (mean, lock answered -> COMMIT)")
+    print(f"   portfolio row held {figures.lock_mean_ms:.2f} ms a reserving check (mean, lock granted -> COMMIT)")
+    by_path = ", ".join(f"{path} {count:,.0f}" for path, count in sorted(figures.paths.items()))
+    print(f"   reserving checks by the path that answered them: {by_path}")
     for number, label, value, target, _ in rows:
         verdict = "" if target == "reference" else _verdict(checks[target](value))
         print(f"   {number}  {label:52} {value:9.2f}   target {target:10} {verdict}")
@@ -566,7 +576,7 @@ def _profile(bots, settings, monkeypatch) -> None:
         f"\n-- 3. Profile of one check, in process (Django test client, same database and Redis, "
         f"medians of {PROFILE_ITERATIONS}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
-    print(f"SQL statements per check over the API: {len(one_check)} (BEGIN rides on the first one of the transaction):")
+    print(f"SQL statements per check over the API: {len(one_check)} (each its own transaction, in autocommit):")
     for started, finished, sql in one_check:
         print(f"   {(finished - started) * 1000:6.3f} ms  {' '.join(sql.split())[:105]}")
     check_trips, bare_trips = redis_per_check.pop(ROUND_TRIPS), redis_per_bare.pop(ROUND_TRIPS)
@@ -592,35 +602,25 @@ def _profile(bots, settings, monkeypatch) -> None:
         print(f"   {name:50} {value:.3f} ms")
     held = phases[HELD]
     print(
-        f"   => the portfolio row is held about {held:.3f} ms a check (from the transaction's first statement to"
-        f" COMMIT), so checks serialize at <= {1000 / held:,.0f} /s however many workers run"
+        f"   => the portfolio row is held about {held:.3f} ms a check (at most the reserving statement's round trip),"
+        f" so checks serialize at <= {1000 / held:,.0f} /s however many workers run"
     )
 
 
-HELD = "transaction: first statement to COMMIT (row locks held)"
+HELD = "the reserving statement, COMMIT included (row locks held)"
 
 
 class StatementClock:
-    """A Django execute wrapper timing every statement; inside an atomic block it also notes the first statement
-    and, through an on_commit callback registered there (the first to run), the moment COMMIT returned."""
+    """A Django execute wrapper timing every statement."""
 
     def __init__(self) -> None:
         self.statements: list[tuple[float, float, str]] = []
-        self.first_in_transaction: float | None = None
-        self.committed: float | None = None
 
     def reset(self) -> None:
         self.statements.clear()
-        self.first_in_transaction = self.committed = None
-
-    def _mark_commit(self) -> None:
-        self.committed = time.perf_counter()
 
     def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
-        if self.first_in_transaction is None and context["connection"].in_atomic_block:
-            self.first_in_transaction = started
-            transaction.on_commit(self._mark_commit)
         try:
             return execute(sql, params, many, context)
         finally:
@@ -666,7 +666,9 @@ def _round_trips() -> Iterator[list[int]]:
 
 
 def _service_phases(account_id: int, monkeypatch) -> dict[str, float]:
-    """position_check called directly (no HTTP, no DRF), its time split at the transaction's boundaries."""
+    """position_check called directly (no HTTP, no DRF), as the API calls it (no explicit time: the snapshot path),
+    its time split at its two statements: the unlocked read and the reserving statement (autocommit: it holds the
+    rows from its lock to its COMMIT, within its own round trip)."""
     engine = {"seconds": 0.0}
     real_evaluate = getattr(check_service, "evaluate", None)
     if real_evaluate is not None:
@@ -696,20 +698,19 @@ def _service_phases(account_id: int, monkeypatch) -> dict[str, float]:
             )
             clock.reset()
             start = time.perf_counter()
-            outcome = position_check(request=request, user_id=user_id, now=timezone.now(), correlation_id="bench")
+            outcome = position_check(request=request, user_id=user_id, correlation_id="bench")
             end = time.perf_counter()
             assert outcome.decision == "approved"
-            begin, committed = clock.first_in_transaction, clock.committed
-            inside = [(a, b) for a, b, _ in clock.statements if begin <= a < committed]
-            in_sql = sum(b - a for a, b in inside)
+            (read_start, read_end, _), (reserve_start, reserve_end, reserve_sql) = clock.statements
+            assert "risk_check_reserve(" in reserve_sql  # the snapshot path, as the API takes it
             for name, value in {
                 "position_check, the whole service call": end - start,
-                "before the transaction (permission, mark)": begin - start,
-                HELD: committed - begin,
-                f"   in {len(inside)} SQL statements (round trips)": in_sql,
-                "   in Python between them, and COMMIT": committed - begin - in_sql,
-                "      of which the pure engine (evaluate)": engine["seconds"],
-                "after COMMIT (publish the event, return)": end - committed,
+                "before the first statement (permission, mark)": read_start - start,
+                "the snapshot read (no lock)": read_end - read_start,
+                "Python between (engine, bounds, the position)": reserve_start - read_end,
+                "   of which the pure engine (evaluate)": engine["seconds"],
+                HELD: reserve_end - reserve_start,
+                "after COMMIT (publish the event, return)": end - reserve_end,
             }.items():
                 samples.setdefault(name, []).append(value * 1000)
     return {name: statistics.median(values) for name, values in samples.items()}
