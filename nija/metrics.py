@@ -80,8 +80,9 @@ RISK_CHECK_PATHS = Counter(
 )
 RISK_LOCK_HELD = Summary(
     "nija_risk_portfolio_lock_held_seconds",
-    "Time reserving checks held the portfolio row: from the lock granted to COMMIT returned (the one reserving "
-    "statement: its round trip less its wait for the locks).",
+    "Time reserving checks held the portfolio row: from the lock granted to COMMIT returned (the locked path, timed "
+    "by the web process), or to the end of the reserving statement's work (the snapshot path, timed by PostgreSQL; "
+    "its COMMIT's WAL flush follows).",
 )
 RATE_LIMIT_DENIALS = Counter("nija_rate_limit_denials_total", "Requests refused by a rate limit (429).", ["scope"])
 RATE_LIMIT_FAIL_OPEN = Counter(

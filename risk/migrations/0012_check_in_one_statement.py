@@ -184,7 +184,8 @@ BEGIN
         'outcome', 'reserved',
         'id', v_id,
         'clock', v_clock,
-        'lock_wait', extract(epoch FROM v_clock - statement_timestamp()),
+        -- The rows held so far (the COMMIT's WAL flush follows, then PostgreSQL releases them).
+        'held', extract(epoch FROM clock_timestamp() - v_clock),
         'account_exposure', v_account_exposure + v_notional
     )::text;
 END;

@@ -224,7 +224,6 @@ def _reserve(
         limits.engine,
         notional=decision.notional,
     )
-    started = time.perf_counter()
     with _own_statement():
         reserved = position_reserve_verified(
             snapshot=snapshot,
@@ -235,8 +234,7 @@ def _reserve(
         )
     if reserved is None:
         return None
-    # Rows locked -> COMMIT returned: the statement's round trip less its wait for the locks.
-    RISK_LOCK_HELD.observe(max(time.perf_counter() - started - reserved.lock_wait_seconds, 0.0))
+    RISK_LOCK_HELD.observe(reserved.held_seconds)
     position.created_at = position.updated_at = position.decided_at = position.approved_at = reserved.clock
     position.reservation_expires_at = reserved.clock + limits.reservation_ttl
     return reserved

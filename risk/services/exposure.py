@@ -95,11 +95,12 @@ def position_insert(*, scope: LockedScope, position: Position, reserve: bool) ->
 @dataclass(frozen=True)
 class Reserved:
     """A reservation the one statement made: the new position's id, PostgreSQL's clock once the rows were locked
-    (the position's decision time), how long the statement waited for the locks, and the account's exposure after."""
+    (the position's decision time), how long it held them before its COMMIT (measured by PostgreSQL: the COMMIT's
+    WAL flush follows, then the rows are free), and the account's exposure after."""
 
     position_id: int
     clock: datetime
-    lock_wait_seconds: float
+    held_seconds: float
     account_exposure: Decimal
 
 
@@ -140,7 +141,7 @@ def position_reserve_verified(
     return Reserved(
         position_id=answer["id"],
         clock=parse_datetime(answer["clock"]),
-        lock_wait_seconds=max(float(answer["lock_wait"]), 0.0),
+        held_seconds=max(float(answer["held"]), 0.0),
         account_exposure=answer["account_exposure"],
     )
 
