@@ -3,9 +3,9 @@
 `LOCK_ORDER` is that order: the portfolio row, the symbol's exposure row, the symbol's correlation group, the
 account, one of its positions, then the account's user. A transaction locks any subset of these, never one before
 another that precedes it. Everything that locks follows it: `lock_scope` (every exposure-moving service),
-`lock_account_scope`, the check's one-round-trip PostgreSQL function (`lock_check_scope`, migration risk 0012), and
-the check's reserving statement, which locks through that function (risk.services.exposure.position_reserve_verified);
-tests/risk/test_lock_order.py holds each of them to it.
+`lock_account_scope`, and the check's PostgreSQL functions (migration risk 0012): `risk_lock_check_rows` takes the
+check's locks for both the locked check (`lock_check_scope`) and the reserving statement
+(risk.services.exposure.position_reserve_verified); tests/risk/test_lock_order.py holds each of them to it.
 
 Before the first lock, `set_lock_timeouts` bounds the waits: past RISK_LOCK_TIMEOUT_MS or
 RISK_STATEMENT_TIMEOUT_MS PostgreSQL raises and the caller answers 503 (the gate fails closed). `lock_symbol`

@@ -329,15 +329,16 @@ def risk_status(*, now: datetime) -> RiskStatus:
 @dataclass(frozen=True)
 class CheckScope:
     """Everything a check decides on, read in one round trip: under its locks (risk.locks.lock_check_scope) or
-    without them (`read_check_scope`). `source` is the JSON as PostgreSQL answered it: a reservation made on this
-    snapshot hands it back, and the reserving statement compares it with the rows it locks."""
+    without them (`read_check_scope`). `inputs_digest` (an unlocked read's only) digests everything in it but the
+    counters: a reservation made on this snapshot hands it back, and the reserving statement compares it with the
+    digest of the rows it locks."""
 
     locked: LockedScope
     limits: LimitsInForce
     portfolio_mode: TradingMode
     account_mode: TradingMode
     existing: Mapping[str, Any] | None  # the earlier position with the same client_order_id, as column values
-    source: str = ""
+    inputs_digest: str = ""
 
 
 _READ_CHECK_SCOPE_SQL = "SELECT risk_read_check_scope(%s, %s, %s, %s)"
@@ -396,7 +397,7 @@ def check_scope_from_json(text: str) -> CheckScope:
         portfolio_mode=states.get(None, TradingMode.ACTIVE),
         account_mode=states.get(account["id"], TradingMode.ACTIVE),
         existing=data["existing"],
-        source=text,
+        inputs_digest=data.get("inputs_digest", ""),
     )
 
 

@@ -2,15 +2,16 @@
 
 - `risk_check_scope_json` reads what a check decides on (the portfolio, symbol, correlation-group and account rows,
   the limits and trading states, any earlier position with the client_order_id) as JSON, without locking.
-- `risk_lock_check_scope` locks the rows in the declared order (risk.locks.LOCK_ORDER: portfolio, symbol, group,
-  account), reads the clock, then answers `risk_check_scope_json`: the locked fallback of a check.
+- `risk_lock_check_rows` locks the rows in the declared order (risk.locks.LOCK_ORDER: portfolio, symbol, group,
+  account; the symbol's row created on its first check) and answers the clock read once the portfolio row was
+  granted; `risk_lock_check_scope` answers `risk_check_scope_json` of the rows it locked: the locked check's read.
 - `risk_read_check_scope` is its read-only variant: no lock, no symbol row created (dry runs, and the snapshot a
   check first decides on).
 - `risk_check_inputs` is everything in that JSON but the counters a reservation moves (exposures, position counts,
   the symbol row) and columns no rule reads (heartbeats, the clock, the earlier position): what must be unchanged
-  for a decision on a snapshot to still be the decision.
+  for a decision on a snapshot to still be the decision. The snapshot carries its digest (`inputs_digest`).
 - `risk_check_reserve` takes a decision made on a snapshot and, in one statement, locks the rows (through
-  `risk_lock_check_scope`), finds the inputs unchanged, the equity report still fresh, the UTC day not rolled, no
+  `risk_lock_check_rows`), finds the inputs unchanged (the same digest), the equity report still fresh, the UTC day not rolled, no
   earlier position with the client_order_id and every counter within the decision's bounds
   (risk.engine.bounds), then inserts the position and moves every counter. Otherwise it changes nothing and answers
   `changed` (the caller then runs the locked check). Called in autocommit, its COMMIT rides on the same round trip,
@@ -57,11 +58,8 @@ BEGIN
 END;
 $$;
 
-DROP FUNCTION IF EXISTS risk_lock_check_scope(bigint, bigint, text, text);
-CREATE FUNCTION risk_lock_check_scope(
-    p_portfolio_id bigint, p_account_id bigint, p_symbol text, p_client_order_id text
-)
-RETURNS text
+CREATE FUNCTION risk_lock_check_rows(p_portfolio_id bigint, p_account_id bigint, p_symbol text)
+RETURNS timestamptz
 LANGUAGE plpgsql
 AS $$
 DECLARE
@@ -81,17 +79,23 @@ BEGIN
         FOR UPDATE OF g;
     END IF;
     PERFORM 1 FROM accounts_tradinginstance a WHERE a.id = p_account_id FOR UPDATE OF a;
-    RETURN risk_check_scope_json(p_portfolio_id, p_account_id, p_symbol, p_client_order_id, v_clock)::text;
+    RETURN v_clock;
 END;
 $$;
 
-CREATE FUNCTION risk_read_check_scope(
+DROP FUNCTION IF EXISTS risk_lock_check_scope(bigint, bigint, text, text);
+CREATE FUNCTION risk_lock_check_scope(
     p_portfolio_id bigint, p_account_id bigint, p_symbol text, p_client_order_id text
 )
 RETURNS text
-LANGUAGE sql
+LANGUAGE plpgsql
 AS $$
-    SELECT risk_check_scope_json(p_portfolio_id, p_account_id, p_symbol, p_client_order_id, NULL)::text
+BEGIN
+    RETURN risk_check_scope_json(
+        p_portfolio_id, p_account_id, p_symbol, p_client_order_id,
+        risk_lock_check_rows(p_portfolio_id, p_account_id, p_symbol)
+    )::text;
+END;
 $$;
 
 CREATE FUNCTION risk_check_inputs(p_scope jsonb)
@@ -109,12 +113,30 @@ AS $$
     )
 $$;
 
+CREATE FUNCTION risk_check_inputs_digest(p_scope jsonb)
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+AS $$
+    SELECT md5(risk_check_inputs(p_scope)::text)
+$$;
+
+CREATE FUNCTION risk_read_check_scope(
+    p_portfolio_id bigint, p_account_id bigint, p_symbol text, p_client_order_id text
+)
+RETURNS text
+LANGUAGE sql
+AS $$
+    SELECT (scope || jsonb_build_object('inputs_digest', risk_check_inputs_digest(scope)))::text
+    FROM risk_check_scope_json(p_portfolio_id, p_account_id, p_symbol, p_client_order_id, NULL) AS scope
+$$;
+
 CREATE FUNCTION risk_check_reserve(
     p_portfolio_id bigint,
     p_account_id bigint,
     p_symbol text,
     p_client_order_id text,
-    p_snapshot jsonb,
+    p_inputs_digest text,
     p_fresh_until timestamptz,
     p_bounds jsonb,
     p_ttl interval,
@@ -131,16 +153,16 @@ DECLARE
     v_holds boolean;
     v_id bigint;
 BEGIN
-    v_scope := risk_lock_check_scope(p_portfolio_id, p_account_id, p_symbol, p_client_order_id)::jsonb;
+    v_clock := risk_lock_check_rows(p_portfolio_id, p_account_id, p_symbol);
+    v_scope := risk_check_scope_json(p_portfolio_id, p_account_id, p_symbol, p_client_order_id, v_clock);
     IF v_scope IS NULL THEN
         RETURN jsonb_build_object('outcome', 'changed')::text;
     END IF;
-    v_clock := (v_scope ->> 'clock')::timestamptz;
     v_account_exposure := (v_scope -> 'account' ->> 'exposure')::numeric;
     -- Every condition must be true; one that is NULL (a missing row or figure) counts as not met.
     v_holds := COALESCE(
         v_scope -> 'existing' = 'null'::jsonb
-        AND risk_check_inputs(v_scope) = risk_check_inputs(p_snapshot)
+        AND risk_check_inputs_digest(v_scope) = p_inputs_digest
         AND v_clock <= p_fresh_until
         AND (v_clock AT TIME ZONE 'UTC')::date = (v_scope -> 'portfolio' ->> 'day_start_date')::date
         AND v_account_exposure + v_notional <= (p_bounds ->> 'account_exposure_cap')::numeric
@@ -194,11 +216,13 @@ $$;
 
 DROP = """
 DROP FUNCTION IF EXISTS risk_check_reserve(
-    bigint, bigint, text, text, jsonb, timestamptz, jsonb, interval, jsonb
+    bigint, bigint, text, text, text, timestamptz, jsonb, interval, jsonb
 );
-DROP FUNCTION IF EXISTS risk_check_inputs(jsonb);
 DROP FUNCTION IF EXISTS risk_read_check_scope(bigint, bigint, text, text);
+DROP FUNCTION IF EXISTS risk_check_inputs_digest(jsonb);
+DROP FUNCTION IF EXISTS risk_check_inputs(jsonb);
 DROP FUNCTION IF EXISTS risk_lock_check_scope(bigint, bigint, text, text);
+DROP FUNCTION IF EXISTS risk_lock_check_rows(bigint, bigint, text);
 DROP FUNCTION IF EXISTS risk_check_scope_json(bigint, bigint, text, text, timestamptz);
 """
 PREVIOUS = importlib.import_module("risk.migrations.0011_lock_check_scope_portfolio_id").CREATE

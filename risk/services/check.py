@@ -131,7 +131,7 @@ def position_check(
         if outcome is not None:
             RISK_CHECK_PATHS.labels("snapshot").inc()
             return outcome
-        RISK_CHECK_PATHS.labels("locked").inc()
+    RISK_CHECK_PATHS.labels("locked").inc()
     return _check_under_locks(
         request=request,
         engine_request=engine_request,

@@ -126,7 +126,7 @@ def position_reserve_verified(
         position.instance_id,
         position.symbol,
         position.client_order_id,
-        snapshot.source,
+        snapshot.inputs_digest,
         fresh_until,
         json.dumps(_bounds_json(bounds)),
         ttl,

@@ -75,7 +75,9 @@ def _source(name: str) -> str:
     return source
 
 
-@pytest.mark.parametrize("function", ["risk_read_check_scope", "risk_check_scope_json", "risk_check_inputs"])
+@pytest.mark.parametrize(
+    "function", ["risk_read_check_scope", "risk_check_scope_json", "risk_check_inputs", "risk_check_inputs_digest"]
+)
 def test_the_unlocked_reads_of_a_check_lock_and_write_nothing(function):
     source = _source(function).upper()
 
@@ -86,18 +88,23 @@ def test_the_reserving_statement_locks_through_the_check_function_then_moves_cou
     source = _source("risk_check_reserve")
     updated = re.findall(r"UPDATE (\w+) SET", source)
 
-    assert "FOR UPDATE" not in source  # every lock it takes is risk_lock_check_scope's (the tests above)
-    assert source.index("risk_lock_check_scope(") < source.index("INSERT INTO trading_position")
+    assert "FOR UPDATE" not in source  # every lock it takes is risk_lock_check_rows's (the tests below)
+    assert source.index("risk_lock_check_rows(") < source.index("INSERT INTO trading_position")
     assert updated == SCOPE
 
 
 def _function_source() -> str:
+    """The source of the function that takes a check's locks (`risk_lock_check_rows`), which must take the
+    portfolio's id as an argument; the two that lock call it and take no lock of their own."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT prosrc, pronargs FROM pg_proc WHERE proname = 'risk_lock_check_scope'")
+        cursor.execute("SELECT prosrc, pronargs FROM pg_proc WHERE proname = 'risk_lock_check_rows'")
         rows = cursor.fetchall()
-    assert len(rows) == 1, "one risk_lock_check_scope, with the portfolio id as an argument"
+    assert len(rows) == 1, "one risk_lock_check_rows, with the portfolio id as an argument"
     (source, arguments), *_ = rows
-    assert arguments == 4
+    assert arguments == 3
+    for caller in ("risk_lock_check_scope", "risk_check_reserve"):
+        assert "risk_lock_check_rows(p_portfolio_id, p_account_id, p_symbol)" in _source(caller)
+        assert "FOR UPDATE" not in _source(caller)
     return source
 
 
