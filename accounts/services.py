@@ -686,7 +686,7 @@ def trading_instance_update(
     _refuse_unknown(changes, INSTANCE_OPERATOR_FIELDS)
     if changes.get("starting_balance", 0) < 0:
         raise ValidationError({"starting_balance": "The starting balance cannot be negative."})
-    locked = TradingInstance.objects.select_for_update().get(pk=instance.pk)
+    locked = TradingInstance.objects.select_for_update(no_key=True).get(pk=instance.pk)
     if "broker_credential" in changes:
         trading_instance_check_credential(user_id=locked.user_id, credential=changes["broker_credential"])
     attnames = {field: TradingInstance._meta.get_field(field).attname for field in changes}

@@ -73,16 +73,16 @@ RISK_REJECTION_REASONS = Counter(
 )
 RISK_CHECK_PATHS = Counter(
     "nija_risk_check_paths_total",
-    "Checks by the path that answered them: snapshot (decided on an unlocked read, an approval reserved by one "
-    "statement that re-verified it) or locked (the rows locked first: the day's first check, an approval request, "
-    "a snapshot that no longer held, an explicit time).",
+    "Checks (refusals and errors included) by the path that answered them: snapshot (decided on an unlocked read; an "
+    "approval reserved by one statement that re-verified it), fallback (a snapshot that no longer held, the day's "
+    "first check or an approval request, then the locked path) or locked (an explicit time: tasks and tests).",
     ["path"],
 )
 RISK_LOCK_HELD = Summary(
     "nija_risk_portfolio_lock_held_seconds",
     "Time reserving checks held the portfolio row: from the lock granted to COMMIT returned (the locked path, timed "
-    "by the web process), or to the end of the reserving statement's work (the snapshot path, timed by PostgreSQL; "
-    "its COMMIT's WAL flush follows).",
+    "by the web process), or to the end of the reserving statement's work, a snapshot found changed included (the "
+    "snapshot path, timed by PostgreSQL; its COMMIT's WAL flush follows).",
 )
 RATE_LIMIT_DENIALS = Counter("nija_rate_limit_denials_total", "Requests refused by a rate limit (429).", ["scope"])
 RATE_LIMIT_FAIL_OPEN = Counter(

@@ -68,8 +68,12 @@ def lock_group_of(symbol: str) -> CorrelationGroup | None:
 
 
 def lock_account(instance_id: int) -> TradingInstance:
-    """The account row, locked (not its user's), with `user_active`: its user's is_active."""
-    accounts = TradingInstance.objects.select_for_update(of=("self",)).annotate(user_active=F("user__is_active"))
+    """The account row, locked (not its user's), with `user_active`: its user's is_active. FOR NO KEY UPDATE, as
+    every locker of an account row takes it: they exclude each other, and an INSERT of a row that references the
+    account (a check's rejection, an event) does not wait on it (migration risk 0013)."""
+    accounts = TradingInstance.objects.select_for_update(of=("self",), no_key=True).annotate(
+        user_active=F("user__is_active")
+    )
     return accounts.get(pk=instance_id)
 
 

@@ -65,7 +65,7 @@ def user_activation_set(
     with transaction.atomic():
         locks.set_lock_timeouts()
         portfolio = locks.lock_portfolio()
-        accounts = list(TradingInstance.objects.select_for_update().filter(user_id=user_id).order_by("pk"))
+        accounts = list(TradingInstance.objects.select_for_update(no_key=True).filter(user_id=user_id).order_by("pk"))
         user = User.objects.select_for_update().get(pk=user_id)
         if user.is_active == active:
             return ActivationOutcome()

@@ -77,14 +77,24 @@ _INSERT_POSITION = "INSERT INTO {table} ({names}) VALUES ({values}) RETURNING id
 _INSERT_POSITION_RESERVING = f"WITH new_position AS ({_INSERT_POSITION}), {_COUNTER_CTES} SELECT id FROM new_position"  # noqa: S608
 
 
+_REJECTION_INSERT = (
+    "SELECT set_config('lock_timeout', %(lock_timeout)s, true), "
+    "set_config('statement_timeout', %(statement_timeout)s, true); " + _INSERT_POSITION
+)
+
+
+def _insert_params(position: Position) -> dict[str, object]:
+    return {
+        f.column: json.dumps(position.reasons) if f.attname == "reasons" else getattr(position, f.attname)
+        for f in POSITION_COLUMNS
+    }
+
+
 def position_insert(*, scope: LockedScope, position: Position, reserve: bool) -> int:
     """Insert a checked position and, when it reserves, add its notional and one position to every counter: one
     statement, one round trip, under the check's locks (the ORM's create plus the counter update cost two round
     trips and more Python while every other check waits on the portfolio lock). Returns the new position id."""
-    params: dict[str, object] = {
-        f.column: json.dumps(position.reasons) if f.attname == "reasons" else getattr(position, f.attname)
-        for f in POSITION_COLUMNS
-    }
+    params = _insert_params(position)
     if reserve:
         params |= _counter_params(scope, position.notional, 1)
     with connection.cursor() as cursor:
@@ -93,35 +103,38 @@ def position_insert(*, scope: LockedScope, position: Position, reserve: bool) ->
 
 
 @dataclass(frozen=True)
-class Reserved:
-    """A reservation the one statement made: the new position's id, PostgreSQL's clock once the rows were locked
-    (the position's decision time), how long it held them before its COMMIT (measured by PostgreSQL: the COMMIT's
-    WAL flush follows, then the rows are free), and the account's exposure after."""
+class Reservation:
+    """What the reserving statement did. `position_id` is the new position's (None: the snapshot no longer held and
+    nothing was written); `clock` is PostgreSQL's once the rows were locked (the position's decision time);
+    `held_seconds` how long it held them before its COMMIT, measured by PostgreSQL (the COMMIT's WAL flush follows,
+    then the rows are free); `account_exposure` the account's exposure after."""
 
-    position_id: int
-    clock: datetime
     held_seconds: float
-    account_exposure: Decimal
+    position_id: int | None = None
+    clock: datetime | None = None
+    account_exposure: Decimal | None = None
 
 
-_RESERVE_VERIFIED_SQL = (
-    "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true); "
-    "SELECT risk_check_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
+_TIMEOUTS_SQL = "SELECT set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true); "
+_RESERVE_VERIFIED_SQL = _TIMEOUTS_SQL + "SELECT risk_check_reserve(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+
+
+def _timeouts() -> list[str]:
+    return [f"{settings.RISK_LOCK_TIMEOUT_MS}ms", f"{settings.RISK_STATEMENT_TIMEOUT_MS}ms"]
 
 
 def position_reserve_verified(
     *, snapshot: CheckScope, bounds: CounterBounds, position: Position, fresh_until: datetime, ttl: timedelta
-) -> Reserved | None:
-    """Reserve `position`, approved on `snapshot`, in one statement (`risk_check_reserve`, migration risk 0012): it
-    locks the rows in the declared order, verifies that nothing but the counters changed since the snapshot, that the
-    account's equity report is fresh until `fresh_until` and the counters are within `bounds` (so the decision is
-    still the decision: risk.engine.bounds), then inserts the position and moves every counter. None, with nothing
-    written, when any of that does not hold. Outside a transaction the statement commits itself on the same round
-    trip: no Python runs while the rows are locked. The lock and statement timeouts apply as on every locked path."""
+) -> Reservation:
+    """Reserve `position`, approved on `snapshot`, in one statement (`risk_check_reserve`, migrations risk 0012 and
+    0013): it locks the rows in the declared order, verifies that nothing but the counters changed since the
+    snapshot, that the account's equity report is fresh until `fresh_until` and the counters are within `bounds` (so
+    the decision is still the decision: risk.engine.bounds), then inserts the position and moves every counter. When
+    any of that does not hold it writes no position and moves no counter (it may have created the symbol's counter
+    row, on the symbol's first check). Outside a transaction the statement commits itself on the same round trip: no
+    Python runs while the rows are locked. The lock and statement timeouts apply as on every locked path."""
     params = [
-        f"{settings.RISK_LOCK_TIMEOUT_MS}ms",
-        f"{settings.RISK_STATEMENT_TIMEOUT_MS}ms",
+        *_timeouts(),
         PORTFOLIO_ID,
         position.instance_id,
         position.symbol,
@@ -136,14 +149,25 @@ def position_reserve_verified(
         cursor.execute(_RESERVE_VERIFIED_SQL, params)
         (text,) = cursor.fetchone()
     answer = loads_decimal(text)
+    held = max(float(answer["held"]), 0.0)
     if answer["outcome"] != "reserved":
-        return None
-    return Reserved(
+        return Reservation(held_seconds=held)
+    return Reservation(
+        held_seconds=held,
         position_id=answer["id"],
         clock=parse_datetime(answer["clock"]),
-        held_seconds=max(float(answer["held"]), 0.0),
         account_exposure=answer["account_exposure"],
     )
+
+
+def rejection_insert(*, position: Position) -> int:
+    """Record a rejected check (it reserves nothing, so it takes no row lock of its own), with the lock and
+    statement timeouts every check path has: its foreign keys still wait on rows another transaction holds, and
+    the gate fails closed (503) past them. One round trip. Returns the new position id."""
+    params = dict(zip(("lock_timeout", "statement_timeout"), _timeouts(), strict=True)) | _insert_params(position)
+    with connection.cursor() as cursor:
+        cursor.execute(_REJECTION_INSERT, params)
+        return cursor.fetchone()[0]
 
 
 def _bounds_json(bounds: CounterBounds) -> dict:

@@ -444,7 +444,7 @@ def _throughput(wrk: str, servers, bots, limited, tmp_path: Path) -> Throughput:
     # The snapshot path's held time is PostgreSQL's (lock granted -> the statement's work done): its COMMIT's WAL
     # flush, measured here, is added to each, as the rows stay locked until it is done.
     flush = wal_flush_seconds(_dsn())
-    snapshot_share = paths["snapshot"] / held_count if held_count else 0.0
+    snapshot_share = paths["snapshot"] / (paths["snapshot"] + paths["fallback"] + paths["locked"] or 1)
     held_sum += flush * held_count * snapshot_share
     print(f"WAL flush of a durable COMMIT on this server: {flush * 1000:.3f} ms (added to each snapshot-path hold)")
     return Throughput(

@@ -23,6 +23,7 @@ from tests.risk.services.scenario import fill, reserve
 pytestmark = pytest.mark.django_db
 
 SCOPE = list(LOCK_ORDER_TABLES[:4])  # portfolio, symbol, group, account
+LOCKS = re.compile(r"FOR (NO KEY )?UPDATE")
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +34,8 @@ def _grouped_symbol(redis_client) -> None:
 
 
 def _table(sql: str) -> str:
-    """The table a statement locks (`FOR UPDATE OF t`) or reads first (`FROM t`)."""
-    match = re.search(r'FOR UPDATE OF "?(\w+)"?', sql) or re.search(r'FROM "?(\w+)"?', sql)
+    """The table a statement locks (`FOR [NO KEY] UPDATE OF t`) or reads first (`FROM t`)."""
+    match = re.search(r'FOR (?:NO KEY )?UPDATE OF "?(\w+)"?', sql) or re.search(r'FROM "?(\w+)"?', sql)
     assert match, sql
     return match.group(1)
 
@@ -45,7 +46,7 @@ def _deduped(tables: list[str]) -> list[str]:
 
 def locked_tables(queries: list[dict]) -> list[str]:
     """The tables the statements locked, in the order they ran (a table locked twice in a row counts once)."""
-    return _deduped([_table(query["sql"]) for query in queries if "FOR UPDATE" in query["sql"]])
+    return _deduped([_table(query["sql"]) for query in queries if LOCKS.search(query["sql"])])
 
 
 def in_lock_order(tables: list[str]) -> bool:
@@ -88,7 +89,7 @@ def test_the_reserving_statement_locks_through_the_check_function_then_moves_cou
     source = _source("risk_check_reserve")
     updated = re.findall(r"UPDATE (\w+) SET", source)
 
-    assert "FOR UPDATE" not in source  # every lock it takes is risk_lock_check_rows's (the tests below)
+    assert not LOCKS.search(source)  # every lock it takes is risk_lock_check_rows's (the tests below)
     assert source.index("risk_lock_check_rows(") < source.index("INSERT INTO trading_position")
     assert updated == SCOPE
 
@@ -104,20 +105,21 @@ def _function_source() -> str:
     assert arguments == 3
     for caller in ("risk_lock_check_scope", "risk_check_reserve"):
         assert "risk_lock_check_rows(p_portfolio_id, p_account_id, p_symbol)" in _source(caller)
-        assert "FOR UPDATE" not in _source(caller)
+        assert not LOCKS.search(_source(caller))
     return source
 
 
 def _function_locked_table(statement: str) -> str:
-    """In the function, `FROM t a ... FOR UPDATE [OF a]`: the table behind the locked alias (else the first)."""
+    """In the function, `FROM t a ... FOR [NO KEY] UPDATE [OF a]`: the table behind the locked alias (else the
+    first)."""
     aliases = dict((alias, table) for table, alias in re.findall(r"(?:FROM|JOIN)\s+(\w+)\s+(\w+)", statement))
-    locked_alias = re.search(r"FOR UPDATE OF (\w+)", statement)
+    locked_alias = re.search(r"FOR (?:NO KEY )?UPDATE OF (\w+)", statement)
     return aliases[locked_alias.group(1)] if locked_alias else _table(statement)
 
 
 def test_the_check_function_locks_in_the_declared_order_and_takes_the_portfolio_id():
     source = _function_source()
-    statements = [statement for statement in source.split(";") if "FOR UPDATE" in statement]
+    statements = [statement for statement in source.split(";") if LOCKS.search(statement)]
 
     assert _deduped([_function_locked_table(statement) for statement in statements]) == SCOPE
     assert "p.id = p_portfolio_id" in source
@@ -182,3 +184,17 @@ def test_each_locking_service_follows_the_declared_order(walk, expected):
     assert in_lock_order(tables)
     if walk is _walk_check:
         assert any("risk_lock_check_scope(" in query["sql"] for query in queries.captured_queries)
+
+
+def test_account_rows_are_locked_for_no_key_update_so_rows_that_reference_them_are_not_blocked():
+    """Every locker of an account row takes FOR NO KEY UPDATE: lockers still exclude each other, and an INSERT
+    that references the account (a rejection, an event) does not wait on it (migration risk 0013)."""
+    account = funded_account("100000")
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        locks.lock_scope(instance_id=account.pk, symbol="BTC-USD")
+
+    account_locks = [q["sql"] for q in queries.captured_queries if 'OF "accounts_tradinginstance"' in q["sql"]]
+    assert account_locks
+    assert all("FOR NO KEY UPDATE" in sql for sql in account_locks)
+    assert "FOR NO KEY UPDATE OF a" in _function_source()

@@ -136,7 +136,7 @@ def test_a_change_committed_while_the_check_waits_decides_it(redis_client, make_
     account = funded_account("100000")
     RiskLimits.objects.create(instance=account, max_account_exposure_pct=Decimal("0.10"))
     assert position_check(request=order(account), user_id=account.user_id).decision == "approved"
-    locked_before = path_count("locked")
+    fallback_before = path_count("fallback")
 
     answer = check_across(make_change(account), account, order(account))
 
@@ -144,7 +144,7 @@ def test_a_change_committed_while_the_check_waits_decides_it(redis_client, make_
         assert isinstance(answer, expected)
     else:
         assert (answer.decision, [reason["code"] for reason in answer.reasons]) == expected
-    assert path_count("locked") == locked_before + 1  # the snapshot no longer held: the locked path answered
+    assert path_count("fallback") == fallback_before + 1  # the snapshot no longer held: the locked path answered
     assert Position.objects.filter(status="approved").count() <= 1  # the first one (a halt cancels it)
     assert Portfolio.objects.get().exposure <= N
     assert counter_drift() == []
@@ -227,14 +227,17 @@ def _bounds(**changes) -> CounterBounds:
 
 
 def _reserve(account, *, snapshot=None, bounds=None, fresh_until=None, client_order_id=None):
+    """The reservation made (None: the statement wrote nothing; it still says how long it held the rows)."""
     snapshot = snapshot or selectors.read_check_scope(instance_id=account.pk, symbol="BTC-USD", client_order_id=None)
-    return position_reserve_verified(
+    reservation = position_reserve_verified(
         snapshot=snapshot,
         bounds=bounds or _bounds(),
         position=_position(account, client_order_id=client_order_id),
         fresh_until=fresh_until or timezone.now() + timedelta(minutes=5),
         ttl=timedelta(seconds=60),
     )
+    assert reservation.held_seconds > 0
+    return reservation if reservation.position_id is not None else None
 
 
 def _held(account) -> tuple[Decimal, int, int]:

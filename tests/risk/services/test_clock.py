@@ -236,7 +236,7 @@ def test_a_check_reads_its_clock_and_its_users_flag_without_another_round_trip()
     assert "SELECT risk_read_check_scope(" in statements(approved)[0]
     assert "SELECT risk_check_reserve(" in statements(approved)[1]
     assert "SELECT risk_read_check_scope(" in statements(rejected)[0]
-    assert statements(rejected)[1].startswith("INSERT INTO trading_position")
+    assert "; INSERT INTO trading_position" in statements(rejected)[1]  # after its lock and statement timeouts
     assert len(statements(rejected)) == 2
     assert "SELECT risk_lock_check_scope(" in statements(locked)[0]
     assert "INSERT INTO trading_position" in statements(locked)[1]  # with the counters' UPDATEs
