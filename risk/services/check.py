@@ -161,16 +161,10 @@ def _check_on_snapshot(
         symbol=None if request.is_legacy else request.symbol,
         client_order_id=None if request.dry_run else request.client_order_id,
     )
-    if snapshot is None:
-        raise AccountNotFound()
-    if not snapshot.locked.account_active:
-        raise AccountInactive()
+    now, replay = _refused_or_replayed(snapshot, request, now=now, fingerprint=fingerprint)
+    if replay is not None:
+        return replay
     scope, limits = snapshot.locked, snapshot.limits
-    now = locked_now(scope=scope, requested=now)
-    if snapshot.existing is not None:
-        return _replay(snapshot.existing, request, now=now, fingerprint=fingerprint)
-    if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
-        raise StaleState()
     if request.dry_run:
         as_of_day(scope, today=now.date())  # in memory only: a dry run writes nothing
     elif day_roll_due(scope, today=now.date()):
@@ -236,6 +230,24 @@ def _reserve(
         position.created_at = position.updated_at = position.decided_at = position.approved_at = reservation.clock
         position.reservation_expires_at = reservation.clock + limits.reservation_ttl
     return reservation
+
+
+def _refused_or_replayed(
+    check: selectors.CheckScope | None, request: CheckInput, *, now: datetime | None, fingerprint: str
+) -> tuple[datetime, "CheckOutcome | None"]:
+    """What both paths answer before deciding, from the rows they read: an unknown or inactive account (raised),
+    the replay of an earlier position with the client_order_id, a stale equity report (raised). Else the time the
+    check acts at (`locked_now`) and no answer yet."""
+    if check is None:
+        raise AccountNotFound()
+    if not check.locked.account_active:
+        raise AccountInactive()
+    now = locked_now(scope=check.locked, requested=now)
+    if check.existing is not None:
+        return now, _replay(check.existing, request, now=now, fingerprint=fingerprint)
+    if selectors.equity_is_stale(check.locked.account, now=now, max_age=check.limits.equity_max_age):
+        raise StaleState()
+    return now, None
 
 
 @contextmanager
@@ -346,16 +358,10 @@ def _check_locked(
         instance_id=request.account_id, symbol=request.symbol, client_order_id=request.client_order_id
     )
     lock_clock.locked()
-    if check is None:
-        raise AccountNotFound()
-    if not check.locked.account_active:
-        raise AccountInactive()
+    now, replay = _refused_or_replayed(check, request, now=now, fingerprint=fingerprint)
+    if replay is not None:
+        return replay
     scope, limits = check.locked, check.limits
-    now = locked_now(scope=scope, requested=now)
-    if check.existing is not None:
-        return _replay(check.existing, request, now=now, fingerprint=fingerprint)
-    if selectors.equity_is_stale(scope.account, now=now, max_age=limits.equity_max_age):
-        raise StaleState()
     trading_day_roll(scope=scope, today=now.date())
     decision = evaluate(
         engine_request,
