@@ -1,8 +1,17 @@
-"""The pre-trade check: validate nothing (the API did), load, lock, decide with the pure engine, record, reserve.
+"""The pre-trade check: validate nothing (the API did), read, decide with the pure engine, record, reserve.
 
-Check and reservation are one short transaction. It locks the portfolio row first, so concurrent checks are
-serialized on it and no number of them can together pass a limit; then the symbol, correlation-group and account
-rows. The idempotency lookup runs after the portfolio lock, so a retry racing its original always sees it.
+No number of concurrent checks can together pass a limit, and no Python runs while the rows are locked:
+
+- A check first decides on an unlocked snapshot (one round trip, `risk_read_check_scope`). A dry run answers there
+  and writes nothing; a refusal or a replay answers from it; a rejection is one INSERT (it reserves nothing).
+- An approval is reserved by one statement (risk.services.exposure.position_reserve_verified) that locks the
+  portfolio, symbol, correlation-group and account rows in the declared order, finds everything but the counters
+  unchanged and the counters within the decision's bounds (risk.engine.bounds), inserts the position, moves the
+  counters and commits, all on its one round trip.
+- Otherwise (a snapshot that no longer holds, the day's first check, an approval request, an explicit time) the
+  locked path decides: it locks the same rows first, then decides and records under them. The idempotency lookup
+  runs under the locks there, so a retry racing its original always sees it.
+
 Every check that is not a dry run is recorded as a `Position` with its decision and reasons (rejections hold no
 exposure); dry runs and reduce-only confirmations write nothing.
 """
