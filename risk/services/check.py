@@ -125,39 +125,28 @@ def position_check(
     a test) takes the locked path, which acts at that time."""
     if request.reduce_only:
         return _reduce_only_confirmation(request=request)
-    engine_request = _engine_request(request)
-    permission = selectors.user_limits(user_permission_get(user_id=user_id))
-    fingerprint = request.fingerprint()  # before any lock: nothing below waits on it
-    checking = {
-        "request": request,
-        "engine_request": engine_request,
-        "permission": permission,
-        "now": now,
-        "fingerprint": fingerprint,
-        "correlation_id": correlation_id,
-    }
+    inputs = _CheckInputs(
+        request=request,
+        engine_request=_engine_request(request),
+        permission=selectors.user_limits(user_permission_get(user_id=user_id)),
+        now=now,
+        fingerprint=request.fingerprint(),  # before any lock: nothing below waits on it
+        correlation_id=correlation_id,
+    )
     path = "locked"
     try:
         if request.dry_run or now is None:
             path = "snapshot"
-            outcome = _check_on_snapshot(**checking)
+            outcome = _check_on_snapshot(inputs)
             if outcome is not None:
                 return outcome
             path = "fallback"
-        return _check_under_locks(**checking)
+        return _check_under_locks(inputs)
     finally:  # every check, refusals and errors included, counted by the path that answered it
         RISK_CHECK_PATHS.labels(path).inc()
 
 
-def _check_on_snapshot(
-    *,
-    request: CheckInput,
-    engine_request: CheckRequest,
-    permission,
-    now: datetime | None,
-    fingerprint: str,
-    correlation_id: str,
-) -> CheckOutcome | None:
+def _check_on_snapshot(inputs: "_CheckInputs") -> CheckOutcome | None:
     """Decide on an unlocked snapshot (one round trip) and record the decision in one more statement, which for an
     approval re-verifies the snapshot under the locks (risk.services.exposure.position_reserve_verified). None when
     the locked path must decide instead: the first check of a UTC day (it rolls the day), an approval request (its
@@ -165,6 +154,8 @@ def _check_on_snapshot(
 
     A rejection or a refusal (unknown, inactive, stale account) is the answer at the snapshot's moment; it reserves
     nothing, so no lock is needed to record it. A replay reads the earlier position as committed then."""
+    request, engine_request, permission = inputs.request, inputs.engine_request, inputs.permission
+    now, fingerprint, correlation_id = inputs.now, inputs.fingerprint, inputs.correlation_id
     snapshot = selectors.read_check_scope(
         instance_id=request.account_id,
         symbol=None if request.is_legacy else request.symbol,
@@ -270,28 +261,13 @@ def _own_statement() -> Iterator[None]:
         yield
 
 
-def _check_under_locks(
-    *,
-    request: CheckInput,
-    engine_request: CheckRequest,
-    permission,
-    now: datetime | None,
-    fingerprint: str,
-    correlation_id: str,
-) -> CheckOutcome:
+def _check_under_locks(inputs: "_CheckInputs") -> CheckOutcome:
     """The locked check: lock the rows (one round trip), decide and record under the locks, COMMIT."""
+    request, now = inputs.request, inputs.now
     lock_clock = LockClock()
     try:
         with transaction.atomic():
-            result = _check_locked(
-                request=request,
-                engine_request=engine_request,
-                permission=permission,
-                now=now,
-                fingerprint=fingerprint,
-                correlation_id=correlation_id,
-                lock_clock=lock_clock,
-            )
+            result = _check_locked(inputs, lock_clock=lock_clock)
         if isinstance(result, CheckOutcome):
             return result
     except IntegrityError:
@@ -302,8 +278,22 @@ def _check_under_locks(
         return _replay_unlocked(request, now=now or timezone.now())
     # Committed: the row is free. What only reports the decision is built now, outside the lock.
     if result.position.status != PositionStatus.PENDING_APPROVAL:
-        _announce(position=result.position, decision=result.decision, correlation_id=correlation_id)
+        _announce(position=result.position, decision=result.decision, correlation_id=inputs.correlation_id)
     return _outcome(result.decision, scope=result.scope, position=result.position)
+
+
+@dataclass(frozen=True)
+class _CheckInputs:
+    """One check's inputs, prepared once before any statement and handed to the path that answers it: the
+    request, the engine's view of it (with the fresh mark), the owner's limits, the explicit time if any, the
+    fingerprint of its body and the correlation id of its logs and events."""
+
+    request: CheckInput
+    engine_request: CheckRequest
+    permission: UserLimits
+    now: datetime | None
+    fingerprint: str
+    correlation_id: str
 
 
 @dataclass(frozen=True)
@@ -353,16 +343,9 @@ def _fresh_mark(symbol: str) -> Decimal | None:
     return mark.price if mark is not None else None
 
 
-def _check_locked(
-    *,
-    request: CheckInput,
-    engine_request: CheckRequest,
-    permission,
-    now: datetime | None,
-    fingerprint: str,
-    correlation_id: str,
-    lock_clock: LockClock,
-) -> "CheckOutcome | _Recorded":
+def _check_locked(inputs: "_CheckInputs", *, lock_clock: LockClock) -> "CheckOutcome | _Recorded":
+    request, engine_request, permission = inputs.request, inputs.engine_request, inputs.permission
+    now, fingerprint, correlation_id = inputs.now, inputs.fingerprint, inputs.correlation_id
     check = locks.lock_check_scope(
         instance_id=request.account_id, symbol=request.symbol, client_order_id=request.client_order_id
     )

@@ -4,12 +4,9 @@ its bot's heartbeat together; exact limits under concurrency, revocations and ed
 import socket
 import threading
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from decimal import Decimal
 
 import pytest
-from redis.connection import AbstractConnection
 from rest_framework.test import APIClient
 
 from accounts.liveness import heartbeat_guard_clear, lost_mark, seen_key
@@ -18,6 +15,7 @@ from accounts.services import api_token_revoke, user_update
 from accounts.tokens import token_digest
 from risk.services.activation import trading_instance_activation_set
 from tests.accounts.factories import OperatorFactory, TradingInstanceFactory, UserFactory, issue_token
+from tests.redis_round_trips import redis_round_trips
 from trading.market import market_price_set
 
 MARKET = "/api/market/BTC-USD"
@@ -53,25 +51,6 @@ def _window(redis_client, raw: str, scope: str = "default") -> int:
     return redis_client.zcard(f"nija:rate:{scope}:tok:{token_id}")
 
 
-@contextmanager
-def _round_trips() -> Iterator[list[int]]:
-    """Packets redis-py sends from this thread meanwhile (one per command, one per pipeline)."""
-    count = [0]
-    me = threading.get_ident()
-    real = AbstractConnection.send_packed_command
-
-    def counted(self, command, check_health=True):
-        if threading.get_ident() == me:
-            count[0] += 1
-        return real(self, command, check_health)
-
-    AbstractConnection.send_packed_command = counted
-    try:
-        yield count
-    finally:
-        AbstractConnection.send_packed_command = real
-
-
 @pytest.mark.django_db
 def test_a_warm_bot_request_reads_counts_and_beats_in_one_round_trip_plus_the_views_own(redis_client, settings):
     settings.RATE_LIMITS = {"default": {"free": (1000, 60)}}
@@ -79,7 +58,7 @@ def test_a_warm_bot_request_reads_counts_and_beats_in_one_round_trip_plus_the_vi
     market_price_set(symbol="BTC-USD", price=Decimal("50000"))
     _warm(raw)
 
-    with _round_trips() as trips:
+    with redis_round_trips() as trips:
         for _ in range(5):
             heartbeat_guard_clear()  # every request's heartbeat is due (not once a second)
             response = _get(raw)

@@ -35,13 +35,10 @@ Run: `make bench`, or `NIJA_TEST_DB_SUFFIX=_x TEST_REDIS_PORT=6380x .venv/bin/py
 import os
 import re
 import statistics
-import threading
 import time
 import urllib.request
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -51,7 +48,6 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.db.models import Count
 from django_redis import get_redis_connection
-from redis.connection import AbstractConnection
 from rest_framework.test import APIClient
 
 from accounts.models import TokenKind, TradingInstance
@@ -63,6 +59,7 @@ from tests.accounts.factories import issue_token
 from tests.bench import endpoint_load
 from tests.bench.database_settings import print_durability, wal_flush_seconds
 from tests.bench.endpoint_settings import LIMITED_TIER
+from tests.redis_round_trips import redis_round_trips
 from tests.risk.conftest import counter_drift, funded_account
 from trading.models import Position
 
@@ -638,7 +635,7 @@ def _redis_commands(call, times: int = 100) -> dict[str, float]:
     under ROUND_TRIPS the packets this thread sent (one per command or script, one per pipeline)."""
     redis = get_redis_connection("default")
     redis.config_resetstat()
-    with _round_trips() as trips:
+    with redis_round_trips() as trips:
         for _ in range(times):
             call()
     stats = redis.info("commandstats")
@@ -650,25 +647,6 @@ def _redis_commands(call, times: int = 100) -> dict[str, float]:
 
 
 ROUND_TRIPS = "round trips of the request's thread"
-
-
-@contextmanager
-def _round_trips() -> Iterator[list[int]]:
-    """Counts the packets redis-py sends from this thread meanwhile."""
-    count = [0]
-    me = threading.get_ident()
-    real = AbstractConnection.send_packed_command
-
-    def counted(self, command, check_health=True):
-        if threading.get_ident() == me:
-            count[0] += 1
-        return real(self, command, check_health)
-
-    AbstractConnection.send_packed_command = counted
-    try:
-        yield count
-    finally:
-        AbstractConnection.send_packed_command = real
 
 
 def _service_phases(account_id: int, monkeypatch) -> dict[str, float]:

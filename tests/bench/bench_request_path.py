@@ -18,19 +18,18 @@ import os
 import pstats
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
 from django.test import Client
 from django_redis import get_redis_connection
-from redis.connection import AbstractConnection
 from rest_framework.test import APIClient
 
 from accounts.models import TokenKind
 from tests.accounts.factories import OperatorFactory, issue_token
 from tests.bench import endpoint_load
+from tests.redis_round_trips import redis_round_trips
 from tests.risk.conftest import funded_account
 from trading.market import market_price_set
 
@@ -93,30 +92,13 @@ def _figures(call: Callable[[], object]) -> tuple[float, dict[str, float], float
         samples.append((time.thread_time() - start) * 1000)
     redis = get_redis_connection("default")
     redis.config_resetstat()
-    with _round_trips() as trips:
+    with redis_round_trips(this_thread_only=False) as trips:
         for _ in range(100):
             call()
     stats = redis.info("commandstats")
     by_name = {name.removeprefix("cmdstat_"): data["calls"] / 100 for name, data in stats.items()}
     by_name.pop("config|resetstat", None)
     return statistics.median(samples), by_name, trips[0] / 100
-
-
-@contextmanager
-def _round_trips() -> Iterator[list[int]]:
-    """Counts the packets redis-py sends (one per command, one per pipeline) from every thread meanwhile."""
-    count = [0]
-    real = AbstractConnection.send_packed_command
-
-    def counted(self, command, check_health=True):
-        count[0] += 1
-        return real(self, command, check_health)
-
-    AbstractConnection.send_packed_command = counted
-    try:
-        yield count
-    finally:
-        AbstractConnection.send_packed_command = real
 
 
 def _cprofile(call: Callable[[], object]) -> cProfile.Profile:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 BARRIER_TIMEOUT_SECONDS = 60
 _STOP = object()
@@ -109,3 +109,15 @@ def rows_locked(lock: Callable[[], Any]) -> Iterator[None]:
     finally:
         release.set()
         holder.join(timeout=BARRIER_TIMEOUT_SECONDS)
+
+
+def lock_waiters(query_part: str) -> int:
+    """How many backends running a statement that contains `query_part` wait on a lock now (the activity snapshot
+    is taken afresh: within a transaction PostgreSQL would otherwise answer the one it took first)."""
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+            [f"%{query_part}%"],
+        )
+        return cursor.fetchone()[0]

@@ -16,7 +16,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from django.db import DatabaseError, connection, connections, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from accounts.models import TradingInstance
@@ -25,6 +25,7 @@ from risk import locks
 from risk.errors import AccountInactive, IdempotencyConflict, StaleState
 from risk.services.check import CheckInput, CheckOutcome, position_check
 from tests.risk.conftest import counter_drift, deactivate_outside_the_gate, funded_account
+from tests.risk.threads import lock_waiters
 from trading.models import Position
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,17 +40,6 @@ def order(account, quantity: str = "0.1", **fields) -> CheckInput:
         price=Decimal("50000"),
         **fields,
     )
-
-
-def waiting(query_part: str) -> int:
-    """How many backends running `query_part` wait on a lock now."""
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-            [f"%{query_part}%"],
-        )
-        return cursor.fetchone()[0]
 
 
 def in_thread(call, answers: list, key: str) -> threading.Thread:
@@ -103,12 +93,12 @@ def test_same_client_order_id_rejection_racing_a_reservation_answers_once_withou
         a = in_thread(
             lambda: position_check(request=approvable, user_id=account.user_id, now=now()), answers, "approvable"
         )
-        wait_until(lambda: waiting("risk_check_reserve" if path == "snapshot" else "risk_lock_check_scope") == 1)
+        wait_until(lambda: lock_waiters("risk_check_reserve" if path == "snapshot" else "risk_lock_check_scope") == 1)
         r = in_thread(lambda: position_check(request=too_big, user_id=account.user_id, now=now()), answers, "too big")
         if path == "snapshot":  # the rejection is recorded at once: its INSERT does not wait on the account row
             wait_until(lambda: Position.objects.filter(instance=account, client_order_id="dup-1").exists())
         else:
-            wait_until(lambda: waiting("risk_lock_check_scope") == 2)
+            wait_until(lambda: lock_waiters("risk_lock_check_scope") == 2)
     released = time.monotonic()
     neighbour = funded_account_ready
     n = in_thread(lambda: position_check(request=order(neighbour), user_id=neighbour.user_id), answers, "neighbour")

@@ -18,7 +18,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from nija.metrics import RISK_CHECK_PATHS
@@ -32,6 +32,7 @@ from risk.services.equity import equity_report
 from risk.services.exposure import position_reserve_verified
 from risk.services.trading_state import trading_halt
 from tests.risk.conftest import counter_drift, funded_account
+from tests.risk.threads import lock_waiters
 from trading.models import Position
 
 N = Decimal("5000")  # 0.1 BTC at 50,000
@@ -61,18 +62,6 @@ def path_count(path: str) -> float:
 
 
 # ------------------------------------------------------------------ a change lands between snapshot and reservation
-def _waiting_on_a_lock(query_part: str) -> bool:
-    """Whether a backend running `query_part` waits on a lock (the activity snapshot is taken afresh: within a
-    transaction PostgreSQL would otherwise answer the one it took first)."""
-    with connections["default"].cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
-            [f"%{query_part}%"],
-        )
-        return cursor.fetchone()[0] > 0
-
-
 def check_across(change: Callable[[], object], account, request: CheckInput):
     """Run `request` in a thread while this thread holds the portfolio row: once the check waits in its reserving
     statement (its snapshot already read), apply `change` in the holding transaction and commit. The check's answer
@@ -92,7 +81,7 @@ def check_across(change: Callable[[], object], account, request: CheckInput):
         checker = threading.Thread(target=run)
         checker.start()
         deadline = time.monotonic() + 30
-        while not _waiting_on_a_lock("risk_check_reserve"):
+        while not lock_waiters("risk_check_reserve"):
             assert not answer, f"the check answered before it waited: {answer}"
             assert time.monotonic() < deadline, "the check never reached its reserving statement"
             time.sleep(0.01)
