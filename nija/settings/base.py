@@ -138,9 +138,11 @@ DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"postgres://nija@127.0.0.1:{PG_PORT}/nija"),
 }
 DATABASES["default"].setdefault("OPTIONS", {})
+# Django's PostgreSQL backend, whose health check below asks the socket before the server (nija/db/postgresql).
+DATABASES["default"]["ENGINE"] = "nija.db.postgresql"
 # A dead server must fail fast (the health probe and the fail-closed risk gate depend on it).
 DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=3))
-# psycopg2 has no pool in Django: keep connections, and check them before reuse.
+# psycopg2 has no pool in Django: keep connections, and check them before reuse (no round trip for a healthy one).
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 

@@ -23,7 +23,8 @@ CELERY_BROKER_URL = _redis_db_url(TEST_REDIS_URL, 1)
 EVENTS_REDIS_URL = TEST_REDIS_URL
 
 DATABASES["default"]["TEST"] = {"NAME": "test_nija" + env("NIJA_TEST_DB_SUFFIX", default="")}
-DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Connections closed after each request, unless a test server asks to keep them as production does.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=0)
 # The suite's commits do not wait for the disk: its data is thrown away. Per connection, so the cluster it shares
 # with `make run` stays durable (fsync and full_page_writes are server-wide and stay on).
 DATABASES["default"]["OPTIONS"]["options"] = "-c synchronous_commit=off"
