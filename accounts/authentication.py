@@ -51,7 +51,7 @@ from nija.api.throttling import (
     tier_of,
     token_identity,
 )
-from nija.cache import RATE, TOKEN
+from nija.cache import RATE, TOKEN, prefetched_attach
 from nija.client_ip import client_ip
 from nija.ratelimit import rate_limit_hit, record_fail_open
 
@@ -112,15 +112,18 @@ class BearerTokenAuthentication(BaseAuthentication):
         that also counts the request for the throttle; a cold one falls back to PostgreSQL."""
         memo = remembered(digest)
         user = light_user(memo.cached) if memo is not None else None
-        window, heartbeat = self._plan(memo, user, request)
+        window, heartbeat, prefetch = self._plan(memo, user, request)
         try:
-            reading = token_gate(digest, expected=memo.entry if memo else None, window=window, heartbeat=heartbeat)
+            reading = token_gate(
+                digest, expected=memo.entry if memo else None, window=window, heartbeat=heartbeat, prefetch=prefetch
+            )
         except RedisError:
             logger.warning("cache_unavailable", extra={"namespace": TOKEN.name, "op": "get"}, exc_info=True)
             reading = GateReading(entry=None, matched=False)
         if reading.matched and memo is not None and user is not None:
             if window is not None and reading.decision is not None:
                 rate_decision_prefetch(request._request, window, reading.decision)
+            prefetched_attach(request._request, reading.prefetched)
             return memo.cached, user, reading.was_lost
         if heartbeat is not None:
             heartbeat_undue(heartbeat[0])  # not recorded: the usual write below
@@ -135,13 +138,13 @@ class BearerTokenAuthentication(BaseAuthentication):
 
     def _plan(
         self, memo: Remembered | None, user: User | None, request: Request
-    ) -> tuple[RateWindow | None, tuple[int, int] | None]:
+    ) -> tuple[RateWindow | None, tuple[int, int] | None, list[str]]:
         """What the round trip does besides reading the entry, should it still be the remembered one: count the
-        request in the window the throttle would (if the view is counted), and record a bot's heartbeat (if due).
-        Nothing for a token the checks below would refuse, so a refused request is neither counted nor a heartbeat,
-        as before."""
+        request in the window the throttle would (if the view is counted), record a bot's heartbeat (if due) and
+        read the cache entries the view will read (its `gate_prefetch(principal)`, raw keys). Nothing for a token
+        the checks below would refuse, so a refused request is neither counted nor a heartbeat, as before."""
         if memo is None or user is None or self._refusal(memo.cached, request) is not None:
-            return None, None
+            return None, None, []
         principal = memo.cached.principal
         view = (getattr(request, "parser_context", None) or {}).get("view")
         window = None
@@ -152,7 +155,8 @@ class BearerTokenAuthentication(BaseAuthentication):
             second = int(time.time())
             if heartbeat_due(principal.instance_id, second):
                 heartbeat = (principal.instance_id, second)
-        return window, heartbeat
+        prefetch = getattr(view, "gate_prefetch", None)
+        return window, heartbeat, list(prefetch(principal)) if prefetch is not None else []
 
     def _resolve_from_database(self, digest: str, request: Request) -> tuple[CachedToken, User]:
         _refuse_if_blocked(_client_ident(request))  # no SELECT for an address past its failure limit

@@ -12,11 +12,16 @@ and its entry is remembered for the next request.
 
 The memory never decides anything: it is the expectation Redis's current entry is compared with, inside the script.
 Every request still reads its token's entry in Redis, so a revoked token is refused at once.
+
+The same round trip also reads the cache entries the view has said it will read (`prefetch`: a bot's limits and
+the mark its check prices at, the mark a market GET answers with), returned to it through nija.cache's
+`prefetched_reads`. Only when the entry was the remembered one: otherwise the view reads them itself.
 """
 
 import json
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Final
 
 from redis import RedisError
@@ -24,17 +29,17 @@ from redis import RedisError
 from accounts.liveness import HEARTBEAT_LUA, lost_key, seen_key
 from accounts.tokens import CachedToken
 from nija.api.throttling import RateWindow
-from nija.cache import TOKEN, LuaScript, raw_client
+from nija.cache import TOKEN, LuaScript, Prefetched, raw_client
 from nija.ratelimit import SLIDING_WINDOW_LUA, RateDecision, rate_decision_from, rate_key
 
 __all__ = ["GateReading", "RedisError", "Remembered", "entry_data", "remember", "remembered", "token_gate"]
 
 MEMO_MAX_ENTRIES: Final = 10_000
 
-# KEYS: the token's entry, the rate window, the heartbeat's seen and lost keys. ARGV: the remembered entry ('' for
-# none), the limit ('' not to count) and window in ms, the heartbeat's second ('' not to record) and account id.
-# Reply: {} without an entry; {entry} when it is not the remembered one; else {entry, counted, allowed, remaining,
-# retry_ms, was_lost}.
+# KEYS: the token's entry, the rate window, the heartbeat's seen and lost keys, then the keys to read ahead. ARGV:
+# the remembered entry ('' for none), the limit ('' not to count) and window in ms, the heartbeat's second ('' not
+# to record) and account id. Reply: {} without an entry; {entry} when it is not the remembered one; else {entry,
+# counted, allowed, remaining, retry_ms, was_lost, the values read ahead (nil for a missing key)...}.
 GATE: Final = LuaScript(
     SLIDING_WINDOW_LUA
     + HEARTBEAT_LUA
@@ -54,6 +59,12 @@ end
 if ARGV[4] ~= '' then
     reply[6] = heartbeat_record(KEYS[3], KEYS[4], ARGV[4], ARGV[5])
 end
+if #KEYS > 4 then
+    local values = redis.call('MGET', unpack(KEYS, 5))
+    for i = 1, #values do
+        reply[6 + i] = values[i]
+    end
+end
 return reply
 """
 )
@@ -70,13 +81,14 @@ class Remembered:
 @dataclass(frozen=True)
 class GateReading:
     """What the round trip found: the token's entry (None: none cached); when it was the remembered one, the rate
-    decision (None when no window was asked for) and whether the bot's account was marked lost (None when no
-    heartbeat was asked for)."""
+    decision (None when no window was asked for), whether the bot's account was marked lost (None when no
+    heartbeat was asked for) and the entries read ahead, by raw key (None: no such key)."""
 
     entry: bytes | None
     matched: bool
     decision: RateDecision | None = None
     was_lost: bool | None = None
+    prefetched: Prefetched = field(default_factory=dict)
 
 
 _memo: dict[str, Remembered] = {}
@@ -109,14 +121,16 @@ def token_gate(
     expected: bytes | None,
     window: RateWindow | None = None,
     heartbeat: tuple[int, int] | None = None,
+    prefetch: Sequence[str] = (),
 ) -> GateReading:
-    """Read the token's entry; when it equals `expected`, also count the request in `window` and record the
-    heartbeat `(account id, second)`, in the same script. Raises `redis.RedisError`."""
+    """Read the token's entry; when it equals `expected`, also count the request in `window`, record the heartbeat
+    `(account id, second)` and read the raw keys `prefetch`, in the same script. Raises `redis.RedisError`."""
     keys = [
         TOKEN.raw_key(digest),
         rate_key(window.identifier) if window else "",
         seen_key() if heartbeat else "",
         lost_key() if heartbeat else "",
+        *prefetch,
     ]
     args = [
         expected or b"",
@@ -130,6 +144,14 @@ def token_gate(
         return GateReading(entry=None, matched=False)
     if len(reply) == 1:
         return GateReading(entry=reply[0], matched=False)
-    entry, counted, allowed, remaining, retry_ms, was_lost = reply
+    entry, counted, allowed, remaining, retry_ms, was_lost, *values = reply
+    values += [None] * (len(prefetch) - len(values))  # a Lua table's trailing nils are not sent
+    prefetched = {key: value if isinstance(value, bytes) else None for key, value in zip(prefetch, values, strict=True)}
     decision = rate_decision_from(window.limit, [allowed, remaining, retry_ms]) if window and counted else None
-    return GateReading(entry=entry, matched=True, decision=decision, was_lost=bool(was_lost) if heartbeat else None)
+    return GateReading(
+        entry=entry,
+        matched=True,
+        decision=decision,
+        was_lost=bool(was_lost) if heartbeat else None,
+        prefetched=prefetched,
+    )

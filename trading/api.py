@@ -9,12 +9,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.tokens import ApiPrincipal
 from nija.api.permissions import IsPriceFeedOrOperator
+from nija.cache import prefetched_of, prefetched_reads
 from nija.errors import InvalidInput, NotFoundError
 from trading.market import (
     PRICE_DECIMALS,
     MarketPrice,
     market_price_get,
+    market_price_key,
     market_price_set,
     market_price_validate,
 )
@@ -73,9 +76,15 @@ class MarketPriceApi(APIView):
             return [IsPriceFeedOrOperator()]
         return [IsAuthenticated()]
 
+    def gate_prefetch(self, principal: ApiPrincipal) -> list[str]:
+        """The mark a GET answers with, read in the token's round trip (accounts.token_gate)."""
+        key = market_price_key(self.kwargs["symbol"]) if self.request.method == "GET" else None
+        return [key] if key else []
+
     @extend_schema(responses={200: MarketPriceOutputSerializer})
     def get(self, request: Request, symbol: str) -> Response:
-        mark = market_price_get(_symbol(symbol))
+        with prefetched_reads(prefetched_of(request)):
+            mark = market_price_get(_symbol(symbol))
         if mark is None:
             raise PriceUnavailable()
         return _render(mark)

@@ -132,6 +132,15 @@ def _decoded(symbol: str, data: object) -> MarketPrice | None:
     return MarketPrice(symbol=symbol, price=price, bid=bid, ask=ask, timestamp=timestamp)
 
 
+def market_price_key(symbol: str) -> str | None:
+    """The Redis key `market_price_get(symbol)` reads (for a view to read it ahead, nija.cache.prefetched_reads);
+    None when `symbol` cannot be canonicalized."""
+    try:
+        return MARKET.raw_key(canonical_symbol(symbol))
+    except (TypeError, ValueError):
+        return None
+
+
 def market_price_get(symbol: str, *, now: datetime | None = None, strict: bool = False) -> MarketPrice | None:
     """The fresh mark for `symbol`, or None when there is none, it is older than the TTL, or Redis is down
     (`strict`: Redis being down raises instead).

@@ -52,7 +52,7 @@ def _window(redis_client, raw: str, scope: str = "default") -> int:
 
 
 @pytest.mark.django_db
-def test_a_warm_bot_request_reads_counts_and_beats_in_one_round_trip_plus_the_views_own(redis_client, settings):
+def test_a_warm_bot_request_reads_counts_beats_and_reads_the_views_mark_in_one_round_trip(redis_client, settings):
     settings.RATE_LIMITS = {"default": {"free": (1000, 60)}}
     account_id, raw = _bot()
     market_price_set(symbol="BTC-USD", price=Decimal("50000"))
@@ -64,10 +64,39 @@ def test_a_warm_bot_request_reads_counts_and_beats_in_one_round_trip_plus_the_vi
             response = _get(raw)
             assert response.status_code == 200
 
-    assert trips == [5 * 2]  # the gate, and the view's own read of the mark
+    assert trips == [5]  # the gate, which also read the mark the view answers with
+    assert Decimal(response.json()["price"]) == Decimal("50000")
     assert response["X-RateLimit-Remaining"] == str(1000 - 7)
     assert _window(redis_client, raw) == 7
     assert redis_client.zscore(seen_key(), account_id) is not None
+
+
+@pytest.mark.django_db
+def test_the_mark_read_ahead_is_the_one_in_redis_at_the_request(redis_client):
+    _, raw = _bot()
+    market_price_set(symbol="BTC-USD", price=Decimal("50000"))
+    _warm(raw)
+
+    market_price_set(symbol="BTC-USD", price=Decimal("51000.5"))
+    moved = _get(raw, "/api/market/btc-usd")  # the key of the canonical symbol
+    redis_client.delete("nija:market:BTC-USD")
+    gone = _get(raw)
+
+    assert Decimal(moved.json()["price"]) == Decimal("51000.5")
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"] == "price_unavailable"
+
+
+@pytest.mark.django_db
+def test_a_market_put_reads_nothing_ahead_and_answers_what_it_wrote(redis_client):
+    feed = issue_token(TokenKind.FEED)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {feed}")
+    for price in ("50000", "50001", "50002"):  # the token warm from the second on
+        response = client.put(MARKET, {"price": price}, format="json")
+        assert response.status_code == 200
+        assert Decimal(response.json()["price"]) == Decimal(price)
+    assert Decimal(_get(feed).json()["price"]) == Decimal("50002")
 
 
 @pytest.mark.django_db

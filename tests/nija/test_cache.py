@@ -10,8 +10,20 @@ import pytest
 from django.core.cache import cache
 from redis import Redis
 
-from nija.cache import BALANCE, DASH, MARKET, POSITION, RATE, SESSION, Namespace, make_key, raw_client
+from nija.cache import (
+    BALANCE,
+    DASH,
+    MARKET,
+    POSITION,
+    RATE,
+    SESSION,
+    Namespace,
+    make_key,
+    prefetched_reads,
+    raw_client,
+)
 from tests.accounts.factories import OperatorFactory
+from tests.redis_round_trips import redis_round_trips
 
 UNPICKLED: list[str] = []
 
@@ -145,6 +157,45 @@ def test_a_pickled_payload_is_never_unpickled_and_reads_as_a_miss(redis_client):
     # The control: the same bytes do run code when unpickled, so the test above could fail.
     pickle.loads(redis_client.get("nija:market:BTC-USD"))  # noqa: S301 - proving the payload is live
     assert UNPICKLED == ["unpickled"]
+
+
+# ---------------------------------------------------------------------------------------------- reads carried ahead
+def test_a_key_read_ahead_is_answered_from_it_once_without_a_round_trip(redis_client):
+    MARKET.set("BTC-USD", {"price": "1"})
+    read_ahead = {MARKET.raw_key("BTC-USD"): redis_client.get("nija:market:BTC-USD")}
+    MARKET.set("BTC-USD", {"price": "2"})  # written after the read ahead
+
+    with prefetched_reads(read_ahead), redis_round_trips() as trips:
+        first = MARKET.get("BTC-USD")
+        assert trips == [0]
+        second = MARKET.get("BTC-USD")  # read once: a second read asks Redis
+        assert trips == [1]
+
+    assert first == {"price": "1"}
+    assert second == {"price": "2"}
+
+
+def test_a_key_read_ahead_as_missing_is_a_miss_and_other_keys_ask_redis(redis_client):
+    MARKET.set("ETH-USD", {"price": "3"})
+
+    with prefetched_reads({MARKET.raw_key("BTC-USD"): None}), redis_round_trips() as trips:
+        assert MARKET.get("BTC-USD", default="miss") == "miss"
+        assert MARKET.get("ETH-USD") == {"price": "3"}
+
+    assert trips == [1]
+
+
+def test_a_key_read_ahead_that_is_not_json_reads_as_a_miss(redis_client):
+    UNPICKLED.clear()
+    with prefetched_reads({MARKET.raw_key("BTC-USD"): pickle.dumps(Payload())}):
+        assert MARKET.get("BTC-USD", default="miss") == "miss"
+    assert UNPICKLED == []
+
+
+def test_outside_the_block_nothing_is_read_ahead(redis_client):
+    with prefetched_reads({MARKET.raw_key("BTC-USD"): b'{"price": "1"}'}):
+        pass
+    assert MARKET.get("BTC-USD") is None  # Redis has no such key
 
 
 def test_non_json_values_are_refused_on_write(redis_client):
