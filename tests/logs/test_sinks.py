@@ -1,8 +1,10 @@
 """The recent-log stream sink: exactly 10,000 entries across processes, a new writer after fork, drop and count
 when Redis is down or the queue is full, resume when Redis is back."""
 
+import json
 import logging
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -15,7 +17,7 @@ from django.test import Client
 from django_redis import get_redis_connection
 
 from logs.config import JsonFormatter
-from logs.sinks import DEFAULT_DROPS_KEY, DEFAULT_STREAM_KEY, RedisStreamHandler
+from logs.sinks import DEFAULT_DROPS_KEY, DEFAULT_STREAM_KEY, RedisStreamHandler, StdoutHandler
 from tests.logs.conftest import ThrowawayRedis, stream_entries
 
 logger = structlog.get_logger("tests.logs.sinks")
@@ -163,3 +165,30 @@ def test_with_redis_stopped_requests_succeed_drops_are_counted_and_logging_resum
     health = Client().get("/api/health").json()["logs"]
     assert health["dropped_reported_total"] == log_sink.dropped - dropped_before
     assert health["unreported_this_process"] == 0
+
+
+def test_stdout_makes_the_line_before_it_takes_its_lock(tmp_path):
+    """A thread waiting for the stdout handler's lock already holds its finished line: the lock covers the write
+    alone, so a thread descheduled while formatting never keeps the others' lines waiting."""
+    out = (tmp_path / "out.txt").open("w")
+    handler = StdoutHandler()
+    handler.setStream(out)
+    handler.setFormatter(JsonFormatter())
+    record = logging.LogRecord("nija.test", logging.INFO, __file__, 1, "check %s", ("done",), None)
+    handler.acquire()  # another thread's write in progress
+    try:
+        writer = threading.Thread(target=handler.handle, args=(record,))
+        writer.start()
+        deadline = time.monotonic() + 5
+        while "_nija_json" not in record.__dict__ and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert writer.is_alive()  # still waiting for the lock
+        line = record.__dict__.get("_nija_json")
+    finally:
+        handler.release()
+    writer.join(timeout=5)
+    out.close()
+
+    assert line is not None
+    assert json.loads(line)["event"] == "check done"
+    assert (tmp_path / "out.txt").read_text() == line + "\n"
