@@ -201,7 +201,8 @@ def test_checks_mixed_with_fills_closes_cancels_equity_reports_and_halts_keep_co
     """8 threads a round, 16 rounds: 5 snapshot-path checks (two of them one retry pair sharing a client_order_id),
     an equity report (same equity, new time: every snapshot before it no longer holds), a fill/close/cancel of a
     held position, and a halt or resume of account B. Every round: no counter drift, no account above its 10,000
-    ceiling, nothing approved or pending in B once its halt committed."""
+    ceiling (plus what this test's fills of released positions added without a check), nothing approved or pending
+    in B once its halt committed."""
     import random
 
     from risk.models import RiskLimits
@@ -224,7 +225,15 @@ def test_checks_mixed_with_fills_closes_cancels_equity_reports_and_halts_keep_co
         request = order(account, quantity=quantity, client_order_id=coid)
         return lambda: position_check(request=request, user_id=account.user_id)
 
+    # A fill of a position whose unfilled rest was released (a cancel of the rest, b's halt) adds exposure without a
+    # check, by design (the exchange filled it; a fill_after_release warning says so): the ceiling holds for what
+    # the checks reserved, plus what such fills added. Counted for every fill of this test whose position is
+    # released after its round (the release may have come after the fill: then the bound is merely looser).
+    unchecked = {a.pk: Decimal(0), b.pk: Decimal(0)}
+    issued_fill: dict = {}
+
     def lifecycle(round_no):
+        issued_fill.clear()
         held = list(
             Position.objects.filter(status__in=["approved", "open"], filled_quantity__lt=1).values_list(
                 "pk", "instance_id", "status", "quantity", "filled_quantity"
@@ -238,6 +247,7 @@ def test_checks_mixed_with_fills_closes_cancels_equity_reports_and_halts_keep_co
             fill = FillInput(
                 exchange_order_id=f"x-{round_no}", quantity=(quantity - filled) / 2, price=Decimal("50000")
             )
+            issued_fill.update(pk=pk, instance_id=instance_id, amount=fill.quantity * fill.price)
             return lambda: position_fill(position_id=pk, instance_id=instance_id, fill=fill)
         if kind == 1 and status == "open":
             close = CloseInput(client_close_id=f"c-{round_no}", exit_price=Decimal("49000"))
@@ -279,9 +289,13 @@ def test_checks_mixed_with_fills_closes_cancels_equity_reports_and_halts_keep_co
             ]
             assert unexpected == [], f"round {round_no}: {unexpected}"
             assert counter_drift() == [], f"round {round_no}"
+            filled = issued_fill and not isinstance(results[order_of_calls.index(6)], Exception)
+            if filled and Position.objects.filter(pk=issued_fill["pk"], unfilled_released_at__isnull=False).exists():
+                unchecked[issued_fill["instance_id"]] += issued_fill["amount"]
             for account in (a, b):
                 account.refresh_from_db()
-                assert account.exposure <= cap, f"round {round_no}: account {account.pk} holds {account.exposure}"
+                ceiling = cap + unchecked[account.pk]
+                assert account.exposure <= ceiling, f"round {round_no}: account {account.pk} holds {account.exposure}"
             if halted:
                 assert not Position.objects.filter(instance=b, status__in=["approved", "pending_approval"]).exists()
             pair = list(Position.objects.filter(client_order_id=coid).values_list("pk", flat=True))
