@@ -30,6 +30,8 @@ Run: `make bench`, or `NIJA_TEST_DB_SUFFIX=_x TEST_REDIS_PORT=6380x .venv/bin/py
 - Profile: one check in process (Django's test client on the same database and Redis): its SQL statements, Redis
   commands, and the time spent in validation, before its statements, in the snapshot read, between, in the reserving
   statement (the rows locked) and after commit.
+- Worker profile (`BENCH_PYSPY=check,bare`, any kinds): py-spy samples of the bench server's workers during those
+  kinds' slices, where the CPU of a request goes (tests/bench/worker_profile.py).
 """
 
 import os
@@ -59,6 +61,7 @@ from tests.accounts.factories import issue_token
 from tests.bench import endpoint_load
 from tests.bench.database_settings import print_durability, wal_flush_seconds
 from tests.bench.endpoint_settings import LIMITED_TIER
+from tests.bench.worker_profile import WorkerProfile
 from tests.redis_round_trips import redis_round_trips
 from tests.risk.conftest import counter_drift, funded_account
 from trading.models import Position
@@ -81,6 +84,8 @@ WRK_THREADS = 2
 WARMUP_SECONDS = 2
 SLICE_SECONDS = int(os.environ.get("BENCH_SLICE_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+# Kinds whose slices py-spy samples in the bench server's workers (tests/bench/worker_profile.py), e.g. "check,bare".
+PROFILED_KINDS = [kind for kind in os.environ.get("BENCH_PYSPY", "").split(",") if kind]
 OPEN_LOOP_SECONDS = 30
 PROFILE_ITERATIONS = 300
 BARE_PATH = "/api/market/BTC-USD"
@@ -377,14 +382,17 @@ def _throughput(wrk: str, servers, bots, limited, tmp_path: Path) -> Throughput:
     waits: list[tuple[float, float]] = []
     held_sum = held_count = 0.0
     paths: Counter = Counter()
+    profile = WorkerProfile(PROFILED_KINDS, tmp_path)
     for _ in range(ROUNDS):
         for name in KINDS:
             meter = endpoint_load.CpuMeter(cpu_groups)
             if name == "check":
                 held_before = _lock_held(servers["bench"].base_url)
             meter.start()
+            profile.start(name, workers=servers["bench"].pids()[1:], seconds=SLICE_SECONDS)
             with endpoint_load.LockWaitSampler(_dsn(), database) as sampler:
                 result = run(name, SLICE_SECONDS)
+            profile.wait()
             cores = meter.stop()
             if name == "check":
                 held_after = _lock_held(servers["bench"].base_url)
@@ -434,6 +442,7 @@ def _throughput(wrk: str, servers, bots, limited, tmp_path: Path) -> Throughput:
     print(f"   {'':38} " + " ".join(f"{name:>7}" for name in KINDS))
     for group in groups:
         print(f"   {group:38} " + " ".join(f"{_mean(c[group] for c in cpu[name]):7.2f}" for name in KINDS))
+    print(profile.report())
     print(
         f"PostgreSQL backends of this database during checks: {_mean(a for a, _ in waits):.1f} running a statement, "
         f"{_mean(w for _, w in waits):.1f} of them waiting on a lock (sampled every 10 ms)"
