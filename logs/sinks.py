@@ -59,11 +59,17 @@ class StdoutHandler(logging.StreamHandler):
         super().__init__(stream=sys.__stdout__ or sys.stdout)
 
     def handle(self, record: logging.LogRecord) -> logging.LogRecord | bool:
-        if self.filter(record):
+        """logging.Handler.handle, with the line made between the filters and the lock."""
+        passed = self.filter(record)
+        if isinstance(passed, logging.LogRecord):  # Python 3.12+: a filter may hand back another record
+            record = passed
+        if passed:
             # A line that cannot be made fails again in emit, under the lock, and is reported as logging does.
             with contextlib.suppress(Exception):
                 self.format(record)
-        return super().handle(record)
+            with self.lock:
+                self.emit(record)
+        return passed
 
 
 class RedisStreamHandler(logging.Handler):

@@ -234,20 +234,21 @@ def outcome_json(outcome: CheckOutcome, *, legacy: bool = False) -> dict:
     return body
 
 
-# A check body is about 150 bytes. A longer one is not read ahead for its symbol: its own parse is enough.
+# A check body is about 150 bytes. Only a body up to this size is read before the token's round trip, and only
+# then does that round trip read the check's cache entries: read before the whole body had arrived, they could be
+# older than an edit committed while a slow body was still on its way.
 PREFETCH_BODY_MAX = 2048
 
 
-def _body_symbol(request: Request) -> str | None:
-    """The `symbol` of a short JSON object body, else None (the view parses and words every error itself)."""
+def _short_body(request: Request) -> object:
+    """The parsed JSON of a body of at most PREFETCH_BODY_MAX bytes, read now; None when there is none, it is
+    longer or it does not parse (the view parses and words every error itself)."""
     try:
         if not 0 < int(request.META.get("CONTENT_LENGTH") or 0) <= PREFETCH_BODY_MAX:
             return None
-        data = json.loads(request.body)
-    except ValueError:
+        return json.loads(request.body)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than the parser goes
         return None
-    symbol = data.get("symbol") if isinstance(data, dict) else None
-    return symbol if isinstance(symbol, str) else None
 
 
 class PositionCheckApi(FailClosedApiView):
@@ -258,10 +259,13 @@ class PositionCheckApi(FailClosedApiView):
 
     def gate_prefetch(self, principal: ApiPrincipal) -> list[str]:
         """The check's two cache reads, the bot's limits and the mark it prices at, read in the token's round trip
-        (accounts.token_gate) rather than in two more."""
+        (accounts.token_gate) rather than in two more; only once the whole body is in (a short one: read here)."""
+        body = _short_body(self.request)
+        if not isinstance(body, dict):
+            return []
         keys = [user_permission_key(user_id=principal.user_id)]
-        symbol = _body_symbol(self.request)
-        mark = market_price_key(symbol) if symbol is not None else None
+        symbol = body.get("symbol")
+        mark = market_price_key(symbol) if isinstance(symbol, str) else None
         return [*keys, mark] if mark else keys
 
     @extend_schema(request=CheckPositionInput, responses={200: CheckOutput})

@@ -7,11 +7,13 @@ connection, as a restart does to every connection), and which statements reached
 """
 
 import json
+import os
 import urllib.error
 import urllib.request
 from decimal import Decimal
 
 import psycopg2
+import psycopg2.errors
 import pytest
 from django.db import connection, connections
 
@@ -70,6 +72,23 @@ def test_a_connection_in_good_order_is_usable_without_a_round_trip():
         assert _last_statement(admin, pid) == "SELECT pg_backend_pid()"  # no SELECT 1 reached the server
     finally:
         admin.close()
+
+
+def test_a_connection_left_inside_a_transaction_is_asked_to_the_server():
+    """Django's check says such a connection is unusable after a failed statement; polling the socket cannot tell."""
+    admin = _admin_connection()
+    try:
+        connection.ensure_connection()
+        pid = connection.connection.info.backend_pid
+        with connection.connection.cursor() as cursor:  # psycopg2's own: a server-side transaction Django knows not
+            cursor.execute("BEGIN")
+            with pytest.raises(psycopg2.errors.DivisionByZero):
+                cursor.execute("SELECT 1 / 0")
+        assert not connection.is_usable()  # SELECT 1 failed: the transaction is aborted
+        assert _last_statement(admin, pid) == "SELECT 1"
+    finally:
+        admin.close()
+        connection.close()
 
 
 def test_a_connection_the_server_ended_is_unusable():
@@ -145,3 +164,35 @@ def _end_other_connections(admin, *, keep: int) -> int:
             [keep],
         )
         return len(cursor.fetchall())
+
+
+FD_SETSIZE = 1024  # select()'s limit on descriptor numbers (glibc)
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def test_a_healthy_connection_on_a_descriptor_above_fd_setsize_is_kept():
+    """A process holding over 1,000 descriptors (the events process at 1,000 streams) keeps a healthy connection
+    whose descriptor is past select()'s limit (review: select() raised, read as "gone", so it reconnected before
+    every request's first query)."""
+    connection.close()
+    fillers = [os.open(os.devnull, os.O_RDONLY)]
+    try:
+        while fillers[-1] < FD_SETSIZE + 8:  # every lower descriptor taken, so the connection's is above
+            fillers.append(os.dup(fillers[0]))
+        first = _backend_pid()
+        assert connection.connection.fileno() >= FD_SETSIZE
+
+        usable = connection.is_usable()
+        connection.health_check_done = False  # as at the start of the next request (close_if_unusable_or_obsolete)
+        second = _backend_pid()
+
+        assert (usable, second) == (True, first)  # usable, and still the same server process (no reconnect)
+    finally:
+        connection.close()
+        for fd in fillers:
+            os.close(fd)
