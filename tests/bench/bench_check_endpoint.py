@@ -84,6 +84,8 @@ WRK_THREADS = 2
 WARMUP_SECONDS = 2
 SLICE_SECONDS = int(os.environ.get("BENCH_SLICE_SECONDS", "5"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+# The open loop's rate: half the measured check throughput (target 4), or this many checks a second to compare runs.
+OPEN_LOOP_RATE = float(os.environ.get("BENCH_OPEN_LOOP_RATE", "0"))
 # Kinds whose slices py-spy samples in the bench server's workers (tests/bench/worker_profile.py), e.g. "check,bare".
 PROFILED_KINDS = [kind for kind in os.environ.get("BENCH_PYSPY", "").split(",") if kind]
 OPEN_LOOP_SECONDS = 30
@@ -301,7 +303,7 @@ def test_check_endpoint_targets_and_profile(tmp_path, redis_client, settings, mo
         for name in ("makerun", "flask"):
             if name in servers:
                 servers[name].stop()
-        latency = _latency(servers["bench"], bots, rate=figures.rates.get("check", 100) / 2)
+        latency = _latency(servers["bench"], bots, rate=OPEN_LOOP_RATE or figures.rates.get("check", 100) / 2)
     finally:
         for server in servers.values():
             server.stop()
