@@ -38,8 +38,14 @@ def child_exit(server: object, worker: object) -> None:
 
 def post_worker_init(worker: object) -> None:
     """The worker has loaded the application: load the URL configuration too (Django imports it on the first
-    request), then freeze every object loaded so far (the module docstring: garbage collection)."""
+    request), then freeze every object loaded so far (the module docstring: garbage collection). gunicorn also reads
+    this file by default for any application started from this directory (the benchmark's Flask stand-in): one that
+    is not Django's is left alone."""
+    from django.apps import apps
     from django.urls import get_resolver
+
+    if not apps.ready:
+        return
 
     get_resolver().url_patterns  # noqa: B018 - imports every view module and its serializers
     gc.collect()
