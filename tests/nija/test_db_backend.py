@@ -10,6 +10,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from decimal import Decimal
 
 import psycopg2
@@ -29,7 +30,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 CHECK_URL = "/api/risk/check-position"
 
 
-def _admin_connection() -> psycopg2.extensions.connection:
+@pytest.fixture
+def admin() -> Iterator[psycopg2.extensions.connection]:
     """A connection of its own to the suite's database (autocommit), to watch and end the app's connection."""
     settings = connection.settings_dict
     admin = psycopg2.connect(
@@ -40,7 +42,8 @@ def _admin_connection() -> psycopg2.extensions.connection:
         dbname=settings["NAME"],
     )
     admin.autocommit = True
-    return admin
+    yield admin
+    admin.close()
 
 
 def _last_statement(admin, pid: int) -> str:
@@ -60,23 +63,18 @@ def test_the_project_uses_this_backend():
     assert type(connections["default"]).__module__ == "nija.db.postgresql.base"
 
 
-def test_a_connection_in_good_order_is_usable_without_a_round_trip():
-    admin = _admin_connection()
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 'the last statement sent'")
-            cursor.execute("SELECT pg_backend_pid()")
-            pid = cursor.fetchone()[0]
-        assert _last_statement(admin, pid) == "SELECT pg_backend_pid()"
-        assert connection.is_usable()
-        assert _last_statement(admin, pid) == "SELECT pg_backend_pid()"  # no SELECT 1 reached the server
-    finally:
-        admin.close()
+def test_a_connection_in_good_order_is_usable_without_a_round_trip(admin):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'the last statement sent'")
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    assert _last_statement(admin, pid) == "SELECT pg_backend_pid()"
+    assert connection.is_usable()
+    assert _last_statement(admin, pid) == "SELECT pg_backend_pid()"  # no SELECT 1 reached the server
 
 
-def test_a_connection_left_inside_a_transaction_is_asked_to_the_server():
+def test_a_connection_left_inside_a_transaction_is_asked_to_the_server(admin):
     """Django's check says such a connection is unusable after a failed statement; polling the socket cannot tell."""
-    admin = _admin_connection()
     try:
         connection.ensure_connection()
         pid = connection.connection.info.backend_pid
@@ -87,19 +85,15 @@ def test_a_connection_left_inside_a_transaction_is_asked_to_the_server():
         assert not connection.is_usable()  # SELECT 1 failed: the transaction is aborted
         assert _last_statement(admin, pid) == "SELECT 1"
     finally:
-        admin.close()
         connection.close()
 
 
-def test_a_connection_the_server_ended_is_unusable():
-    admin = _admin_connection()
+def test_a_connection_the_server_ended_is_unusable(admin):
     try:
         connection.ensure_connection()
-        pid = connection.connection.info.backend_pid
-        _terminate(admin, pid)
+        _terminate(admin, connection.connection.info.backend_pid)
         assert not connection.is_usable()
     finally:
-        admin.close()
         connection.close()
 
 
@@ -110,14 +104,13 @@ def test_a_closed_connection_is_unusable():
     connection.close()
 
 
-def test_a_check_after_the_server_ended_the_kept_connection_is_answered():
+def test_a_check_after_the_server_ended_the_kept_connection_is_answered(admin):
     """A web process that keeps its connection (as production does) answers the first check after the server ended
     that connection: the health check replaces it before the check's first statement."""
     account = funded_account(Decimal("100000"))
     market_price_set(symbol="BTC-USD", price=Decimal("50000"))
     token = issue_token(TokenKind.BOT, instance=account)
     server = web_server(server_env(DB_CONN_MAX_AGE="60", MARKET_PRICE_TTL="3600"), threads=1).start()
-    admin = _admin_connection()
     try:
         first = _post_check(server.base_url, token, account.pk, "before")
         assert first == (200, "approved")
@@ -128,7 +121,6 @@ def test_a_check_after_the_server_ended_the_kept_connection_is_answered():
 
         assert after == (200, "approved")
     finally:
-        admin.close()
         server.stop()
     assert set(Position.objects.values_list("client_order_id", flat=True)) == {"before", "after"}
 

@@ -158,11 +158,6 @@ def test_a_deeply_nested_short_body_is_a_400_for_a_warm_bot_as_for_a_cold_one(wa
 
 
 # ---------------------------------------------------------------------------------------------- a held body
-def _zadds(redis_client) -> int:
-    """ZADDs Redis ran, scripts' included: the token gate adds the request to the throttle's window."""
-    return redis_client.info("commandstats").get("cmdstat_zadd", {}).get("calls", 0)
-
-
 def _post(base_url: str, token: str, body: bytes) -> int:
     request = urllib.request.Request(  # noqa: S310 - a loopback http:// URL built here
         f"{base_url}{CHECK_URL}",
@@ -197,7 +192,7 @@ def test_a_trading_stop_committed_before_the_body_arrived_is_applied_to_the_chec
         for _ in range(2):  # the token resolved and remembered by the server: the next request takes the gate
             assert _post(server.base_url, token, json.dumps({**fields, "dry_run": True}).encode()) == 200
         body = json.dumps({**fields, "client_order_id": "held"}).encode() + b" " * 3000  # valid JSON, 3 KB
-        before = _zadds(redis_client)
+        before = _calls(redis_client, "zadd")
         with socket.create_connection(("127.0.0.1", int(server.base_url.rsplit(":", 1)[1])), timeout=10) as sock:
             sock.sendall(
                 f"POST {CHECK_URL} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
@@ -205,7 +200,7 @@ def test_a_trading_stop_committed_before_the_body_arrived_is_applied_to_the_chec
                 + body[:40]
             )
             deadline = time.monotonic() + 10
-            while _zadds(redis_client) == before:  # the token's round trip has run (it counts the request)
+            while _calls(redis_client, "zadd") == before:  # the token's round trip has run (it counts the request)
                 assert time.monotonic() < deadline, server.log_tail()
                 time.sleep(0.01)
             user_permission_update(
