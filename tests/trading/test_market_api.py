@@ -291,3 +291,35 @@ def test_redis_down_a_price_write_answers_503_saying_the_cache_is_unavailable(fe
         503,
         {"error": {"code": "market_cache_unavailable", "message": "The price cache is unavailable."}},
     )
+
+
+def test_one_output_serializer_renders_marks_from_many_threads_at_once():
+    """trading.api renders every mark through one serializer instance made at import: threads rendering different
+    marks at once each get their own mark back, in the API's format."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from trading.api import _render
+
+    def mark(number: int) -> MarketPrice:
+        price = Decimal(number) + Decimal("0.125")
+        when = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=number)
+        return MarketPrice(symbol=f"S{number}-USD", price=price, bid=None, ask=price + 1, timestamp=when)
+
+    def expected(number: int) -> dict:
+        when = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=number)
+        return {
+            "symbol": f"S{number}-USD",
+            "price": f"{number}.12500000",
+            "bid": None,
+            "ask": f"{number + 1}.12500000",
+            "timestamp": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+    def render_many(start: int) -> list[bool]:
+        return [dict(_render(mark(n)).data) == expected(n) for n in range(start, start + 300)]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = [ok for chunk in pool.map(render_many, range(0, 16 * 300, 300)) for ok in chunk]
+
+    assert len(results) == 16 * 300
+    assert all(results)
