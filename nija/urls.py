@@ -4,6 +4,7 @@ the JSON 404 of the error contract (also with DEBUG on, where Django would rende
 from django.contrib import admin
 from django.http import HttpRequest, JsonResponse
 from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 
 from nija.api.docs import RedocDocsView, SwaggerDocsView
@@ -11,7 +12,10 @@ from nija.api.errors import error_response
 from nija.metrics import metrics_view
 
 
+@csrf_exempt
 def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
+    """Exempt from CSRF like every DRF view: it changes nothing, and without it a POST to a mistyped path (a trailing
+    slash, say) was refused by Django's CSRF check with an HTML 403 that read like an authentication problem."""
     return error_response(404, "not_found", f"No API endpoint at {request.path}.")
 
 

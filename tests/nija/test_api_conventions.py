@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.utils.translation import gettext_lazy
 from rest_framework.exceptions import ParseError
 from rest_framework.renderers import JSONRenderer
@@ -33,6 +34,27 @@ def test_unknown_api_path_is_json_404_with_debug_on(client, settings):
     _assert_error_shape(
         client.post("/api/does-not-exist", data="{}", content_type="application/json"), 404, "not_found"
     )
+
+
+@pytest.mark.parametrize("method", ["post", "put", "patch", "delete"])
+@pytest.mark.parametrize("bearer", [True, False])
+@pytest.mark.parametrize("path", ["/api/nope", "/api/risk/check-position/", "/api/accounts/1/metrics/"])
+def test_unknown_api_paths_answer_json_404_to_writes_under_djangos_csrf_check(path, bearer, method):
+    """A real client sends no CSRF token: Django's test client skips the check unless asked, so this one enforces it
+    (a POST to a mistyped path was an HTML 403 "CSRF verification failed")."""
+    client = Client(enforce_csrf_checks=True)
+    headers = {"Authorization": "Bearer not-a-real-token"} if bearer else {}
+    response = getattr(client, method)(path, data="{}", content_type="application/json", headers=headers)
+    _assert_error_shape(response, 404, "not_found")
+
+
+@pytest.mark.django_db
+def test_a_known_api_path_under_djangos_csrf_check_still_answers_as_the_api():
+    """The exemption is the catch-all's alone; an API view keeps DRF's own handling (here: no credentials, 401)."""
+    response = Client(enforce_csrf_checks=True).post(
+        "/api/risk/check-position", data="{}", content_type="application/json"
+    )
+    _assert_error_shape(response, 401, "not_authenticated")
 
 
 def test_paths_outside_the_api_keep_djangos_html_404(client):
