@@ -1,8 +1,9 @@
 """Request-level middleware of /api/.
 
-- Guards: oversize bodies (JSON 413) and unexpected exceptions (JSON 500). Django's own oversize error is a plain
-  400, and DRF reads the body stream itself (bypassing Django's check), so the declared Content-Length is checked
-  here before any view or parser runs.
+- Guards: oversize bodies (JSON 413) and unexpected exceptions (JSON 500). What Django itself answers as a
+  client's error (Http404, PermissionDenied, SuspiciousOperation ...) keeps its 404, 403 or 400, in the error
+  contract's JSON by nija.urls' handlers. Django's own oversize error is a plain 400, and DRF reads the body stream
+  itself (bypassing Django's check), so the declared Content-Length is checked here before any view or parser runs.
 - Content-Security-Policy (django-csp) with its two header values built once: a response no view changed the
   policy of and no page took a nonce for gets the same headers every time, so they are built from the settings
   once (again when a setting changes) instead of twice a response.
@@ -29,10 +30,11 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.http.multipartparser import MultiPartParserError
 from rest_framework.authentication import get_authorization_header
 
 from nija.api.errors import error_response
@@ -95,6 +97,10 @@ class BrowserMessageMiddleware(_SkippedByBearerApiRequests, MessageMiddleware):
     """Django's MessageMiddleware, except for /api/ requests with a bearer token (no message storage)."""
 
 
+# What Django itself answers as a client's error (django.core.handlers.exception.response_for_exception), never a 500.
+_CLIENT_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation, MultiPartParserError)
+
+
 class ApiErrorMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
         self.get_response = get_response
@@ -109,6 +115,8 @@ class ApiErrorMiddleware:
             return None
         if isinstance(exception, RequestDataTooBig):
             return self._too_large()
+        if isinstance(exception, _CLIENT_ERRORS):
+            return None  # Django answers these as 400, 403 or 404 through nija.urls' handlers: JSON under /api/
         logger.exception("unhandled_api_exception", extra={"path": request.path})
         return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")
 

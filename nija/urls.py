@@ -1,8 +1,10 @@
 """Top-level URLs. Every API path lives under /api/ with no trailing slash; unknown /api/ paths answer
-the JSON 404 of the error contract (also with DEBUG on, where Django would render an HTML page)."""
+the JSON 404 of the error contract (also with DEBUG on, where Django would render an HTML page). Django's own
+400, 403 (CSRF included), 404 and 500 answers are the error contract's JSON under /api/, its HTML pages elsewhere."""
 
 from django.contrib import admin
-from django.http import HttpRequest, JsonResponse
+from django.core.exceptions import DisallowedHost
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
@@ -19,8 +21,44 @@ def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> Json
     return error_response(404, "not_found", f"No API endpoint at {request.path}.")
 
 
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """A Host header outside DJANGO_ALLOWED_HOSTS is the usual cause: a bot pointed at an address the deployment
+    does not list. Its answer names that, where Django's page says only "Bad Request (400)"."""
+    if _is_api(request):
+        if isinstance(exception, DisallowedHost):
+            return error_response(
+                400, "disallowed_host", "This server does not answer to the Host header sent (DJANGO_ALLOWED_HOSTS)."
+            )
+        return error_response(400, "bad_request", "The request could not be understood.")
+    from django.views.defaults import bad_request as django_bad_request
+
+    return django_bad_request(request, exception)
+
+
+def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    if _is_api(request):
+        return error_response(403, "permission_denied", "You do not have permission to perform this action.")
+    from django.views.defaults import permission_denied as django_permission_denied
+
+    return django_permission_denied(request, exception)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """settings.CSRF_FAILURE_VIEW. DRF's views do their own CSRF check (session callers only), so under /api/ this
+    answers only a view outside DRF that forgot its exemption: JSON all the same."""
+    if _is_api(request):
+        return error_response(403, "csrf_failed", "CSRF verification failed.")
+    from django.views.csrf import csrf_failure as django_csrf_failure
+
+    return django_csrf_failure(request, reason)
+
+
 def server_error(request: HttpRequest, *args: object, **kwargs: object):
-    if request.path.startswith("/api/"):
+    if _is_api(request):
         return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")
     from django.views.defaults import server_error as django_server_error
 
@@ -28,7 +66,7 @@ def server_error(request: HttpRequest, *args: object, **kwargs: object):
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None):
-    if request.path.startswith("/api/"):
+    if _is_api(request):
         return api_not_found(request)
     from django.views.defaults import page_not_found as django_page_not_found
 
@@ -58,5 +96,7 @@ urlpatterns = [
     re_path(r"^api/.*$", api_not_found),
 ]
 
+handler400 = bad_request
+handler403 = permission_denied
 handler404 = page_not_found
 handler500 = server_error

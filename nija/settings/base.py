@@ -27,6 +27,8 @@ SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 ROOT_URLCONF = "nija.urls"
+# JSON under /api/, Django's page elsewhere (nija/urls.py).
+CSRF_FAILURE_VIEW = "nija.urls.csrf_failure"
 WSGI_APPLICATION = "nija.wsgi.application"
 ASGI_APPLICATION = "nija.asgi.application"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

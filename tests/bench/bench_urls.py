@@ -6,7 +6,7 @@ authenticated API GET against them."""
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from nija.urls import handler404, handler500  # noqa: F401 - handlers re-exported
+from nija.urls import handler400, handler403, handler404, handler500  # noqa: F401 - handlers re-exported
 from nija.urls import urlpatterns as project_patterns
 
 

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from nija.urls import handler404, handler500  # noqa: F401
+from nija.urls import handler400, handler403, handler404, handler500  # noqa: F401
 from nija.urls import urlpatterns as project_urlpatterns
 from tests.logs.tasks import record_correlation
 

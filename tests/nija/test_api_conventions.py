@@ -57,6 +57,59 @@ def test_a_known_api_path_under_djangos_csrf_check_still_answers_as_the_api():
     _assert_error_shape(response, 401, "not_authenticated")
 
 
+@pytest.fixture
+def probes(settings):
+    """The project's URLs plus plain Django views (not DRF), under /api/ and outside (tests/nija/urls_middleware.py)."""
+    settings.ROOT_URLCONF = "tests.nija.urls_middleware"
+    settings.DEBUG = False
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/api/health", "/api/nope", "/api/risk/check-position"])
+def test_a_host_header_outside_allowed_hosts_is_a_json_400_naming_it_under_the_api(settings, path):
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    response = Client().get(path, headers={"Host": "10.9.8.7:8000", "Authorization": "Bearer x"})
+    error = _assert_error_shape(response, 400, "disallowed_host")
+    assert "DJANGO_ALLOWED_HOSTS" in error["message"]
+
+
+def test_a_host_header_outside_allowed_hosts_keeps_djangos_html_400_outside_the_api(settings):
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    settings.DEBUG = False
+    response = Client().get("/no-such-page", headers={"Host": "10.9.8.7:8000"})
+    assert response.status_code == 400
+    assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [("/api/probe/denied", 403, "permission_denied"), ("/api/probe/suspicious", 400, "bad_request")],
+)
+def test_djangos_own_403_and_400_are_the_error_contract_under_the_api(probes, path, status, code):
+    _assert_error_shape(Client(raise_request_exception=False).get(path), status, code)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("path", "status"), [("/probe/denied", 403), ("/probe/suspicious", 400)])
+def test_djangos_own_403_and_400_stay_html_outside_the_api(probes, path, status):
+    response = Client(raise_request_exception=False).get(path)
+    assert response.status_code == status
+    assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.django_db
+def test_a_csrf_failure_under_the_api_is_the_error_contract_and_html_outside_it(probes):
+    """Only a view outside DRF that forgot its exemption can fail Django's CSRF check under /api/."""
+    client = Client(enforce_csrf_checks=True)
+    _assert_error_shape(
+        client.post("/api/probe/middleware", data="{}", content_type="application/json"), 403, "csrf_failed"
+    )
+    outside = client.post("/probe/middleware", data="{}", content_type="application/json")
+    assert outside.status_code == 403
+    assert b"CSRF verification failed" in outside.content
+
+
 def test_paths_outside_the_api_keep_djangos_html_404(client):
     response = client.get("/no-such-page")
     assert response.status_code == 404

@@ -1,10 +1,12 @@
-"""Test-only URLconf: the project's URLs plus a probe, under /api/ and outside it, that reports what the browser's
-middleware left on the request (tests/nija/test_browser_middleware.py)."""
+"""Test-only URLconf: the project's URLs plus probes, under /api/ and outside it: one reports what the browser's
+middleware left on the request (tests/nija/test_browser_middleware.py); two raise what Django answers with its own
+400 and 403 pages (tests/nija/test_api_conventions.py)."""
 
+from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
-from nija.urls import handler404, handler500  # noqa: F401 - handlers re-exported
+from nija.urls import handler400, handler403, handler404, handler500  # noqa: F401 - handlers re-exported
 from nija.urls import urlpatterns as project_urlpatterns
 
 
@@ -23,8 +25,20 @@ def middleware_probe(request: HttpRequest) -> JsonResponse:
     )
 
 
+def denied_probe(request: HttpRequest) -> JsonResponse:
+    raise PermissionDenied
+
+
+def suspicious_probe(request: HttpRequest) -> JsonResponse:
+    raise SuspiciousOperation("probe")
+
+
 urlpatterns = [
     path("api/probe/middleware", middleware_probe),
     path("probe/middleware", middleware_probe),
+    path("api/probe/denied", denied_probe),
+    path("probe/denied", denied_probe),
+    path("api/probe/suspicious", suspicious_probe),
+    path("probe/suspicious", suspicious_probe),
     *project_urlpatterns,
 ]
