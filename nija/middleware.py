@@ -30,11 +30,18 @@ from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
-from django.core.exceptions import BadRequest, PermissionDenied, RequestDataTooBig, SuspiciousOperation
+from django.core.exceptions import (
+    BadRequest,
+    PermissionDenied,
+    RequestDataTooBig,
+    SuspiciousFileOperation,
+    SuspiciousOperation,
+)
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.http.multipartparser import MultiPartParserError
+from django.http.response import DisallowedRedirect
 from rest_framework.authentication import get_authorization_header
 
 from nija.api.errors import error_response
@@ -99,6 +106,8 @@ class BrowserMessageMiddleware(_SkippedByBearerApiRequests, MessageMiddleware):
 
 # What Django itself answers as a client's error (django.core.handlers.exception.response_for_exception), never a 500.
 _CLIENT_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation, MultiPartParserError)
+# SuspiciousOperations a view of ours raises from its own values (a file path, a redirect it builds): our bug, a 500.
+_SERVER_SUSPICIOUS = (SuspiciousFileOperation, DisallowedRedirect)
 
 
 class ApiErrorMiddleware:
@@ -115,7 +124,7 @@ class ApiErrorMiddleware:
             return None
         if isinstance(exception, RequestDataTooBig):
             return self._too_large()
-        if isinstance(exception, _CLIENT_ERRORS):
+        if isinstance(exception, _CLIENT_ERRORS) and not isinstance(exception, _SERVER_SUSPICIOUS):
             return None  # Django answers these as 400, 403 or 404 through nija.urls' handlers: JSON under /api/
         logger.exception("unhandled_api_exception", extra={"path": request.path})
         return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")

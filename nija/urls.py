@@ -1,6 +1,7 @@
 """Top-level URLs. Every API path lives under /api/ with no trailing slash; unknown /api/ paths answer
 the JSON 404 of the error contract (also with DEBUG on, where Django would render an HTML page). Django's own
-400, 403 (CSRF included), 404 and 500 answers are the error contract's JSON under /api/, its HTML pages elsewhere."""
+400, 403 (CSRF included), 404 and 500 answers are the error contract's JSON under /api/, its HTML pages elsewhere
+(with DEBUG on Django shows its technical page for a 400 instead)."""
 
 from django.contrib import admin
 from django.core.exceptions import DisallowedHost

@@ -4,7 +4,8 @@
 #   scripts/services.sh start [postgres|redis|test-redis|browser ...]   start what is not running (default: postgres redis);
 #                                                                `browser` installs Debian's Chromium for the browser tests,
 #                                                                `cli-tools` curl and jq for the README walkthrough test
-#   scripts/services.sh stop                                     stop everything this checkout started
+#   scripts/services.sh stop [postgres|redis|test-redis ...]     stop them (default: all three; test-redis is the one on
+#                                                                TEST_REDIS_PORT, as for start)
 #   scripts/services.sh status
 #
 # Idempotent: a server that already answers is left alone; a stale pid file never blocks a start.
@@ -212,10 +213,20 @@ case "$cmd" in
         *) die "unknown service: $what" ;;
       esac
     done ;;
-  stop) stop_postgres; stop_redis_on "$REDIS_PORT"; stop_redis_on "$TEST_REDIS_PORT" ;;
+  stop)
+    # Each name stops that service alone (`stop test-redis` used to stop everything: the development Redis too).
+    [ $# -gt 0 ] || set -- postgres redis test-redis
+    for what in "$@"; do
+      case "$what" in
+        postgres) stop_postgres ;;
+        redis) stop_redis_on "$REDIS_PORT" ;;
+        test-redis) stop_redis_on "$TEST_REDIS_PORT" ;;
+        *) die "unknown service: $what" ;;
+      esac
+    done ;;
   status)
     pg_running && echo "postgres: running on 127.0.0.1:$PG_PORT" || echo "postgres: stopped"
     redis_up "$REDIS_PORT" && echo "redis: running on 127.0.0.1:$REDIS_PORT" || echo "redis: stopped"
     redis_up "$TEST_REDIS_PORT" && echo "test-redis: running on 127.0.0.1:$TEST_REDIS_PORT" || echo "test-redis: stopped" ;;
-  *) die "usage: $0 start [postgres|redis|test-redis|browser|cli-tools]... | stop | status" ;;
+  *) die "usage: $0 start [postgres|redis|test-redis|browser|cli-tools]... | stop [postgres|redis|test-redis]... | status" ;;
 esac

@@ -141,3 +141,47 @@ def test_a_running_cluster_without_durability_is_fixed_without_a_restart(checkou
     assert "already running" in result.stderr
     assert "turning on fsync full_page_writes synchronous_commit" in result.stderr
     assert checkout.durability() == dict.fromkeys(DURABILITY, "on")
+
+
+def _redis_answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def test_stop_stops_only_the_services_it_names(tmp_path):
+    """`stop test-redis` stops the test Redis alone (it used to stop every service of the checkout, the development
+    Redis included); `stop` with no name still stops them all, and an unknown name is refused."""
+    (tmp_path / "scripts").mkdir()
+    shutil.copy2(Path(settings.BASE_DIR) / "scripts" / "services.sh", tmp_path / "scripts" / "services.sh")
+    redis_port, test_redis_port = _free_port(), _free_port()
+    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "TEST_REDIS_URL")}
+    env |= {"REDIS_PORT": str(redis_port), "TEST_REDIS_PORT": str(test_redis_port), "PG_PORT": str(_free_port())}
+
+    def services(*args: str) -> subprocess.CompletedProcess:
+        script = str(tmp_path / "scripts" / "services.sh")
+        return subprocess.run([script, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+    try:
+        assert services("start", "redis", "test-redis").returncode == 0
+        assert _redis_answers(redis_port)
+        assert _redis_answers(test_redis_port)
+
+        assert services("stop", "test-redis").returncode == 0
+        assert not _redis_answers(test_redis_port)
+        assert _redis_answers(redis_port)
+
+        refused = services("stop", "redis", "no-such-service")
+        assert refused.returncode != 0
+        assert "unknown service: no-such-service" in refused.stderr
+
+        assert services("start", "test-redis").returncode == 0
+        assert services("stop").returncode == 0
+        assert not _redis_answers(redis_port)
+        assert not _redis_answers(test_redis_port)
+    finally:
+        for port in (redis_port, test_redis_port):
+            subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, check=False)

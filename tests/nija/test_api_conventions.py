@@ -91,6 +91,12 @@ def test_djangos_own_403_and_400_are_the_error_contract_under_the_api(probes, pa
 
 
 @pytest.mark.django_db
+def test_a_suspicious_file_operation_of_a_view_stays_a_500(probes):
+    """A path or redirect the view built itself is the server's bug, not the client's request."""
+    _assert_error_shape(Client(raise_request_exception=False).get("/api/probe/file"), 500, "internal_error")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize(("path", "status"), [("/probe/denied", 403), ("/probe/suspicious", 400)])
 def test_djangos_own_403_and_400_stay_html_outside_the_api(probes, path, status):
     response = Client(raise_request_exception=False).get(path)

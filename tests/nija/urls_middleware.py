@@ -2,7 +2,7 @@
 middleware left on the request (tests/nija/test_browser_middleware.py); two raise what Django answers with its own
 400 and 403 pages (tests/nija/test_api_conventions.py)."""
 
-from django.core.exceptions import PermissionDenied, SuspiciousOperation
+from django.core.exceptions import PermissionDenied, SuspiciousFileOperation, SuspiciousOperation
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
@@ -33,6 +33,10 @@ def suspicious_probe(request: HttpRequest) -> JsonResponse:
     raise SuspiciousOperation("probe")
 
 
+def file_probe(request: HttpRequest) -> JsonResponse:
+    raise SuspiciousFileOperation("a path a view built itself")
+
+
 urlpatterns = [
     path("api/probe/middleware", middleware_probe),
     path("probe/middleware", middleware_probe),
@@ -40,5 +44,6 @@ urlpatterns = [
     path("probe/denied", denied_probe),
     path("api/probe/suspicious", suspicious_probe),
     path("probe/suspicious", suspicious_probe),
+    path("api/probe/file", file_probe),
     *project_urlpatterns,
 ]
