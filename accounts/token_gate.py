@@ -145,7 +145,7 @@ def token_gate(
     if len(reply) == 1:
         return GateReading(entry=reply[0], matched=False)
     entry, counted, allowed, remaining, retry_ms, was_lost, *values = reply
-    values += [None] * (len(prefetch) - len(values))  # a Lua table's trailing nils are not sent
+    # MGET's missing keys reach the script as false, which comes back as nil (RESP2) or False (RESP3): one value a key.
     prefetched = {key: value if isinstance(value, bytes) else None for key, value in zip(prefetch, values, strict=True)}
     decision = rate_decision_from(window.limit, [allowed, remaining, retry_ms]) if window and counted else None
     return GateReading(

@@ -7,12 +7,14 @@ from django.contrib import admin
 from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path, re_path
+from django.views import csrf, defaults
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView
 
 from nija.api.docs import RedocDocsView, SwaggerDocsView
 from nija.api.errors import error_response
 from nija.metrics import metrics_view
+from nija.middleware import is_api_request
 
 
 @csrf_exempt
@@ -22,56 +24,42 @@ def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> Json
     return error_response(404, "not_found", f"No API endpoint at {request.path}.")
 
 
-def _is_api(request: HttpRequest) -> bool:
-    return request.path.startswith("/api/")
-
-
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """A Host header outside DJANGO_ALLOWED_HOSTS is the usual cause: a bot pointed at an address the deployment
     does not list. Its answer names that, where Django's page says only "Bad Request (400)"."""
-    if _is_api(request):
+    if is_api_request(request):
         if isinstance(exception, DisallowedHost):
             return error_response(
                 400, "disallowed_host", "This server does not answer to the Host header sent (DJANGO_ALLOWED_HOSTS)."
             )
         return error_response(400, "bad_request", "The request could not be understood.")
-    from django.views.defaults import bad_request as django_bad_request
-
-    return django_bad_request(request, exception)
+    return defaults.bad_request(request, exception)
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    if _is_api(request):
+    if is_api_request(request):
         return error_response(403, "permission_denied", "You do not have permission to perform this action.")
-    from django.views.defaults import permission_denied as django_permission_denied
-
-    return django_permission_denied(request, exception)
+    return defaults.permission_denied(request, exception)
 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """settings.CSRF_FAILURE_VIEW. DRF's views do their own CSRF check (session callers only), so under /api/ this
     answers only a view outside DRF that forgot its exemption: JSON all the same."""
-    if _is_api(request):
+    if is_api_request(request):
         return error_response(403, "csrf_failed", "CSRF verification failed.")
-    from django.views.csrf import csrf_failure as django_csrf_failure
-
-    return django_csrf_failure(request, reason)
+    return csrf.csrf_failure(request, reason)
 
 
 def server_error(request: HttpRequest, *args: object, **kwargs: object):
-    if _is_api(request):
+    if is_api_request(request):
         return error_response(500, "internal_error", "An unexpected error occurred; it has been logged.")
-    from django.views.defaults import server_error as django_server_error
-
-    return django_server_error(request)
+    return defaults.server_error(request)
 
 
 def page_not_found(request: HttpRequest, exception: Exception | None = None):
-    if _is_api(request):
+    if is_api_request(request):
         return api_not_found(request)
-    from django.views.defaults import page_not_found as django_page_not_found
-
-    return django_page_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
 
 
 api_patterns = [

@@ -61,8 +61,8 @@ def _symbol(text: str) -> str:
 
 
 # Made once: a serializer deep-copies its declared fields each time one is made. Rendering a mark with a new instance
-# took 70 µs, with this one 14 µs (timeit, in process), of a market GET's 2 ms. `to_representation` only reads the
-# fields, so one instance serves every thread.
+# takes about 70 µs, through this one about 20 µs with its Response (tests/bench/bench_request_parts.py), of a market
+# GET's 2 ms. `to_representation` only reads the fields, so one instance serves every thread.
 _MARKET_PRICE_OUTPUT = MarketPriceOutputSerializer()
 
 
